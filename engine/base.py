@@ -1,0 +1,213 @@
+"""The duplex engine interface: what every engine offers the gateway, and nothing of calls.
+
+An :class:`Engine` is a factory of :class:`EngineSession` objects, one per call. A session is a
+duplex stream: the gateway pushes the caller's audio in continuously (silence included, so
+the engine keeps its own clock from the audio it is given) and pulls events out of
+:meth:`EngineSession.events`.
+
+Inputs are plain synchronous method calls because the gateway makes them on its per-frame hot
+path: they must return at once and never block. An engine whose work is slow (a model forward,
+a network round trip) queues the input and does the work elsewhere (a batch worker, a thread,
+another task), then reports through :meth:`EventChannel.put`.
+
+Audio positions: every :class:`Audio` event extends the session's *output timeline*, counted in
+milliseconds of audio emitted since the session opened. When the caller interrupts, the gateway
+discards what was not yet heard and calls :meth:`EngineSession.played` with the position on that
+timeline up to which the caller did hear the bot, so the engine can truncate what it believes it
+said. Later audio continues the timeline where emission left off (the discarded span is not
+reused).
+
+Engines import only this module and their own libraries: an engine knows nothing of carriers,
+calls or the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+#: Rates an engine session may declare; the gateway resamples from/to 8 kHz telephone audio.
+SUPPORTED_RATES = (8000, 16000, 24000)
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    """Bot speech: 16-bit signed little-endian mono PCM at the session's rate."""
+
+    pcm: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """The caller is taking the turn: stop playback now and report :meth:`played`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """The last interruption was false (a cough, not a turn): replay what was cut, if still held."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """Text of what one side said; ``final=False`` marks a partial hypothesis."""
+
+    role: str  # "caller" or "bot"
+    text: str
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """End the call after the audio already emitted has played."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Hand the call to a phone number (E.164) or SIP URI."""
+
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendDtmf:
+    """Play DTMF digits to the caller (``0-9*#``, ``w`` for a half-second pause)."""
+
+    digits: str
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A named measurement the engine wants recorded with the call (seconds or counts)."""
+
+    name: str
+    value: float
+
+
+EngineEvent = Audio | Interrupt | Resume | Transcript | Hangup | Transfer | SendDtmf | Metric
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What an engine may know about the call it serves: identities, never transports."""
+
+    call_id: str
+    caller: str = ""
+    called: str = ""
+    direction: str = "inbound"
+    #: Route settings and per-call variables (prompt, flow, contact fields...).
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+class EngineError(Exception):
+    """Base of engine failures.
+
+    EngineError
+    ├── EngineUnavailable   the engine could not open a session (model missing, service down)
+    └── EngineFailed        a running session broke; the call takes its route's fallback
+    """
+
+
+class EngineUnavailable(EngineError):
+    """Raised by :meth:`Engine.open` when no session can be had."""
+
+
+class EngineFailed(EngineError):
+    """Raised out of :meth:`EngineSession.events` when a running session breaks."""
+
+
+class EventChannel:
+    """A single-consumer event queue cheaper than :class:`asyncio.Queue`.
+
+    Engines put events from the event loop's thread; one consumer iterates. Only one waiter
+    future is ever created per idle period, so a burst of events costs no extra wake-ups.
+    """
+
+    __slots__ = ("_events", "_waiter", "_closed", "_error")
+
+    def __init__(self) -> None:
+        self._events: deque[EngineEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._error: BaseException | None = None
+
+    def put(self, event: EngineEvent) -> None:
+        if self._closed:
+            return
+        self._events.append(event)
+        self._wake()
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the stream; the consumer sees ``error`` raised once pending events are read."""
+        self._closed = True
+        self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def __aiter__(self) -> AsyncIterator[EngineEvent]:
+        events = self._events
+        while True:
+            while events:
+                yield events.popleft()
+            if self._closed:
+                if self._error is not None:
+                    raise self._error
+                return
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+
+class EngineSession(ABC):
+    """One call's duplex stream. See the module docstring for the timing contract."""
+
+    #: Sample rate of audio in both directions, one of :data:`SUPPORTED_RATES`.
+    sample_rate: int
+
+    def __init__(self, sample_rate: int) -> None:
+        if sample_rate not in SUPPORTED_RATES:
+            raise ValueError(f"sample rate {sample_rate} not in {SUPPORTED_RATES}")
+        self.sample_rate = sample_rate
+        self.channel = EventChannel()
+
+    @abstractmethod
+    def send_audio(self, pcm: bytes) -> None:
+        """Take the caller's next audio (int16 LE at :attr:`sample_rate`); must not block."""
+
+    def dtmf(self, digit: str) -> None:  # noqa: B027 - optional hook, default ignores
+        """The caller pressed ``digit``."""
+
+    def played(self, ms: int) -> None:  # noqa: B027 - optional hook, default ignores
+        """After an interruption: the caller heard the output timeline up to ``ms``."""
+
+    def events(self) -> AsyncIterator[EngineEvent]:
+        """The session's output events; ends when the session closes."""
+        return aiter(self.channel)
+
+    async def close(self) -> None:
+        """Release the session's resources; the event stream ends."""
+        self.channel.close()
+
+
+class Engine(ABC):
+    """A factory of sessions; one instance serves every call of a gateway process."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    async def open(self, context: CallContext) -> EngineSession:
+        """Open a session for one call, or raise :class:`EngineUnavailable`."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, default has nothing to free
+        """Release engine-wide resources (models, batch workers) at gateway shut-down."""

@@ -1,0 +1,39 @@
+"""Engines by name: the one place the gateway and dial plans learn which engines exist."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.base import Engine
+
+
+def _echo(**options: Any) -> Engine:
+    from engine.echo import EchoEngine
+
+    return EchoEngine(**options)
+
+
+def _tone(**options: Any) -> Engine:
+    from engine.tone import ToneEngine
+
+    return ToneEngine(**options)
+
+
+#: Name -> factory taking the engine's options. Imports are deferred so that naming an engine
+#: costs nothing until it is used (model-backed engines load heavy libraries).
+ENGINES: Mapping[str, Callable[..., Engine]] = {
+    "echo": _echo,
+    "tone": _tone,
+}
+
+ENGINE_NAMES = frozenset(ENGINES)
+
+
+def create_engine(name: str, **options: Any) -> Engine:
+    """Build the engine called ``name``; ValueError names the known ones otherwise."""
+    try:
+        factory = ENGINES[name]
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; known: {', '.join(sorted(ENGINES))}") from None
+    return factory(**options)
