@@ -1,0 +1,350 @@
+"""Twilio over FastAPI: the voice and status webhooks and the Media Streams websocket.
+
+The protocol lives in ``stream.py`` (sans-I/O) and the call in ``gateway.session``; this module
+only pumps bytes between them and the sockets. Per call it runs three things under one
+TaskGroup: the reader (this endpoint), the writer (the only coroutine that writes the socket,
+so a ``clear`` can be put ahead of everything not yet written) and the engine-event pump.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from engine.base import CallContext, Engine, EngineError, EngineFailed
+from gateway.calls import CallRegistry
+from gateway.carriers.twilio.control import (
+    StreamCloseControl,
+    TwilioRestControl,
+    rest_client,
+)
+from gateway.carriers.twilio.signature import SignatureChecker, public_url
+from gateway.carriers.twilio.stream import (
+    AudioChunk,
+    Dtmf,
+    MarkReached,
+    ProtocolViolation,
+    RemoteProtocolError,
+    StreamStarted,
+    StreamStopped,
+    TwilioStream,
+)
+from gateway.carriers.twilio.twiml import connect_stream
+from gateway.config import Settings
+from gateway.ledger import CallLedger
+from gateway.playout import Playout
+from gateway.session import CallControl, CallSession
+
+log = logging.getLogger("overtalk.twilio")
+
+MEDIA_PATH = "/twilio/media"
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+CLOSE_UNAVAILABLE = 1013  # "try again later": the engine could not take the call
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+@dataclass
+class TwilioCarrier:
+    """What the Twilio routes need from the gateway."""
+
+    settings: Settings
+    engine: Engine
+    calls: CallRegistry
+
+    def __post_init__(self) -> None:
+        token = self.settings.twilio_auth_token
+        self.checker = SignatureChecker(token) if token else None
+        sid = self.settings.twilio_account_sid
+        self.rest = (
+            rest_client(sid, token, self.settings.twilio_api_base or None)
+            if sid and token
+            else None
+        )
+
+    def base_url(self, fallback: str) -> str:
+        return self.settings.public_url or fallback
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route("/twilio/voice", self.voice, methods=["POST"])
+        router.add_api_route("/twilio/status", self.status, methods=["POST"])
+        router.add_api_websocket_route(MEDIA_PATH, self.media)
+        return router
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    async def _authorized_form(self, request: Request) -> dict[str, str] | None:
+        form = await request.form()
+        params = {k: v for k, v in form.items() if isinstance(v, str)}
+        if self.checker is None:
+            client = request.client.host if request.client else None
+            return params if _is_loopback(client) else None
+        url = public_url(
+            self.base_url(str(request.base_url)), request.url.path, request.url.query
+        )
+        if not self.checker.check_webhook(url, params, request.headers.get("x-twilio-signature")):
+            log.warning("x rejected unsigned or forged request to %s", request.url.path)
+            return None
+        return params
+
+    async def voice(self, request: Request) -> Response:
+        """Answer an incoming call with a bidirectional stream to the configured engine."""
+        params = await self._authorized_form(request)
+        if params is None:
+            return Response("forbidden\n", status_code=403, media_type="text/plain")
+        call_sid = params.get("CallSid", "")
+        log.info(
+            "< voice webhook call %s from %s to %s (%s)",
+            call_sid,
+            params.get("From", ""),
+            params.get("To", ""),
+            params.get("Direction", ""),
+        )
+        stream_url = public_url(self.base_url(str(request.base_url)), MEDIA_PATH, websocket=True)
+        context = {
+            "call_sid": call_sid,
+            "from": params.get("From", ""),
+            "to": params.get("To", ""),
+            "direction": params.get("Direction", "inbound"),
+        }
+        twiml = connect_stream(stream_url, {k: v[:400] for k, v in context.items()})
+        return Response(twiml, media_type="application/xml")
+
+    async def status(self, request: Request) -> Response:
+        """Keep Twilio's call status callbacks with their call."""
+        params = await self._authorized_form(request)
+        if params is None:
+            return Response("forbidden\n", status_code=403, media_type="text/plain")
+        call_sid = params.get("CallSid", "")
+        self.calls.status(call_sid, params)
+        log.info("< status of call %s: %s", call_sid, params.get("CallStatus", "?"))
+        return Response(status_code=204)
+
+    # -- media stream ------------------------------------------------------------------------
+
+    def _upgrade_allowed(self, ws: WebSocket) -> bool:
+        if self.checker is None:
+            return _is_loopback(ws.client.host if ws.client else None)
+        base = self.base_url(str(ws.base_url).replace("ws", "http", 1))
+        url = public_url(base, ws.url.path, websocket=True)
+        return self.checker.check_upgrade(url, ws.headers.get("x-twilio-signature"))
+
+    async def media(self, ws: WebSocket) -> None:
+        """One call's Media Stream, from upgrade to close."""
+        if not self._upgrade_allowed(ws):
+            log.warning("x rejected media stream upgrade: bad or missing signature")
+            await ws.close(code=CLOSE_POLICY)
+            return
+        await ws.accept()
+        call = _MediaCall(self, ws)
+        await call.run()
+
+
+class _TwilioTransport:
+    """MediaTransport over a TwilioStream; the writer coroutine drains it to the socket."""
+
+    __slots__ = ("stream", "ws", "_wakeup", "session")
+
+    def __init__(self, stream: TwilioStream, ws: WebSocket) -> None:
+        self.stream = stream
+        self.ws = ws
+        self._wakeup = asyncio.Event()
+        self.session: CallSession | None = None
+
+    def send_audio(self, frame: bytes) -> None:
+        self.stream.send_audio(frame)
+
+    def send_mark(self, name: str) -> None:
+        self.stream.send_mark(name)
+
+    def send_clear(self) -> None:
+        self.stream.send_clear()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run_writer(self) -> None:
+        stream = self.stream
+        send = self.ws.send_text
+        wakeup = self._wakeup
+        while True:
+            await wakeup.wait()
+            wakeup.clear()
+            while (message := stream.next_message()) is not None:
+                await send(message)
+                session = self.session
+                if session is not None and stream.is_clear(message):
+                    requested = session.clear_requested_at
+                    if requested is not None:
+                        session.ledger.clear_latencies.append(time.monotonic() - requested)
+                        session.clear_requested_at = None
+
+
+class _MediaCall:
+    """The lifetime of one Media Stream connection."""
+
+    def __init__(self, carrier: TwilioCarrier, ws: WebSocket) -> None:
+        self.carrier = carrier
+        self.ws = ws
+        self.stream = TwilioStream()
+        self.transport = _TwilioTransport(self.stream, ws)
+        self.ledger: CallLedger | None = None
+
+    async def _receive(self) -> str | bytes | None:
+        """The next frame's data, or None once the peer has gone."""
+        try:
+            message = await self.ws.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        return text if text is not None else message.get("bytes") or b""
+
+    async def _await_start(self) -> StreamStarted | None:
+        stream = self.stream
+        while True:
+            data = await self._receive()
+            if data is None:
+                return None
+            stream.receive_message(data, time.monotonic())
+            for event in stream.events_received():
+                if isinstance(event, StreamStarted):
+                    return event
+                if isinstance(event, ProtocolViolation):
+                    log.warning("x before start: %s", event.reason)
+
+    async def run(self) -> None:
+        settings = self.carrier.settings
+        try:
+            started = await asyncio.wait_for(self._await_start(), settings.start_timeout)
+        except TimeoutError:
+            log.warning("x no 'start' within %.0f s; closing", settings.start_timeout)
+            await self._close(CLOSE_POLICY)
+            return
+        except RemoteProtocolError as exc:
+            log.warning("x media stream before start: %s", exc.reason)
+            await self._close(exc.close_code)
+            return
+        if started is None:
+            return
+        params = started.custom_parameters
+        ledger = CallLedger(
+            call_id=started.call_sid,
+            carrier="twilio",
+            engine=self.carrier.engine.name,
+            started_at=time.time(),
+        )
+        self.ledger = ledger
+        context = CallContext(
+            call_id=started.call_sid,
+            caller=params.get("from", ""),
+            called=params.get("to", ""),
+            direction=params.get("direction", "inbound"),
+            parameters=params,
+        )
+        try:
+            engine_session = await self.carrier.engine.open(context)
+        except EngineError as exc:
+            log.error("x engine %s unavailable for call %s: %s", ledger.engine, ledger.call_id, exc)
+            ledger.engine_errors += 1
+            ledger.end_reason = f"engine unavailable: {exc}"
+            self.carrier.calls.ended(ledger)
+            # Closing the stream makes Twilio run the TwiML after </Connect> (the fallback).
+            await self._close(CLOSE_UNAVAILABLE)
+            return
+        control: CallControl
+        rest = self.carrier.rest
+        if rest is not None:
+            control = TwilioRestControl(rest, started.call_sid)
+        else:
+            control = StreamCloseControl(lambda: self._close(CLOSE_NORMAL))
+        session = CallSession(
+            engine_session,
+            self.transport,
+            control,
+            ledger,
+            playout=Playout(lead=settings.lead_ms / 1000.0, mark_every=settings.mark_every),
+        )
+        self.transport.session = session
+        self.carrier.calls.started(ledger)
+        log.info("= call %s streaming to engine %s", ledger.call_id, ledger.engine)
+        reason = "stream closed"
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                writer = tasks.create_task(self.transport.run_writer())
+                pump = tasks.create_task(self._pump_engine(session))
+                try:
+                    reason = await self._read(session)
+                finally:
+                    writer.cancel()
+                    pump.cancel()
+        except* EngineFailed:
+            reason = "engine failed"
+        except* Exception as group:  # noqa: BLE001 - any failure ends this call only
+            reason = f"internal error: {group.exceptions[0]!r}"
+            ledger.errors.append(reason)
+            log.exception("x call %s failed", ledger.call_id, exc_info=group.exceptions[0])
+        finally:
+            await session.close(reason)
+            self.carrier.calls.ended(ledger)
+            await self._close(CLOSE_NORMAL)
+
+    async def _pump_engine(self, session: CallSession) -> None:
+        await session.run_engine_events()
+        # The engine ended its stream: the conversation is over from its side.
+        await self._close(CLOSE_NORMAL)
+
+    async def _read(self, session: CallSession) -> str:
+        """Feed the session until the stream stops; returns why it ended."""
+        stream = self.stream
+        ledger = session.ledger
+        clock = time.monotonic
+        while True:
+            data = await self._receive()
+            if data is None:
+                return "caller disconnected"
+            try:
+                stream.receive_message(data, clock())
+            except RemoteProtocolError as exc:
+                ledger.protocol_violations += 1
+                log.warning("x call %s: %s; closing", ledger.call_id, exc.reason)
+                await self._close(exc.close_code)
+                return f"protocol error: {exc.reason}"
+            for event in stream.events_received():
+                if type(event) is AudioChunk:
+                    session.receive_audio(event.payload, event.timestamp)
+                elif type(event) is MarkReached:
+                    session.receive_mark(event.name)
+                elif type(event) is Dtmf:
+                    session.receive_dtmf(event.digit)
+                elif type(event) is StreamStopped:
+                    return "stream stopped"
+                elif type(event) is ProtocolViolation:
+                    ledger.protocol_violations += 1
+                    log.warning("x call %s: ignored message: %s", ledger.call_id, event.reason)
+
+    async def _close(self, code: int) -> None:
+        ws = self.ws
+        if ws.application_state is WebSocketState.CONNECTED or (
+            ws.client_state is WebSocketState.CONNECTING
+        ):
+            try:
+                await ws.close(code=code)
+            except RuntimeError:
+                pass  # already closing from the other side

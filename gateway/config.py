@@ -1,0 +1,102 @@
+"""Gateway settings: defaults < config file (TOML) < ``OVERTALK_*`` environment < command line.
+
+Secrets come only from the environment (``TWILIO_AUTH_TOKEN``, ``TWILIO_ACCOUNT_SID``), never
+from files that end up in version control.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or malformed; the message names it and its source."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: The base URL Twilio reaches this gateway at (``https://bot.example.com``). Signatures are
+    #: checked against it, and ``<Stream url>`` is built from it. Unset: taken from each request,
+    #: which is only right when nothing (proxy, tunnel) sits in between.
+    public_url: str = ""
+    engine: str = "echo"
+    #: Options passed to the engine's factory (``rate``, ``mode``...), from the config file.
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
+    log_level: str = "info"
+    #: Outbound pacing: how far ahead of real time audio is sent, and marks per N frames.
+    lead_ms: int = 120
+    mark_every: int = 2
+    #: Seconds to wait for the Media Stream's ``start`` message.
+    start_timeout: float = 10.0
+    #: Where per-call ledgers are written as JSON (unset: logged only).
+    records_dir: str = ""
+    twilio_auth_token: str = ""
+    twilio_account_sid: str = ""
+    #: REST API base URL; only changed to point at a stand-in (the simulator, tests).
+    twilio_api_base: str = ""
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.twilio_auth_token)
+
+
+_SECRET_ENV = {"twilio_auth_token": "TWILIO_AUTH_TOKEN", "twilio_account_sid": "TWILIO_ACCOUNT_SID"}
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    kind = type(getattr(Settings(), name))
+    if kind is dict or name == "engine_options":
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: {name} must be a table")
+        return dict(value)
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {name} must be {kind.__name__}, not {value!r}") from None
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the sources in precedence order; unknown keys are errors, not silently ignored."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or env.get("OVERTALK_CONFIG")
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        section = data.get("gateway", data)
+        for key, value in section.items():
+            name = key.replace("-", "_")
+            if name not in _FIELDS or name in _SECRET_ENV:
+                raise ConfigError(f"{path}: unknown setting {key!r}")
+            values[name] = _coerce(name, value, str(path))
+    for name in _FIELDS:
+        if name in _SECRET_ENV:
+            if env.get(_SECRET_ENV[name]):
+                values[name] = env[_SECRET_ENV[name]]
+            continue
+        var = "OVERTALK_" + name.upper()
+        if var in env and name != "engine_options":
+            values[name] = _coerce(name, env[var], var)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    settings = replace(Settings(), **values)
+    if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"public_url must start with http:// or https://: {settings.public_url}")
+    return settings

@@ -1,0 +1,348 @@
+"""CallSession: one call joined to one engine session, whatever carrier brought it.
+
+The session converts between the carrier's 8 kHz G.711 and the engine's PCM rate, paces the
+engine's speech out through :class:`~gateway.playout.Playout`, and carries out the engine's
+decisions: an ``Interrupt`` becomes a carrier ``clear`` plus :meth:`EngineSession.played` with
+the position the caller heard; ``Hangup``/``Transfer`` go to the carrier's call control once
+the speech before them has played.
+
+It knows no carrier: a carrier adapter feeds it (``receive_*``) and gives it two seams, a
+:class:`MediaTransport` (where frames, marks and clears go) and a :class:`CallControl` (REST
+or signalling actions). Per-frame work is synchronous and allocation-light; the only tasks a
+call owns are the engine-event pump here and the adapter's reader and writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from engine.base import (
+    Audio,
+    EngineEvent,
+    EngineFailed,
+    EngineSession,
+    Hangup,
+    Interrupt,
+    Metric,
+    Resume,
+    SendDtmf,
+    Transcript,
+    Transfer,
+)
+from gateway.audio.dtmf import dtmf_pcm
+from gateway.audio.g711 import ULAW_SILENCE, ulaw_decode, ulaw_encode
+from gateway.audio.resample import StreamResampler
+from gateway.ledger import CallLedger
+from gateway.playout import Playout
+
+log = logging.getLogger("overtalk.session")
+
+CARRIER_RATE = 8000
+FRAME_BYTES = 160  # 20 ms of 8 kHz G.711
+#: A jump in the carrier's media timestamps up to this long is filled with silence, so the
+#: engine's clock (the audio it is given) stays the call's clock; longer jumps are not audio
+#: gaps but a broken peer, and are not filled.
+MAX_GAP_FILL_MS = 2000
+#: How long a Hangup/Transfer waits for the speech before it to finish playing.
+MAX_DRAIN_BEFORE_ACTION = 30.0
+#: Release the outbound resampler's tail this long before the carrier's buffer runs dry.
+FLUSH_MARGIN = 0.040
+
+
+class MediaTransport(Protocol):
+    """Where the session's outbound media goes (a carrier connection). Calls never block."""
+
+    def send_audio(self, frame: bytes) -> None: ...
+
+    def send_mark(self, name: str) -> None: ...
+
+    def send_clear(self) -> None:
+        """Drop whatever is buffered for the caller, ahead of anything not yet written."""
+
+    def wake(self) -> None:
+        """Messages are ready: have the writer flush them."""
+
+
+class CallControl(Protocol):
+    """Call actions outside the media path (Twilio REST, SIP signalling)."""
+
+    async def hangup(self) -> None: ...
+
+    async def transfer(self, target: str) -> None: ...
+
+
+class CallSession:
+    """One call <-> one engine session. See the module docstring."""
+
+    def __init__(
+        self,
+        engine: EngineSession,
+        transport: MediaTransport,
+        control: CallControl,
+        ledger: CallLedger,
+        *,
+        playout: Playout | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.control = control
+        self.ledger = ledger
+        self.playout = playout or Playout()
+        self.clock = clock
+        rate = engine.sample_rate
+        self._in_resampler = StreamResampler(CARRIER_RATE, rate)
+        self._out_resampler = StreamResampler(rate, CARRIER_RATE)
+        self._engine_bytes_per_ms = rate * 2 / 1000.0
+        # Inbound clock, from the carrier's media timestamps.
+        self._next_in_ts = -1
+        # Outbound timeline: ms of engine audio emitted, and where the 8 kHz stream starts.
+        self._emitted_ms = 0.0
+        self._out_base_ms = 0.0
+        self._out_samples = 0
+        self._pending = b""  # mu-law bytes short of a whole frame
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._after_playout: list[tuple[str, str]] = []
+        self._action_task: asyncio.Task[None] | None = None
+        self.closed = False
+        #: Set to the monotonic time of the last clear requested, until the writer reports it.
+        self.clear_requested_at: float | None = None
+
+    # -- inbound: caller -> engine (per frame, synchronous) ----------------------------------
+
+    def receive_audio(self, ulaw: bytes, timestamp_ms: int = -1) -> None:
+        """Feed one chunk of caller audio (G.711 mu-law) to the engine."""
+        ledger = self.ledger
+        ledger.frames_in += 1
+        if timestamp_ms >= 0:
+            expected = self._next_in_ts
+            if expected >= 0 and 20 <= timestamp_ms - expected <= MAX_GAP_FILL_MS:
+                gap = timestamp_ms - expected
+                ledger.gap_fill_seconds += gap / 1000.0
+                self._feed(bytes([ULAW_SILENCE]) * (gap * 8))
+            self._next_in_ts = timestamp_ms + len(ulaw) // 8
+        self._feed(ulaw)
+
+    def _feed(self, ulaw: bytes) -> None:
+        self.ledger.audio_in_seconds += len(ulaw) / 8000.0
+        pcm = self._in_resampler.process(ulaw_decode(ulaw))
+        if pcm:
+            self.engine.send_audio(pcm)
+
+    def receive_dtmf(self, digit: str) -> None:
+        self.ledger.dtmf_in += 1
+        self.engine.dtmf(digit)
+
+    def receive_mark(self, name: str) -> None:
+        """A mark echo: update the ledger, and send more if playback made room."""
+        now = self.clock()
+        if self.playout.mark_echoed(name, now):
+            self.pump(now)
+            if self._after_playout and self.playout.idle:
+                self._start_pending_action()
+
+    # -- outbound: engine -> caller ----------------------------------------------------------
+
+    def handle_engine_event(self, event: EngineEvent) -> None:
+        """Act on one engine event; synchronous, so an Interrupt clears with no task hop."""
+        match event:
+            case Audio(pcm=pcm):
+                self._emit(pcm)
+            case Interrupt():
+                self._interrupt()
+            case Resume():
+                self._resume()
+            case Transcript(role=role, text=text, final=final):
+                if final:
+                    self.ledger.transcript.append((role, text))
+            case Metric(name=name, value=value):
+                self.ledger.metrics[name] = value
+            case SendDtmf(digits=digits):
+                try:
+                    pcm = dtmf_pcm(digits, self.engine.sample_rate)
+                except ValueError as exc:
+                    self.ledger.errors.append(f"engine SendDtmf: {exc}")
+                    return
+                self._emit(pcm)
+            case Hangup():
+                self._after_playout.append(("hangup", ""))
+                self._arm_pending_action()
+            case Transfer(target=target):
+                self._after_playout.append(("transfer", target))
+                self._arm_pending_action()
+
+    def _emit(self, pcm: bytes) -> None:
+        self._emitted_ms += len(pcm) / self._engine_bytes_per_ms
+        self._frame(ulaw_encode(self._out_resampler.process(pcm)))
+        self.pump(self.clock())
+
+    def _frame(self, ulaw: bytes) -> None:
+        """Cut mu-law into 20 ms frames, each tagged with where it ends on the timeline."""
+        if self._pending:
+            ulaw = self._pending + ulaw
+        usable = len(ulaw) - len(ulaw) % FRAME_BYTES
+        playout = self.playout
+        samples = self._out_samples
+        base = self._out_base_ms
+        for start in range(0, usable, FRAME_BYTES):
+            samples += FRAME_BYTES
+            playout.enqueue(ulaw[start : start + FRAME_BYTES], base + samples / 8.0)
+        self._out_samples = samples
+        self._pending = ulaw[usable:]
+
+    def _flush_tail(self) -> None:
+        """The engine paused: release what the resampler and framer hold, padded to a frame."""
+        tail = ulaw_encode(self._out_resampler.flush())
+        if tail or self._pending:
+            tail = self._pending + tail
+            self._pending = b""
+            pad = -len(tail) % FRAME_BYTES
+            self._frame(tail + bytes([ULAW_SILENCE]) * pad)
+            # Padding is silence the engine never emitted: keep the timeline on its own clock.
+            self._out_base_ms -= pad / 8.0
+
+    def _interrupt(self) -> None:
+        now = self.clock()
+        clearing = self.playout.clear(now)
+        self.transport.send_clear()
+        self.clear_requested_at = now
+        self.transport.wake()
+        self._out_resampler.reset()
+        self._pending = b""
+        self._out_base_ms = self._emitted_ms
+        self._out_samples = 0
+        self._cancel_timer()
+        ledger = self.ledger
+        ledger.clears += 1
+        ledger.discarded_frames += clearing.discarded_frames
+        ledger.heard_at_clear.append(clearing.heard_ms)
+        self.engine.played(int(clearing.heard_ms))
+
+    def _resume(self) -> None:
+        requeued = self.playout.resume(self.clock())
+        if requeued:
+            self.ledger.resumes += 1
+            self.pump(self.clock())
+
+    # -- pacing ------------------------------------------------------------------------------
+
+    def pump(self, now: float) -> None:
+        """Hand the transport every frame and mark due by ``now``; arm the timer for the next."""
+        playout = self.playout
+        items = playout.poll(now)
+        deadline = playout.next_deadline()
+        if deadline is None and (self._pending or self._out_resampler.pending):
+            # Queue empty but the resampler and framer hold the end of the speech. Release it
+            # just before the carrier runs dry: sooner would cut a stream the engine is still
+            # feeding (a restart mid-utterance clicks), later would leave the tail unplayed.
+            flush_at = playout.play_end - FLUSH_MARGIN
+            if now >= flush_at:
+                self._flush_tail()
+                items.extend(playout.poll(now))
+                deadline = playout.next_deadline()
+            else:
+                deadline = flush_at
+        if items:
+            transport = self.transport
+            for item in items:
+                if type(item) is bytes:
+                    transport.send_audio(item)
+                else:
+                    transport.send_mark(item)  # type: ignore[arg-type]
+            transport.wake()
+        self._arm(deadline)
+
+    def _arm(self, deadline: float | None) -> None:
+        if deadline == self._deadline or self.closed:
+            return
+        self._cancel_timer()
+        if deadline is None:
+            return
+        self._deadline = deadline
+        loop = asyncio.get_running_loop()
+        # The playout deadline is on self.clock; the loop's timer on loop.time().
+        delay = deadline - self.clock()
+        self._timer = loop.call_at(loop.time() + max(0.0, delay), self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._deadline = None
+        self.pump(self.clock())
+
+    # -- control actions after playout -------------------------------------------------------
+
+    def _arm_pending_action(self) -> None:
+        self.pump(self.clock())
+        if self.playout.idle:
+            self._start_pending_action()
+        else:
+            asyncio.get_running_loop().call_later(
+                MAX_DRAIN_BEFORE_ACTION, self._start_pending_action
+            )
+
+    def _start_pending_action(self) -> None:
+        if not self._after_playout or self.closed:
+            return
+        if self._action_task is not None and not self._action_task.done():
+            return
+        self._action_task = asyncio.get_running_loop().create_task(self._run_actions())
+
+    async def _run_actions(self) -> None:
+        while self._after_playout:
+            kind, target = self._after_playout.pop(0)
+            try:
+                if kind == "hangup":
+                    log.info("= engine hangs up call %s", self.ledger.call_id)
+                    await self.control.hangup()
+                else:
+                    log.info("= engine transfers call %s to %s", self.ledger.call_id, target)
+                    await self.control.transfer(target)
+            except Exception as exc:  # a failed REST call must not end the media path
+                self.ledger.errors.append(f"{kind} failed: {exc}")
+                log.warning("x %s of call %s failed: %s", kind, self.ledger.call_id, exc)
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    async def run_engine_events(self) -> None:
+        """Pump the engine's events until its stream ends; an engine failure ends the call."""
+        try:
+            async for event in self.engine.events():
+                self.handle_engine_event(event)
+        except EngineFailed as exc:
+            self.ledger.engine_errors += 1
+            self.ledger.errors.append(f"engine failed: {exc}")
+            log.warning("x engine failed on call %s: %s", self.ledger.call_id, exc)
+            raise
+
+    async def close(self, reason: str) -> None:
+        """End the call's media: stop timers, close the engine, settle the ledger."""
+        if self.closed:
+            return
+        self.closed = True
+        self._cancel_timer()
+        ledger = self.ledger
+        playout = self.playout
+        ledger.end_reason = ledger.end_reason or reason
+        ledger.ended_at = time.time()
+        ledger.frames_out = playout.frames_sent
+        ledger.audio_out_seconds = playout.frames_sent * 0.02
+        ledger.marks_sent = playout.marks_sent
+        ledger.marks_echoed = playout.marks_echoed
+        ledger.stale_marks = playout.stale_marks
+        try:
+            await self.engine.close()
+        except Exception as exc:  # the engine's own cleanup failing must not leak the call
+            ledger.errors.append(f"engine close failed: {exc}")
+        if self._action_task is not None and not self._action_task.done():
+            await asyncio.gather(self._action_task, return_exceptions=True)
