@@ -115,7 +115,7 @@ class Playout:
         play_end = self._play_end
         if play_end < now:
             play_end = now  # the carrier's buffer ran dry: playback restarts on arrival
-        horizon = now + self.lead
+        horizon = now + self.lead - 1e-9  # float sums of 0.02 must not buy an extra frame
         marks = self._marks
         while queue and play_end < horizon:
             frame, end_ms = queue.popleft()

@@ -24,7 +24,8 @@ async def serve(
     """
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", **options)
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # Leave signal handling to the embedding program (the demo, a benchmark, pytest).
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:

@@ -51,6 +51,7 @@ __all__ = [
     "PlayedAudio",
     "Playout",
     "new_sid",
+    "ulaw_to_pcm",
 ]
 
 #: Twilio's media rate: 8000 mu-law bytes (samples) per second.
@@ -59,6 +60,11 @@ SAMPLE_RATE = 8000
 FRAME_BYTES = 160
 #: DTMF digits Twilio reports on a Media Stream.
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
+def ulaw_to_pcm(ulaw: bytes) -> bytes:
+    """G.711 mu-law -> 16-bit little-endian linear PCM."""
+    return audioop.ulaw2lin(ulaw, 2)
 
 
 def new_sid(prefix: str) -> str:
@@ -122,7 +128,7 @@ class PlayedAudio:
 
     def pcm(self) -> bytes:
         """The samples as 16-bit little-endian linear PCM."""
-        return audioop.ulaw2lin(self.ulaw, 2)
+        return ulaw_to_pcm(self.ulaw)
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,11 +175,30 @@ class CallReport:
         data: dict[str, Any] = {
             name: getattr(self, name)
             for name in (
-                "call_sid", "account_sid", "stream_sid", "caller", "called", "http_status",
-                "streamed", "ended_by", "error", "close_code", "close_reason", "duration_s",
-                "frames_sent", "frames_late", "max_lateness_ms", "dtmf_sent", "media_received",
-                "marks_received", "clears_received", "marks_echoed", "bot_audio_played_s",
-                "bot_audio_cleared_s", "violations", "notes",
+                "call_sid",
+                "account_sid",
+                "stream_sid",
+                "caller",
+                "called",
+                "http_status",
+                "streamed",
+                "ended_by",
+                "error",
+                "close_code",
+                "close_reason",
+                "duration_s",
+                "frames_sent",
+                "frames_late",
+                "max_lateness_ms",
+                "dtmf_sent",
+                "media_received",
+                "marks_received",
+                "clears_received",
+                "marks_echoed",
+                "bot_audio_played_s",
+                "bot_audio_cleared_s",
+                "violations",
+                "notes",
             )
         }
         data["failed"] = self.failed
@@ -215,8 +234,11 @@ class CallReport:
             f"call {self.call_sid or '-'}  {self.caller} -> {self.called}  "
             f"stream {self.stream_sid or '-'}",
             f"ended by {self.ended_by or '?'} after {self.duration_s:.2f} s"
-            + (f" (close code {self.close_code}{_reason(self.close_reason)})"
-               if self.close_code is not None else "")
+            + (
+                f" (close code {self.close_code}{_reason(self.close_reason)})"
+                if self.close_code is not None
+                else ""
+            )
             + (f"  ERROR: {self.error}" if self.error else ""),
         ]
         if self.twiml:

@@ -372,7 +372,10 @@ class ScriptRunner:
                         self._note(f"barge_in: bot never heard speaking in {step.timeout_s} s")
                         self.turns.append(
                             TurnRecord(
-                                len(self.turns), "barge_in", step.label, self._step_started,
+                                len(self.turns),
+                                "barge_in",
+                                step.label,
+                                self._step_started,
                                 note="bot never heard speaking",
                             )
                         )
