@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.dialplan.numbers import NumberPattern, is_e164
+from gateway.dialplan.numbers import NumberPattern
 from gateway.dialplan.templates import check_template
 from gateway.dialplan.timing import DAY_NAMES, DateRange, Window, parse_days
 

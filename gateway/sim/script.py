@@ -344,6 +344,7 @@ class ScriptRunner:
         self._frames_left = 0  # for Pause and Dtmf
         self._utterance: _Utterance | None = None
         self._dtmf_done = False
+        self._finished_at: float | None = None  # an utterance ended on the previous tick
         self.done = False
         #: Caller utterances in order, for the report.
         self.turns: list[TurnRecord] = []
@@ -360,6 +361,8 @@ class ScriptRunner:
         digits: list[str] = []
         if self._index < 0:
             self._enter(0, now)
+        elif self._finished_at is not None:
+            self._enter(self._index + 1, self._finished_at)
         while not self.done:
             step = self._steps[self._index]
             match step:
@@ -418,6 +421,7 @@ class ScriptRunner:
     def _enter(self, index: int, now: float) -> None:
         self._index = index
         self._step_started = now
+        self._finished_at = None
         self._utterance = None
         self._frames_left = 0
         self._dtmf_done = False
@@ -462,8 +466,8 @@ class ScriptRunner:
             turn.speech_end = now
         utt.pos = i + 1
         if utt.pos >= len(utt.frames):
-            turn.finished = now
-            # Entering the next step at ``now`` means a following wait_for_bot counts from the
-            # moment the caller went quiet; its first frame goes out on the next tick.
-            self._enter(self._index + 1, now)
+            # The next step is entered on the next tick (this frame must still be sent, even
+            # if the script ends there), but dated now: a following wait_for_bot counts from
+            # the moment the caller went quiet.
+            turn.finished = self._finished_at = now
         return FrameOut(frame, voiced, tuple(digits))

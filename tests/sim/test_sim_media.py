@@ -26,10 +26,16 @@ def started(t: float = 0.0, **kwargs: object) -> MediaStreamSim:
     return sim
 
 
+def js(obj: object) -> str:
+    return orjson.dumps(obj).decode()
+
+
 def media_msg(payload: bytes, sid: str = SID) -> str:
-    return orjson.dumps(
-        {"event": "media", "streamSid": sid, "media": {"payload": base64.b64encode(payload).decode()}}
-    ).decode()
+    return js({"event": "media", "streamSid": sid, "media": {"payload": b64(payload)}})
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def mark_msg(name: str) -> str:
@@ -209,8 +215,12 @@ def test_twilio_clear_then_new_audio_plays_from_arrival() -> None:
 def test_twilio_echo_message_shape() -> None:
     sim = started()
     msg = orjson.loads(sim.echo_message(MarkEcho("item:17", 0.0)))
-    assert msg == {"event": "mark", "sequenceNumber": "2", "streamSid": SID,
-                   "mark": {"name": "item:17"}}
+    assert msg == {
+        "event": "mark",
+        "sequenceNumber": "2",
+        "streamSid": SID,
+        "mark": {"name": "item:17"},
+    }
 
 
 def test_twilio_log_records_receipts_and_echoes_with_times() -> None:
@@ -230,14 +240,14 @@ def test_twilio_log_records_receipts_and_echoes_with_times() -> None:
     [
         ("not json", "not JSON"),
         ("[1, 2]", "not a JSON object"),
-        ('{"event": "play", "streamSid": "%s"}' % SID, "unknown event"),
-        ('{"streamSid": "%s"}' % SID, "unknown event"),
-        ('{"event": "clear"}', "missing streamSid"),
-        ('{"event": "clear", "streamSid": "MZother"}', "wrong streamSid"),
-        ('{"event": "media", "streamSid": "%s", "media": {}}' % SID, "missing media.payload"),
-        ('{"event": "media", "streamSid": "%s", "media": {"payload": "@@@"}}' % SID, "base64"),
+        (js({"event": "play", "streamSid": SID}), "unknown event"),
+        (js({"streamSid": SID}), "unknown event"),
+        (js({"event": "clear"}), "missing streamSid"),
+        (js({"event": "clear", "streamSid": "MZother"}), "wrong streamSid"),
+        (js({"event": "media", "streamSid": SID, "media": {}}), "missing media.payload"),
+        (js({"event": "media", "streamSid": SID, "media": {"payload": "@@@"}}), "base64"),
         (media_msg(b"RIFF\x24\x00\x00\x00WAVEfmt "), "WAV header"),
-        ('{"event": "mark", "streamSid": "%s", "mark": {"name": 5}}' % SID, "mark.name"),
+        (js({"event": "mark", "streamSid": SID, "mark": {"name": 5}}), "mark.name"),
     ],
 )
 def test_gateway_message_invalid_recorded_as_violation(message: str, reason: str) -> None:
