@@ -67,9 +67,9 @@ def frames(pcm: np.ndarray) -> list[bytes]:
 SILENCE = [b"\xff" * 160] * 30  # 600 ms
 
 
-async def wait_for(predicate, timeout: float = 5.0):
-    """Poll ``predicate`` until it is true; fail after ``timeout`` (never pass by luck)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for(predicate, limit: float = 5.0):
+    """Poll ``predicate`` until it is true; fail after ``limit`` seconds (never pass by luck)."""
+    deadline = asyncio.get_running_loop().time() + limit
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
