@@ -346,5 +346,5 @@ class _MediaCall:
         ):
             try:
                 await ws.close(code=code)
-            except RuntimeError:
-                pass  # already closing from the other side
+            except (RuntimeError, WebSocketDisconnect):
+                pass  # the peer went first

@@ -1,0 +1,382 @@
+"""``overtalk bench``: how many calls one gateway process carries, and what it adds per frame.
+
+Three measurements, each printed as a table:
+
+1. **On the wire.** A gateway process (``overtalk serve``, echo engine in stream mode at
+   8 kHz, so every caller frame comes straight back) and a load generator in this process,
+   N concurrent Twilio-shaped calls sending a 20 ms ``media`` frame on an absolute schedule and
+   echoing marks. Each frame carries its index, so the generator measures every frame's echo
+   delay (gateway round trip); the gateway's CPU time over the steady window gives CPU per
+   call. A run is real-time when p99 echo delay < 20 ms. The generator shares the machine, so
+   its own send lateness is printed too: when it is late the figures are the generator's limit,
+   not the gateway's.
+2. **Per frame, in process.** The gateway's own work for one frame each way (JSON, base64,
+   G.711, resampling 8 <-> 16 kHz, framing, pacing), timed over many frames of many sessions.
+3. **Interrupt -> clear.** Sessions mid-speech are interrupted; the time from the engine's
+   ``Interrupt`` being handled to ``clear`` written, and the stale frames written after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pybase64
+
+SID = "MZ" + "b" * 32
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return float(np.percentile(np.asarray(values), q))
+
+
+# -- 1. on the wire ----------------------------------------------------------------------------
+
+
+def _frame_payload(index: int) -> bytes:
+    """160 mu-law bytes whose first four carry ``index`` in base 126.
+
+    Codes 0x01-0x7E survive the gateway's decode/encode unchanged (only 0x7F, negative zero,
+    comes back as 0xFF), so the echoed frame names itself.
+    """
+    digits = bytes((index // 126**k) % 126 + 1 for k in range(4))
+    return digits + b"\x55" * 156
+
+
+@dataclass
+class _WireStats:
+    echo_delays: list[float] = field(default_factory=list)
+    send_lateness: list[float] = field(default_factory=list)
+    frames_sent: int = 0
+    frames_back: int = 0
+    failures: int = 0
+
+
+async def _one_call(url: str, n: int, seconds: float, t0: float, stats: _WireStats) -> None:
+    from websockets.asyncio.client import connect
+
+    frames = int(seconds / 0.02)
+    payloads = [_frame_payload(i) for i in range(frames)]
+    index_of = {p[:4]: i for i, p in enumerate(payloads)}
+    sent_at = [0.0] * frames
+    clock = time.perf_counter
+    try:
+        async with connect(url, max_queue=None, compression=None) as ws:
+            start = {
+                "event": "start",
+                "streamSid": SID,
+                "start": {"streamSid": SID, "callSid": f"CA{n:032d}", "customParameters": {}},
+            }
+            await ws.send(orjson.dumps(start).decode())
+
+            async def reader() -> None:
+                async for raw in ws:
+                    now = clock()
+                    if raw[10] == "m" and raw[11] == "e":  # '{"event":"media"...'
+                        payload = pybase64.b64decode(orjson.loads(raw)["media"]["payload"])
+                        i = index_of.get(payload[:4])
+                        if i is not None:
+                            stats.echo_delays.append(now - sent_at[i])
+                            stats.frames_back += 1
+                    elif raw[10] == "m":  # a mark: played out at once by this caller
+                        await ws.send(raw)
+
+            task = asyncio.create_task(reader())
+            prefix = '{"event":"media","streamSid":"' + SID + '","media":{"timestamp":"'
+            for i, payload in enumerate(payloads):
+                due = t0 + i * 0.02
+                delay = due - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                now = clock()
+                stats.send_lateness.append(max(0.0, now - due))
+                sent_at[i] = now
+                text = prefix + str(i * 20) + '","payload":"'
+                await ws.send(text + pybase64.b64encode_as_string(payload) + '"}}')
+                stats.frames_sent += 1
+            await asyncio.sleep(0.3)
+            await ws.send('{"event":"stop","streamSid":"' + SID + '","stop":{}}')
+            task.cancel()
+    except Exception:  # noqa: BLE001 - a failed call is a result, counted
+        stats.failures += 1
+
+
+def _serve_gateway(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    config = workdir / "bench.toml"
+    config.write_text(
+        '[gateway]\nengine = "echo"\nlog_level = "warning"\n'
+        '[gateway.engine_options]\nmode = "stream"\nrate = 8000\n'
+    )
+    cmd = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config),
+           "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wire_run(url: str, calls: int, seconds: float, pid: int) -> dict[str, float]:
+    import psutil
+
+    stats = _WireStats()
+    proc = psutil.Process(pid)
+    t0 = time.perf_counter() + 0.5 + calls * 0.002
+    tasks = [asyncio.create_task(_one_call(url, n, seconds, t0, stats)) for n in range(calls)]
+    # Measure the server's CPU over the steady middle of the run.
+    await asyncio.sleep(max(0.0, t0 - time.perf_counter()) + seconds * 0.2)
+    cpu0, w0 = proc.cpu_times(), time.perf_counter()
+    await asyncio.sleep(seconds * 0.6)
+    cpu1, w1 = proc.cpu_times(), time.perf_counter()
+    rss = proc.memory_info().rss
+    await asyncio.gather(*tasks)
+    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (w1 - w0)
+    delays = [d * 1000 for d in stats.echo_delays]
+    late = [d * 1000 for d in stats.send_lateness]
+    return {
+        "calls": calls,
+        "echo_p50_ms": _pct(delays, 50),
+        "echo_p99_ms": _pct(delays, 99),
+        "frames_back_pct": 100.0 * stats.frames_back / max(1, stats.frames_sent),
+        "gen_late_p99_ms": _pct(late, 99),
+        "server_cpu_pct": cpu * 100,
+        "cpu_per_call_pct": cpu * 100 / calls,
+        "rss_mib": rss / 2**20,
+        "failed_calls": stats.failures,
+        "realtime": float(_pct(delays, 99) < 20 and stats.failures == 0),
+    }
+
+
+async def _wire(calls_list: list[int], seconds: float) -> list[dict[str, float]]:
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = _serve_gateway(port, Path(tmp))
+        try:
+            import httpx
+
+            async with httpx.AsyncClient() as client:
+                for _ in range(200):
+                    try:
+                        await client.get(f"http://127.0.0.1:{port}/healthz")
+                        break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.05)
+            url = f"ws://127.0.0.1:{port}/twilio/media"
+            return [await _wire_run(url, n, seconds, server.pid) for n in calls_list]
+        finally:
+            server.terminate()
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+                print("gateway did not stop within 15 s of SIGTERM", file=sys.stderr)
+            err = server.stderr.read().decode() if server.stderr else ""
+            if err.strip():
+                print("gateway stderr:\n" + err[-3000:], file=sys.stderr)
+
+
+# -- 2. per frame, in process ------------------------------------------------------------------
+
+
+def _inprocess(sessions: int = 100, frames: int = 500) -> dict[str, float]:
+    from engine.base import Audio, EngineSession
+    from gateway.carriers.twilio.stream import AudioChunk, TwilioStream
+    from gateway.ledger import CallLedger
+    from gateway.playout import Playout
+    from gateway.session import CallSession
+
+    class Sink(EngineSession):
+        def send_audio(self, pcm: bytes) -> None:
+            pass
+
+    class Transport:
+        def __init__(self, stream: TwilioStream) -> None:
+            self.stream = stream
+            self.send_audio = stream.send_audio
+            self.send_mark = stream.send_mark
+            self.send_clear = stream.send_clear
+
+        def wake(self) -> None:
+            pass
+
+    async def run() -> dict[str, float]:
+        pairs = []
+        for n in range(sessions):
+            stream = TwilioStream(max_rate=1e9, burst=1e9)
+            stream.receive_message(
+                orjson.dumps(
+                    {"event": "start", "start": {"streamSid": SID, "callSid": f"CA{n}"}}
+                ).decode(),
+                0.0,
+            )
+            stream.events_received()
+            session = CallSession(
+                Sink(16000), Transport(stream), None, CallLedger(f"CA{n}", "bench"),  # type: ignore[arg-type]
+                playout=Playout(lead=1e6),
+            )  # fmt: skip
+            pairs.append((stream, session))
+        inbound = (
+            '{"event":"media","sequenceNumber":"3","streamSid":"' + SID + '","media":{"track":'
+            '"inbound","chunk":"1","timestamp":"0","payload":"'
+            + pybase64.b64encode_as_string(bytes(range(1, 161)))
+            + '"}}'
+        )
+        pcm16k = (np.sin(np.arange(320) / 7) * 9000).astype(np.int16).tobytes()
+        t_in: list[float] = []
+        t_out: list[float] = []
+        clock = time.perf_counter_ns
+        for _ in range(frames):
+            for stream, session in pairs:
+                a = clock()
+                stream.receive_message(inbound, 0.0)
+                for event in stream.events_received():
+                    if type(event) is AudioChunk:
+                        session.receive_audio(event.payload, event.timestamp)
+                b = clock()
+                session.handle_engine_event(Audio(pcm16k))
+                stream.messages_to_send()
+                c = clock()
+                t_in.append((b - a) / 1000)
+                t_out.append((c - b) / 1000)
+        for _, session in pairs:
+            await session.close("bench")
+        return {
+            "sessions": sessions,
+            "in_p50_us": _pct(t_in, 50),
+            "in_p99_us": _pct(t_in, 99),
+            "out_p50_us": _pct(t_out, 50),
+            "out_p99_us": _pct(t_out, 99),
+        }
+
+    return asyncio.run(run())
+
+
+# -- 3. interrupt -> clear ---------------------------------------------------------------------
+
+
+def _interrupts(sessions: int = 100, rounds: int = 20) -> dict[str, float]:
+    from engine.base import Audio, EngineSession, Interrupt
+    from gateway.carriers.twilio.aio import _TwilioTransport
+    from gateway.carriers.twilio.stream import TwilioStream
+    from gateway.ledger import CallLedger
+    from gateway.playout import Playout
+    from gateway.session import CallSession
+
+    class Sink(EngineSession):
+        def send_audio(self, pcm: bytes) -> None:
+            pass
+
+    class Socket:
+        """Records what is written after each clear; yields like a real socket write."""
+
+        def __init__(self) -> None:
+            self.cleared = False
+            self.stale = 0
+
+        async def send_text(self, text: str) -> None:
+            # A socket write returns without yielding unless the peer applies backpressure.
+            if '"clear"' in text[:20]:
+                self.cleared = True
+            elif self.cleared and '"0:' in text:
+                self.stale += 1  # a generation-0 mark after the clear: stale audio went out
+
+    async def run() -> dict[str, float]:
+        speech = (np.sin(np.arange(16000 * 3) / 7) * 9000).astype(np.int16).tobytes()
+        latencies: list[float] = []
+        stale = 0
+        for _ in range(rounds):
+            items = []
+            for n in range(sessions):
+                stream = TwilioStream()
+                stream.receive_message(
+                    orjson.dumps(
+                        {"event": "start", "start": {"streamSid": SID, "callSid": "CA"}}
+                    ).decode(),
+                    0.0,
+                )
+                sock = Socket()
+                transport = _TwilioTransport(stream, sock)  # type: ignore[arg-type]
+                session = CallSession(
+                    Sink(16000), transport, None, CallLedger(f"CA{n}", "bench"),  # type: ignore[arg-type]
+                    playout=Playout(lead=0.2),
+                )  # fmt: skip
+                transport.session = session
+                items.append(
+                    (session, transport, sock, asyncio.create_task(transport.run_writer()))
+                )
+            for session, *_ in items:
+                session.handle_engine_event(Audio(speech))
+            await asyncio.sleep(0.05)
+            # Interrupts arrive spread over time while every other session keeps streaming.
+            for session, *_ in items:
+                session.handle_engine_event(Interrupt())
+                await asyncio.sleep(0.0005)
+            await asyncio.sleep(0.05)
+            for session, _, sock, task in items:
+                latencies.extend(session.ledger.clear_latencies)
+                stale += sock.stale
+                task.cancel()
+                await session.close("bench")
+        ms = [x * 1000 for x in latencies]
+        return {
+            "sessions": sessions,
+            "clears": len(ms),
+            "p50_ms": _pct(ms, 50),
+            "p99_ms": _pct(ms, 99),
+            "stale_frames_after_clear": stale,
+        }
+
+    return asyncio.run(run())
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def _table(rows: list[dict[str, float]]) -> str:
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    lines = [" | ".join(keys), " | ".join("---" for _ in keys)]
+    for row in rows:
+        lines.append(
+            " | ".join(f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k]) for k in keys)
+        )
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    calls = [int(x) for x in str(args.calls).split(",") if x]
+    results: dict[str, object] = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "per_frame_in_process": _inprocess(),
+        "interrupt_to_clear": _interrupts(),
+        "wire": asyncio.run(_wire(calls, args.seconds)),
+    }
+    if args.json:
+        print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print("Gateway work per 20 ms frame, in process (microseconds):")
+    print(_table([results["per_frame_in_process"]]))  # type: ignore[list-item]
+    print("\nEngine Interrupt -> clear written (ms):")
+    print(_table([results["interrupt_to_clear"]]))  # type: ignore[list-item]
+    print(
+        f"\nOn the wire: echo engine, {args.seconds:.0f} s calls, load generator in this process:"
+    )
+    print(_table(results["wire"]))  # type: ignore[arg-type]
+    return 0
