@@ -64,7 +64,8 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     settings = _settings(args)
-    _setup_logging(settings.log_level if args.log_level else "warning")
+    # The demo prints its own report; the gateway's log is kept for errors unless asked for.
+    _setup_logging(settings.log_level if args.log_level else "error")
     return run_demo(settings, wavs=args.wav, lines=args.say, record=args.record)
 
 
