@@ -58,7 +58,8 @@ class TurnResult:
     label: str
     speech_start_ms: float | None
     speech_end_ms: float | None
-    #: say: last voiced caller frame sent -> first non-silent bot media arrived.
+    #: last voiced caller frame sent -> first non-silent bot media arrived (for a barge-in,
+    #: only when it was caught: the bot's reply to the interruption).
     response_ms: float | None = None
     #: barge_in: first voiced caller frame sent -> clear arrived; None = missed.
     barge_in_ms: float | None = None
@@ -82,15 +83,16 @@ def resolve_turns(
         response = barge = None
         note = turn.note
         if turn.kind == "say" and turn.speech_end is not None:
-            j = bisect.bisect_left(voiced_arrivals, turn.speech_end)
-            if j < len(voiced_arrivals) and (nxt is None or voiced_arrivals[j] < nxt):
-                response = round((voiced_arrivals[j] - turn.speech_end) * 1000, 1)
-            else:
+            response = _first_after(voiced_arrivals, turn.speech_end, nxt)
+            if response is None:
                 note = note or "no bot audio"
         elif turn.kind == "barge_in" and turn.speech_start is not None:
             j = bisect.bisect_left(clear_arrivals, turn.speech_start)
             if j < len(clear_arrivals) and (nxt is None or clear_arrivals[j] < nxt):
                 barge = round((clear_arrivals[j] - turn.speech_start) * 1000, 1)
+                # Once the bot stopped, how fast it answered the interruption. Without a
+                # clear the bot never stopped, and its ongoing speech would read as an answer.
+                response = _first_after(voiced_arrivals, turn.speech_end, nxt)
             else:
                 note = note or "missed: no clear"
         elif turn.speech_start is None:
@@ -108,6 +110,16 @@ def resolve_turns(
             )
         )
     return results
+
+
+def _first_after(arrivals: list[float], since: float | None, until: float | None) -> float | None:
+    """Milliseconds from ``since`` to the first arrival in ``[since, until)``, if any."""
+    if since is None:
+        return None
+    j = bisect.bisect_left(arrivals, since)
+    if j < len(arrivals) and (until is None or arrivals[j] < until):
+        return round((arrivals[j] - since) * 1000, 1)
+    return None
 
 
 @dataclass
@@ -151,7 +163,14 @@ class CallReport:
 
     @property
     def failed(self) -> bool:
-        return self.ended_by == "error"
+        """No usable call: an error, or the gateway dropped the stream abnormally.
+
+        A gateway hanging up with close code 1000/1001 is a normal end of call (the bot said
+        goodbye); any other code (1008 policy, 1011 crash, 1006 no close frame) is a failure.
+        """
+        if self.ended_by == "error":
+            return True
+        return self.ended_by == "gateway" and self.close_code not in (1000, 1001)
 
     @property
     def ok(self) -> bool:
@@ -164,7 +183,8 @@ class CallReport:
 
     @property
     def response_latencies_ms(self) -> list[float]:
-        return [t.response_ms for t in self.turns if t.response_ms is not None]
+        """Response latencies of the ``say`` turns (a barge-in's reply is not a turn answer)."""
+        return [t.response_ms for t in self.turns if t.kind == "say" and t.response_ms is not None]
 
     @property
     def barge_in_latencies_ms(self) -> list[float]:
@@ -236,7 +256,7 @@ class CallReport:
             f"ended by {self.ended_by or '?'} after {self.duration_s:.2f} s"
             + (
                 f" (close code {self.close_code}{_reason(self.close_reason)})"
-                if self.close_code is not None
+                if self.ended_by == "gateway" and self.close_code is not None
                 else ""
             )
             + (f"  ERROR: {self.error}" if self.error else ""),
@@ -261,13 +281,13 @@ class CallReport:
             )
             for t in self.turns:
                 span = (
-                    f"{t.speech_start_ms / 1000:6.2f}-{t.speech_end_ms / 1000:6.2f}s"
+                    f"{t.speech_start_ms / 1000:.2f}-{t.speech_end_ms / 1000:.2f} s"
                     if t.speech_start_ms is not None and t.speech_end_ms is not None
                     else "-"
                 )
                 lines.append(
                     f"{t.index + 1:>2}  {t.kind:<8}  {_clip(t.label, 28):<28}  {span:>15}  "
-                    f"{_ms(t.response_ms) if t.kind == 'say' else '':>9}  "
+                    f"{_ms(t.response_ms) if t.kind == 'say' or t.response_ms else '':>9}  "
                     f"{_ms(t.barge_in_ms) if t.kind == 'barge_in' else '':>9}  {t.note}"
                 )
             s = self.summary()

@@ -94,10 +94,11 @@ def _to_int16_8k(samples: np.ndarray, rate: int) -> bytes:
     """Float samples (frames x channels or mono) at ``rate`` -> 8 kHz mono int16 bytes."""
     if samples.ndim == 2:
         samples = samples.mean(axis=1)
-    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    mono: np.ndarray = np.ascontiguousarray(samples, dtype=np.float32)
     if rate != SAMPLE_RATE:
-        samples = soxr.resample(samples, rate, SAMPLE_RATE, quality="HQ")
-    return (np.clip(samples, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes()
+        mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
+    pcm: bytes = (np.clip(mono, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes()
+    return pcm
 
 
 def load_audio(path: str | Path) -> bytes:

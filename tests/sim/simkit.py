@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+with warnings.catch_warnings():  # stdlib on 3.11/3.12, the audioop-lts package from 3.13
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+__all__ = ["DATA", "audioop", "shared", "silence", "tone"]
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

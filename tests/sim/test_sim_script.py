@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import audioop
-
 import numpy as np
 import pytest
 import soundfile
-from simkit import shared, silence, tone
+from simkit import audioop, shared, silence, tone
 
 from gateway.sim.media import PlayedAudio
 from gateway.sim.script import (
