@@ -85,7 +85,12 @@ class _Converter:
         if isinstance(node, yaml.ScalarNode):
             if node.style is None and _SIGNED_DIGITS.fullmatch(node.value):
                 return node.value  # +14155550100 unquoted: a phone number, not an integer
-            return self.loader.construct_object(node, deep=True)
+            try:
+                return self.loader.construct_object(node, deep=True)
+            except ValueError as exc:  # e.g. 2026-13-01 looks like a date but is not one
+                kind = node.tag.rpartition(":")[2]
+                self.problem(node, f"{node.value!r} is not a valid {kind}: {exc}")
+                return node.value
         if id(node) in self.active:
             self.problem(node, "recursive alias: this value contains itself")
             return None

@@ -43,6 +43,7 @@ from gateway.dialplan.problems import DialPlanInvalid, Problem
 from gateway.dialplan.schema import (
     ACTION_MODELS,
     DIRECTIONS,
+    FIELD_MARK,
     NESTED_ACTIONS,
     AnyAction,
     BotAction,
@@ -273,9 +274,7 @@ class _Loader:
             )
 
         defaults = BotDefaults(**bot_defaults)
-        calendars = {
-            name: _calendar(ranges, name) for name, (ranges, _) in holidays.items()
-        }
+        calendars = {name: _calendar(ranges, name) for name, (ranges, _) in holidays.items()}
         lists = {name: tuple(items) for name, (items, _) in caller_lists.items()}
         compiled: dict[str, CompiledRoute] = {}
         for name, (route, source) in routes.items():
@@ -383,7 +382,9 @@ class _Loader:
             engine = update.get("engine", action.engine)
             if engine is None:
                 self.problems.append(
-                    source.at(loc, "bot has no engine: set engine here or defaults.bot.engine")
+                    source.at(
+                        loc, "bot has no engine: set engine here or defaults.bot.engine", key=True
+                    )
                 )
             elif engine not in self.engines:
                 at = (*loc, "engine") if action.engine is not None else loc
@@ -394,6 +395,7 @@ class _Loader:
                     loc,
                     "reject only works as the first thing a call meets; here the call is "
                     "already answered (use hangup)",
+                    key=True,
                 )
             )
         for key in NESTED_ACTIONS:
@@ -436,9 +438,7 @@ class _Loader:
                 clash = WeekSet.of(spans) & mine
                 if clash:
                     other = next(
-                        w.text
-                        for w in when.hours[:j]
-                        if WeekSet.of(w.intervals(days)) & mine
+                        w.text for w in when.hours[:j] if WeekSet.of(w.intervals(days)) & mine
                     )
                     self.problems.append(
                         source.at(
@@ -459,7 +459,7 @@ class _Loader:
             for r in when.dates or ():
                 for day in r.days():
                     dates.add(day)
-                    names.setdefault(day, r.name or "listed date")
+                    names.setdefault(day, r.name or "a listed date")
             for j, calendar in enumerate(when.holidays or ()):
                 if calendar not in calendars:
                     self.problems.append(
@@ -647,9 +647,7 @@ def _all_actions(route: CompiledRoute) -> Iterator[AnyAction]:
     while stack:
         action = stack.pop()
         yield action
-        stack.extend(
-            getattr(action, key) for key in NESTED_ACTIONS if getattr(action, key, None)
-        )
+        stack.extend(getattr(action, key) for key in NESTED_ACTIONS if getattr(action, key, None))
 
 
 def _caller_covers(a: CompiledBranch, b: CompiledBranch) -> bool:
@@ -682,7 +680,7 @@ def _covers(a: CompiledBranch, b: CompiledBranch) -> bool:
 
 def _same_but_time(a: CompiledBranch, b: CompiledBranch) -> bool:
     """True when two branches differ (at most) in days and hours."""
-    if a.times is None and b.times is None:
+    if a.times is None or b.times is None:
         return False
     fields = {"callers", "caller_lists", "anonymous", "direction", "dates", "holidays"}
     return a.when.model_dump(include=fields) == b.when.model_dump(include=fields)
@@ -724,12 +722,15 @@ def _validation_problems(exc: ValidationError, source: _Source) -> list[Problem]
             continue
         if kind in ("value_error", "assertion_error"):
             message = str(error["msg"]).removeprefix("Value error, ")
+            field, sep, rest = message.partition(FIELD_MARK)
+            if sep and field.isidentifier():  # a model check naming the field at fault
+                loc, message = (*loc, field), rest
         elif kind == "literal_error" and isinstance(error.get("input"), str):
             expected = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
             message = f"{field_name}: {error['msg']}"
             hint = difflib.get_close_matches(error["input"], expected, n=1)
             if hint:
-                message = f"{field_name}: {error['input']!r} is not allowed; did you mean {hint[0]!r}?"
+                message = f"{field_name}: {error['input']!r}; did you mean {hint[0]!r}?"
         else:
             message = f"{field_name}: {error['msg']}"
         problems.append(source.at(loc, message))

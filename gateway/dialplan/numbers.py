@@ -52,10 +52,7 @@ def explain_bad_number(text: str) -> str:
     digits = sum(c.isdigit() or c == "X" for c in squeezed)
     if squeezed.startswith("+") and digits > 15:
         return f"{text!r} is not E.164: {digits} digits, at most 15 are allowed"
-    return (
-        f"{text!r} is not an E.164 number (+14155550100) or a pattern "
-        "('+1415*', '+1415555XXXX')"
-    )
+    return f"{text!r} is not an E.164 number (+14155550100) or a pattern ('+1415*', '+1415555XXXX')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +78,7 @@ class NumberPattern:
             raise ValueError(explain_bad_number(text))
         if not open_ended and "X" not in body and len(body) < 2:
             raise ValueError(explain_bad_number(text))
-        regex = re.compile(
-            r"\+" + body.replace("X", "[0-9]") + (r"[0-9]*" if open_ended else "")
-        )
+        regex = re.compile(r"\+" + body.replace("X", "[0-9]") + (r"[0-9]*" if open_ended else ""))
         return cls(canonical, body, open_ended, regex)
 
     @property

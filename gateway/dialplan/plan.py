@@ -38,7 +38,7 @@ class CompiledBranch:
 
     @property
     def action(self) -> AnyAction:
-        return self.spec.do  # type: ignore[return-value]
+        return self.spec.do
 
     @property
     def matches_everything(self) -> bool:

@@ -50,6 +50,15 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _LANGUAGE = re.compile(r"[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
+#: Separates a field name from the message in errors raised by model-level checks, so the
+#: loader can point at that field's line rather than at the whole mapping.
+FIELD_MARK = "\x1f"
+
+
+def _field_error(field: str, message: str) -> ValueError:
+    return ValueError(f"{field}{FIELD_MARK}{message}")
+
+
 def _as_tuple(value: Any) -> Any:
     """Let a single value stand for a one-item list (``days: mon-fri``)."""
     if isinstance(value, str | dict | int) or value is None:
@@ -199,7 +208,7 @@ class BotAction(_Model):
     @model_validator(mode="after")
     def _flow_or_prompt(self) -> BotAction:
         if self.flow is not None and self.prompt is not None:
-            raise ValueError("a bot takes a flow or a prompt, not both")
+            raise _field_error("prompt", "a bot takes a flow or a prompt, not both")
         return self
 
 
@@ -234,8 +243,10 @@ class TransferAction(_Model):
     @field_validator("caller_id", mode="before")
     @classmethod
     def _caller_id(cls, value: Any) -> str | None:
-        if value is None or value in ("{caller}", "{called}"):
-            return value
+        if value is None:
+            return None
+        if value in ("{caller}", "{called}"):
+            return str(value)
         return _e164(value)
 
     @property
@@ -245,7 +256,8 @@ class TransferAction(_Model):
     @model_validator(mode="after")
     def _sip_only(self) -> TransferAction:
         if (self.sip_username or self.sip_password) and not self.is_sip:
-            raise ValueError("sip_username and sip_password only apply to a SIP URI target")
+            field = "sip_username" if self.sip_username else "sip_password"
+            raise _field_error(field, "sip_username and sip_password only apply to a SIP URI")
         return self
 
 
@@ -282,11 +294,14 @@ class VoicemailAction(_Model):
     @model_validator(mode="after")
     def _check(self) -> VoicemailAction:
         if self.greeting is not None and self.greeting_audio is not None:
-            raise ValueError("a voicemail greeting is spoken text or audio, not both")
+            raise _field_error(
+                "greeting_audio", "a voicemail greeting is spoken text or audio, not both"
+            )
         if self.transcribe and self.max_length > MAX_TRANSCRIBED_SECONDS:
-            raise ValueError(
+            raise _field_error(
+                "max_length",
                 f"Twilio transcribes recordings of at most {MAX_TRANSCRIBED_SECONDS} s: lower "
-                "max_length or set transcribe: false"
+                "max_length or set transcribe: false",
             )
         return self
 
@@ -380,18 +395,20 @@ class When(_Model):
         | None
     ) = None
     holidays: (
-        Annotated[tuple[Name, ...], BeforeValidator(_as_tuple), BeforeValidator(_non_empty)]
-        | None
+        Annotated[tuple[Name, ...], BeforeValidator(_as_tuple), BeforeValidator(_non_empty)] | None
     ) = None
 
     @model_validator(mode="after")
     def _consistent(self) -> When:
         if self.anonymous and (self.callers or self.caller_lists):
-            raise ValueError(
-                "this branch can never match: anonymous callers have no number to be in callers"
+            raise _field_error(
+                "anonymous",
+                "this branch can never match: anonymous callers have no number to be in callers",
             )
         if self.days is not None and self.hours and all(w.days is not None for w in self.hours):
-            raise ValueError("days has no effect: every window in hours names its own days")
+            raise _field_error(
+                "days", "days has no effect: every window in hours names its own days"
+            )
         return self
 
     @property

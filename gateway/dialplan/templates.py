@@ -57,9 +57,9 @@ def check_template(text: str) -> None:
             raise ValueError(f"nested fields are not allowed in {text!r}")
         try:
             if name == "now":
-                format(_Now(datetime(2026, 1, 1, tzinfo=UTC)), spec)
+                format(_Now(datetime(2026, 1, 1, tzinfo=UTC)), spec or "")
             else:
-                format("x", spec)
+                format("x", spec or "")
         except ValueError as exc:
             raise ValueError(f"bad format {spec!r} for {{{name}}}: {exc}") from None
 

@@ -35,7 +35,9 @@ WEEK_MINUTES = 7 * DAY_MINUTES
 #: Longest date range accepted: a typo such as 2062 for 2026 should fail loudly.
 MAX_RANGE_DAYS = 3660
 
-_WINDOW = re.compile(r"(?:(?P<days>[A-Za-z,\-]+)\s+)?(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})")
+_WINDOW = re.compile(
+    r"(?:(?P<days>[A-Za-z,\-]+)\s+)?(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})"
+)
 
 
 def _day(word: str) -> int:
