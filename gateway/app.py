@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,19 +13,29 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from engine.base import Engine
-from engine.registry import create_engine
+from engine.registry import ENGINE_NAMES
 from gateway.calls import CallRegistry
 from gateway.carriers.twilio.aio import TwilioCarrier
 from gateway.config import Settings
+from gateway.dialplan import PlanHolder, install_sighup, watch
+from gateway.engines import EngineSet
 
 log = logging.getLogger("overtalk.gateway")
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
-    """Build the gateway app; ``engine`` overrides the one named in ``settings`` (tests)."""
-    engine = engine or create_engine(settings.engine, **dict(settings.engine_options))
+    """Build the gateway app; ``engine`` overrides the one named in ``settings`` (tests).
+
+    Raises :class:`gateway.dialplan.DialPlanInvalid` when the configured dial plan is broken:
+    a gateway does not start without a working plan.
+    """
+    engines = EngineSet(
+        settings.engine, {settings.engine: settings.engine_options}, prebuilt=engine
+    )
+    engine = engines.get()  # the default engine loads before the first call, not during it
+    plans = PlanHolder(settings.dialplan, ENGINE_NAMES) if settings.dialplan else None
     calls = CallRegistry(settings.records_dir or None)
-    twilio = TwilioCarrier(settings, engine, calls)
+    twilio = TwilioCarrier(settings, engines, calls, plans)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,15 +51,29 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 "x TWILIO_AUTH_TOKEN is not set: requests are not authenticated, so only "
                 "loopback clients (127.0.0.0/8, ::1) are accepted"
             )
-        log.info("= engine %s ready", engine.name)
+        watcher = None
+        if plans is not None:
+            log.info("= dial plan %s (%s) in force", plans.path, plans.current.digest)
+            watcher = asyncio.create_task(watch(plans))
+            try:
+                install_sighup(plans, asyncio.get_running_loop())
+            except (NotImplementedError, RuntimeError, ValueError) as exc:
+                log.info("= no SIGHUP reload here (%s); the file watch still reloads", exc)
         try:
             yield
         finally:
-            await engine.aclose()
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            await engines.aclose()
 
     app = FastAPI(title="Overtalk gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.calls = calls
-    app.state.engine = engine
+    app.state.engines = engines
+    app.state.plans = plans
     app.include_router(twilio.router())
 
     @app.get("/healthz")

@@ -6,10 +6,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from gateway.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("overtalk")
+
+#: Used by ``serve`` and ``demo`` when no plan is named and this file exists (run from a checkout).
+DEFAULT_DIALPLAN = "dialplans/default.yaml"
 
 
 def _setup_logging(level: str) -> None:
@@ -30,6 +35,11 @@ def _add_gateway_options(parser: argparse.ArgumentParser) -> None:
         "(OVERTALK_PUBLIC_URL)",
     )
     parser.add_argument("--engine", help="engine name (OVERTALK_ENGINE, default echo)")
+    parser.add_argument(
+        "--dialplan",
+        help="dial-plan file routing inbound calls (OVERTALK_DIALPLAN; default "
+        "dialplans/default.yaml when it exists, else every call to --engine)",
+    )
     parser.add_argument("--log-level", help="debug, info, warning (OVERTALK_LOG_LEVEL)")
     parser.add_argument("--records-dir", help="write each call's ledger here as JSON")
 
@@ -37,19 +47,27 @@ def _add_gateway_options(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         name: getattr(args, name, None)
-        for name in ("host", "port", "public_url", "engine", "log_level", "records_dir")
+        for name in ("host", "port", "public_url", "engine", "log_level", "records_dir", "dialplan")
     }
-    return load_settings(args.config, overrides)
+    settings = load_settings(args.config, overrides)
+    if not settings.dialplan and Path(DEFAULT_DIALPLAN).is_file():
+        settings = replace(settings, dialplan=DEFAULT_DIALPLAN)
+    return settings
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.dialplan import DialPlanInvalid
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except DialPlanInvalid as exc:
+        print(f"overtalk: the dial plan is broken; not starting:\n{exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
         app,
         host=settings.host,

@@ -27,6 +27,9 @@ class Settings:
     #: which is only right when nothing (proxy, tunnel) sits in between.
     public_url: str = ""
     engine: str = "echo"
+    #: Dial-plan file routing inbound calls (``dialplans/default.yaml``). Unset: every call goes
+    #: to ``engine``.
+    dialplan: str = ""
     #: Options passed to the engine's factory (``rate``, ``mode``...), from the config file.
     engine_options: Mapping[str, Any] = field(default_factory=dict)
     log_level: str = "info"

@@ -282,6 +282,15 @@ class CallSession:
 
     # -- control actions after playout -------------------------------------------------------
 
+    def end_call(self, reason: str) -> None:
+        """Hang up now, whatever is playing (a call-length limit, a drain deadline)."""
+        if self.closed:
+            return
+        log.info("= ending call %s: %s", self.ledger.call_id, reason)
+        self.ledger.end_reason = reason
+        self._after_playout.insert(0, ("hangup", ""))
+        self._start_pending_action()
+
     def _arm_pending_action(self) -> None:
         self.pump(self.clock())
         if self.playout.idle:

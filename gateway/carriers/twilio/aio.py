@@ -13,11 +13,13 @@ import ipaddress
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
+from twilio.twiml.voice_response import VoiceResponse
 
-from engine.base import CallContext, Engine, EngineError, EngineFailed
+from engine.base import CallContext, EngineError, EngineFailed
 from gateway.calls import CallRegistry
 from gateway.carriers.twilio.control import (
     StreamCloseControl,
@@ -35,8 +37,10 @@ from gateway.carriers.twilio.stream import (
     StreamStopped,
     TwilioStream,
 )
-from gateway.carriers.twilio.twiml import connect_stream
+from gateway.carriers.twilio.twiml import connect_stream, render
 from gateway.config import Settings
+from gateway.dialplan import BotAction, CallFacts, PlanHolder, after_dial, recall, route
+from gateway.engines import EngineSet
 from gateway.ledger import CallLedger
 from gateway.playout import Playout
 from gateway.session import CallControl, CallSession
@@ -44,9 +48,15 @@ from gateway.session import CallControl, CallSession
 log = logging.getLogger("overtalk.twilio")
 
 MEDIA_PATH = "/twilio/media"
+#: Where Twilio reports how a dial-plan transfer ended (``<Dial action>``).
+DIAL_PATH = "/twilio/dial"
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_UNAVAILABLE = 1013  # "try again later": the engine could not take the call
+
+
+def _twiml(text: str) -> Response:
+    return Response(text, media_type="application/xml")
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -63,8 +73,9 @@ class TwilioCarrier:
     """What the Twilio routes need from the gateway."""
 
     settings: Settings
-    engine: Engine
+    engines: EngineSet
     calls: CallRegistry
+    plans: PlanHolder | None = None
 
     def __post_init__(self) -> None:
         token = self.settings.twilio_auth_token
@@ -83,6 +94,7 @@ class TwilioCarrier:
         router = APIRouter()
         router.add_api_route("/twilio/voice", self.voice, methods=["POST"])
         router.add_api_route("/twilio/status", self.status, methods=["POST"])
+        router.add_api_route(DIAL_PATH, self.dial_status, methods=["POST"])
         router.add_api_websocket_route(MEDIA_PATH, self.media)
         return router
 
@@ -115,15 +127,70 @@ class TwilioCarrier:
             params.get("To", ""),
             params.get("Direction", ""),
         )
-        stream_url = public_url(self.base_url(str(request.base_url)), MEDIA_PATH, websocket=True)
+        base = self.base_url(str(request.base_url))
         context = {
             "call_sid": call_sid,
-            "from": params.get("From", ""),
-            "to": params.get("To", ""),
-            "direction": params.get("Direction", "inbound"),
+            "from": params.get("From", "")[:100],
+            "to": params.get("To", "")[:100],
+            "direction": params.get("Direction", "inbound")[:40],
         }
-        twiml = connect_stream(stream_url, {k: v[:400] for k, v in context.items()})
-        return Response(twiml, media_type="application/xml")
+        stream_url = public_url(base, MEDIA_PATH, websocket=True)
+        plans = self.plans
+        if plans is None:
+            return _twiml(connect_stream(stream_url, context))
+        facts = CallFacts.from_twilio(params, datetime.now(UTC))
+        decision = route(plans.current, facts, engine_available=self.engines.available)
+        log.info(
+            "= call %s -> route %s, %s: %s",
+            call_sid,
+            decision.route,
+            decision.branch,
+            decision.action.action,
+        )
+        log.debug("= why: %s", "; ".join(decision.reasons))
+        return _twiml(
+            render(
+                decision,
+                stream_url=stream_url,
+                parameters=context,
+                action_url=public_url(base, DIAL_PATH),
+            )
+        )
+
+    async def dial_status(self, request: Request) -> Response:
+        """A dial-plan transfer ended: continue with its ``on_busy``/``on_no_answer`` action."""
+        params = await self._authorized_form(request)
+        if params is None:
+            return Response("forbidden\n", status_code=403, media_type="text/plain")
+        if self.plans is None:
+            return _twiml(str(VoiceResponse().hangup()))
+        names = request.query_params
+        plan = self.plans.get(names.get("plan", "")) or self.plans.current
+        facts = CallFacts.from_twilio(params, datetime.now(UTC))
+        try:
+            decision = recall(
+                plan, names.get("route", ""), names.get("branch", ""), facts,
+                path=names.get("path", ""),
+            )  # fmt: skip
+            decision = after_dial(decision, params.get("DialCallStatus", "failed"))
+        except (LookupError, ValueError) as exc:
+            log.warning("x dial status for call %s: %s; hanging up", params.get("CallSid"), exc)
+            return _twiml(str(VoiceResponse().hangup()))
+        base = self.base_url(str(request.base_url))
+        context = {
+            "call_sid": params.get("CallSid", ""),
+            "from": params.get("From", "")[:100],
+            "to": params.get("To", "")[:100],
+            "direction": params.get("Direction", "inbound")[:40],
+        }
+        return _twiml(
+            render(
+                decision,
+                stream_url=public_url(base, MEDIA_PATH, websocket=True),
+                parameters=context,
+                action_url=public_url(base, DIAL_PATH),
+            )
+        )
 
     async def status(self, request: Request) -> Response:
         """Keep Twilio's call status callbacks with their call."""
@@ -136,6 +203,31 @@ class TwilioCarrier:
         return Response(status_code=204)
 
     # -- media stream ------------------------------------------------------------------------
+
+    def bot_for(self, params: dict[str, str], call_sid: str) -> BotAction | None:
+        """The dial-plan bot action a stream was started for, from its ``<Parameter>``s.
+
+        Looked up in the plan the call was routed by (if still held), so a reload mid-call
+        changes nothing for it. None when there is no plan or the stream names no route.
+        """
+        plans = self.plans
+        if plans is None or "route" not in params:
+            return None
+        plan = plans.get(params.get("plan", "")) or plans.current
+        facts = CallFacts(
+            to=params.get("to", ""),
+            from_=params.get("from", ""),
+            at=datetime.now(UTC),
+            direction=params.get("direction", "inbound"),
+        )
+        try:
+            decision = recall(
+                plan, params["route"], params.get("branch", ""), facts, path=params.get("path", "")
+            )
+        except LookupError as exc:
+            log.warning("x call %s: %s; using the default engine", call_sid, exc)
+            return None
+        return decision.action if isinstance(decision.action, BotAction) else None
 
     def _upgrade_allowed(self, ws: WebSocket) -> bool:
         if self.checker is None:
@@ -153,6 +245,22 @@ class TwilioCarrier:
         await ws.accept()
         call = _MediaCall(self, ws)
         await call.run()
+
+
+def _bot_parameters(bot: BotAction | None) -> dict[str, str]:
+    """A bot action's settings as the engine sees them: strings in the call context."""
+    if bot is None:
+        return {}
+    values: dict[str, object] = {
+        "greeting": bot.greeting,
+        "prompt": bot.prompt,
+        "voice": bot.voice,
+        "language": bot.language,
+        "flow": bot.flow,
+        "record": bot.record,
+        **bot.options,
+    }
+    return {k: str(v) for k, v in values.items() if v is not None}
 
 
 class _TwilioTransport:
@@ -244,10 +352,12 @@ class _MediaCall:
         if started is None:
             return
         params = started.custom_parameters
+        bot = self.carrier.bot_for(params, started.call_sid)
+        engines = self.carrier.engines
         ledger = CallLedger(
             call_id=started.call_sid,
             carrier="twilio",
-            engine=self.carrier.engine.name,
+            engine=(bot.engine if bot is not None else None) or engines.default,
             started_at=time.time(),
         )
         self.ledger = ledger
@@ -256,10 +366,10 @@ class _MediaCall:
             caller=params.get("from", ""),
             called=params.get("to", ""),
             direction=params.get("direction", "inbound"),
-            parameters=params,
+            parameters={**params, **_bot_parameters(bot)},
         )
         try:
-            engine_session = await self.carrier.engine.open(context)
+            engine_session = await engines.get(ledger.engine).open(context)
         except EngineError as exc:
             log.error("x engine %s unavailable for call %s: %s", ledger.engine, ledger.call_id, exc)
             ledger.engine_errors += 1
@@ -284,6 +394,11 @@ class _MediaCall:
         self.transport.session = session
         self.carrier.calls.started(ledger)
         log.info("= call %s streaming to engine %s", ledger.call_id, ledger.engine)
+        limit = None
+        if bot is not None and bot.max_duration:
+            limit = asyncio.get_running_loop().call_later(
+                bot.max_duration, session.end_call, f"call length limit {bot.max_duration} s"
+            )
         reason = "stream closed"
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -301,6 +416,8 @@ class _MediaCall:
             ledger.errors.append(reason)
             log.exception("x call %s failed", ledger.call_id, exc_info=group.exceptions[0])
         finally:
+            if limit is not None:
+                limit.cancel()
             await session.close(reason)
             self.carrier.calls.ended(ledger)
             await self._close(CLOSE_NORMAL)
