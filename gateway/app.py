@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -23,7 +24,12 @@ from gateway.engines import EngineSet
 log = logging.getLogger("overtalk.gateway")
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    engine: Engine | None = None,
+    *,
+    wall_clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
     """Build the gateway app; ``engine`` overrides the one named in ``settings`` (tests).
 
     Raises :class:`gateway.dialplan.DialPlanInvalid` when the configured dial plan is broken:
@@ -36,6 +42,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     plans = PlanHolder(settings.dialplan, ENGINE_NAMES) if settings.dialplan else None
     calls = CallRegistry(settings.records_dir or None)
     twilio = TwilioCarrier(settings, engines, calls, plans)
+    if wall_clock is not None:
+        twilio.wall_clock = wall_clock
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -76,6 +77,8 @@ class TwilioCarrier:
     engines: EngineSet
     calls: CallRegistry
     plans: PlanHolder | None = None
+    #: Wall clock for routing by time of day (a fixed one in tests).
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def __post_init__(self) -> None:
         token = self.settings.twilio_auth_token
@@ -138,7 +141,7 @@ class TwilioCarrier:
         plans = self.plans
         if plans is None:
             return _twiml(connect_stream(stream_url, context))
-        facts = CallFacts.from_twilio(params, datetime.now(UTC))
+        facts = CallFacts.from_twilio(params, self.wall_clock())
         decision = route(plans.current, facts, engine_available=self.engines.available)
         log.info(
             "= call %s -> route %s, %s: %s",
@@ -166,7 +169,7 @@ class TwilioCarrier:
             return _twiml(str(VoiceResponse().hangup()))
         names = request.query_params
         plan = self.plans.get(names.get("plan", "")) or self.plans.current
-        facts = CallFacts.from_twilio(params, datetime.now(UTC))
+        facts = CallFacts.from_twilio(params, self.wall_clock())
         try:
             decision = recall(
                 plan, names.get("route", ""), names.get("branch", ""), facts,
@@ -217,7 +220,7 @@ class TwilioCarrier:
         facts = CallFacts(
             to=params.get("to", ""),
             from_=params.get("from", ""),
-            at=datetime.now(UTC),
+            at=self.wall_clock(),
             direction=params.get("direction", "inbound"),
         )
         try:
