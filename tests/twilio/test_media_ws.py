@@ -280,3 +280,32 @@ async def test_gateway_media_upgrade_signature_is_checked(tmp_path):
                 async with connect(url, additional_headers=bad):
                     pass
             assert refused.value.response.status_code == 403
+
+
+async def test_gateway_media_stop_while_bot_speaks_ends_quietly(gateway, speech_8k, caplog):
+    url, _, records = gateway
+    async with connect(url) as ws:
+        caller = Caller(ws)
+        await ws.send(start(call_sid(30)))
+        await caller.send_frames(SILENCE + frames(np.tile(speech_8k, 3)) + SILENCE)
+        await wait_for(lambda: len(caller.events("media")) >= 5)  # the bot is mid-utterance
+        await ws.send(orjson.dumps({"event": "stop", "streamSid": SID, "stop": {}}).decode())
+        await wait_for(lambda: (records / f"{call_sid(30)}.json").exists())
+    record = ledger(records, call_sid(30))
+    assert record["end_reason"] == "stream stopped" and record["errors"] == []
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+def test_gateway_transport_drops_output_once_twilio_stopped():
+    from gateway.carriers.twilio.aio import _TwilioTransport
+    from gateway.carriers.twilio.stream import TwilioStream
+
+    stream = TwilioStream()
+    stream.receive_message(start(call_sid(31)), 0.0)
+    stream.receive_message(orjson.dumps({"event": "stop", "streamSid": SID}).decode(), 0.0)
+    transport = _TwilioTransport(stream, ws=None)  # type: ignore[arg-type]
+    # A pacing timer that fires between Twilio's stop and the session's close:
+    transport.send_audio(b"\xff" * 160)
+    transport.send_mark("0:20")
+    transport.send_clear()
+    assert stream.messages_to_send() == []

@@ -35,12 +35,21 @@ from gateway.carriers.twilio.stream import (
     ProtocolViolation,
     RemoteProtocolError,
     StreamStarted,
+    StreamState,
     StreamStopped,
     TwilioStream,
 )
 from gateway.carriers.twilio.twiml import connect_stream, render
 from gateway.config import Settings
-from gateway.dialplan import BotAction, CallFacts, PlanHolder, after_dial, recall, route
+from gateway.dialplan import (
+    BotAction,
+    CallFacts,
+    Decision,
+    PlanHolder,
+    after_dial,
+    recall,
+    route,
+)
 from gateway.engines import EngineSet
 from gateway.ledger import CallLedger
 from gateway.playout import Playout
@@ -54,6 +63,20 @@ DIAL_PATH = "/twilio/dial"
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_UNAVAILABLE = 1013  # "try again later": the engine could not take the call
+
+
+def _stream_context(params: dict[str, str]) -> dict[str, str]:
+    """The call's identity as ``<Parameter>``s (bounded: Twilio caps name + value at 500)."""
+    return {
+        "call_sid": params.get("CallSid", "")[:64],
+        "from": params.get("From", "")[:100],
+        "to": params.get("To", "")[:100],
+        "direction": params.get("Direction", "inbound")[:40],
+    }
+
+
+def _forbidden() -> Response:
+    return Response("forbidden\n", status_code=403, media_type="text/plain")
 
 
 def _twiml(text: str) -> Response:
@@ -109,19 +132,17 @@ class TwilioCarrier:
         if self.checker is None:
             client = request.client.host if request.client else None
             return params if _is_loopback(client) else None
-        url = public_url(
-            self.base_url(str(request.base_url)), request.url.path, request.url.query
-        )
+        url = public_url(self.base_url(str(request.base_url)), request.url.path, request.url.query)
         if not self.checker.check_webhook(url, params, request.headers.get("x-twilio-signature")):
             log.warning("x rejected unsigned or forged request to %s", request.url.path)
             return None
         return params
 
     async def voice(self, request: Request) -> Response:
-        """Answer an incoming call with a bidirectional stream to the configured engine."""
+        """Answer an incoming call: the dial plan's decision, or a stream to the engine."""
         params = await self._authorized_form(request)
         if params is None:
-            return Response("forbidden\n", status_code=403, media_type="text/plain")
+            return _forbidden()
         call_sid = params.get("CallSid", "")
         log.info(
             "< voice webhook call %s from %s to %s (%s)",
@@ -130,17 +151,12 @@ class TwilioCarrier:
             params.get("To", ""),
             params.get("Direction", ""),
         )
-        base = self.base_url(str(request.base_url))
-        context = {
-            "call_sid": call_sid,
-            "from": params.get("From", "")[:100],
-            "to": params.get("To", "")[:100],
-            "direction": params.get("Direction", "inbound")[:40],
-        }
-        stream_url = public_url(base, MEDIA_PATH, websocket=True)
         plans = self.plans
         if plans is None:
-            return _twiml(connect_stream(stream_url, context))
+            stream_url = public_url(
+                self.base_url(str(request.base_url)), MEDIA_PATH, websocket=True
+            )
+            return _twiml(connect_stream(stream_url, _stream_context(params)))
         facts = CallFacts.from_twilio(params, self.wall_clock())
         decision = route(plans.current, facts, engine_available=self.engines.available)
         log.info(
@@ -151,11 +167,16 @@ class TwilioCarrier:
             decision.action.action,
         )
         log.debug("= why: %s", "; ".join(decision.reasons))
+        return self._render(decision, request, params)
+
+    def _render(self, decision: Decision, request: Request, params: dict[str, str]) -> Response:
+        """The TwiML for a dial-plan decision, with this gateway's stream and dial URLs."""
+        base = self.base_url(str(request.base_url))
         return _twiml(
             render(
                 decision,
-                stream_url=stream_url,
-                parameters=context,
+                stream_url=public_url(base, MEDIA_PATH, websocket=True),
+                parameters=_stream_context(params),
                 action_url=public_url(base, DIAL_PATH),
             )
         )
@@ -164,7 +185,7 @@ class TwilioCarrier:
         """A dial-plan transfer ended: continue with its ``on_busy``/``on_no_answer`` action."""
         params = await self._authorized_form(request)
         if params is None:
-            return Response("forbidden\n", status_code=403, media_type="text/plain")
+            return _forbidden()
         if self.plans is None:
             return _twiml(str(VoiceResponse().hangup()))
         names = request.query_params
@@ -179,27 +200,13 @@ class TwilioCarrier:
         except (LookupError, ValueError) as exc:
             log.warning("x dial status for call %s: %s; hanging up", params.get("CallSid"), exc)
             return _twiml(str(VoiceResponse().hangup()))
-        base = self.base_url(str(request.base_url))
-        context = {
-            "call_sid": params.get("CallSid", ""),
-            "from": params.get("From", "")[:100],
-            "to": params.get("To", "")[:100],
-            "direction": params.get("Direction", "inbound")[:40],
-        }
-        return _twiml(
-            render(
-                decision,
-                stream_url=public_url(base, MEDIA_PATH, websocket=True),
-                parameters=context,
-                action_url=public_url(base, DIAL_PATH),
-            )
-        )
+        return self._render(decision, request, params)
 
     async def status(self, request: Request) -> Response:
         """Keep Twilio's call status callbacks with their call."""
         params = await self._authorized_form(request)
         if params is None:
-            return Response("forbidden\n", status_code=403, media_type="text/plain")
+            return _forbidden()
         call_sid = params.get("CallSid", "")
         self.calls.status(call_sid, params)
         log.info("< status of call %s: %s", call_sid, params.get("CallStatus", "?"))
@@ -277,14 +284,20 @@ class _TwilioTransport:
         self._wakeup = asyncio.Event()
         self.session: CallSession | None = None
 
+    # Once Twilio has sent ``stop`` the call is ending: a pacing timer or engine event that
+    # fires before the session closes has nowhere to send to, and is dropped.
+
     def send_audio(self, frame: bytes) -> None:
-        self.stream.send_audio(frame)
+        if self.stream.state is StreamState.STREAMING:
+            self.stream.send_audio(frame)
 
     def send_mark(self, name: str) -> None:
-        self.stream.send_mark(name)
+        if self.stream.state is StreamState.STREAMING:
+            self.stream.send_mark(name)
 
     def send_clear(self) -> None:
-        self.stream.send_clear()
+        if self.stream.state is StreamState.STREAMING:
+            self.stream.send_clear()
 
     def wake(self) -> None:
         self._wakeup.set()
