@@ -34,9 +34,15 @@ from typing import ClassVar
 SUPPORTED_RATES = (8000, 16000, 24000)
 
 
+#: Audio encodings a session may declare. "pcm16": 16-bit signed little-endian mono at the
+#: session's rate. "mulaw": G.711 mu-law at 8 kHz, the telephone's own bytes, passed through
+#: untouched both ways (no decode, no resampling) for engines that speak it natively.
+AUDIO_FORMATS = ("pcm16", "mulaw")
+
+
 @dataclass(frozen=True, slots=True)
 class Audio:
-    """Bot speech: 16-bit signed little-endian mono PCM at the session's rate."""
+    """Bot speech, in the session's :attr:`EngineSession.audio_format` at its rate."""
 
     pcm: bytes
 
@@ -174,16 +180,26 @@ class EngineSession(ABC):
 
     #: Sample rate of audio in both directions, one of :data:`SUPPORTED_RATES`.
     sample_rate: int
+    #: Encoding of audio in both directions, one of :data:`AUDIO_FORMATS`.
+    audio_format: str
 
-    def __init__(self, sample_rate: int) -> None:
+    def __init__(self, sample_rate: int, audio_format: str = "pcm16") -> None:
         if sample_rate not in SUPPORTED_RATES:
             raise ValueError(f"sample rate {sample_rate} not in {SUPPORTED_RATES}")
+        if audio_format not in AUDIO_FORMATS:
+            raise ValueError(f"audio format {audio_format!r} not in {AUDIO_FORMATS}")
+        if audio_format == "mulaw" and sample_rate != 8000:
+            raise ValueError("mu-law audio is 8 kHz")
         self.sample_rate = sample_rate
+        self.audio_format = audio_format
         self.channel = EventChannel()
 
     @abstractmethod
     def send_audio(self, pcm: bytes) -> None:
-        """Take the caller's next audio (int16 LE at :attr:`sample_rate`); must not block."""
+        """Take the caller's next audio (in :attr:`audio_format` at :attr:`sample_rate`).
+
+        Called once per carrier frame on the gateway's hot path: must return at once.
+        """
 
     def dtmf(self, digit: str) -> None:  # noqa: B027 - optional hook, default ignores
         """The caller pressed ``digit``."""

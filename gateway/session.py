@@ -95,9 +95,11 @@ class CallSession:
         self.playout = playout or Playout()
         self.clock = clock
         rate = engine.sample_rate
+        # An engine that speaks mu-law gets the carrier's bytes untouched, both ways.
+        self._passthrough = engine.audio_format == "mulaw"
         self._in_resampler = StreamResampler(CARRIER_RATE, rate)
         self._out_resampler = StreamResampler(rate, CARRIER_RATE)
-        self._engine_bytes_per_ms = rate * 2 / 1000.0
+        self._engine_bytes_per_ms = 8.0 if self._passthrough else rate * 2 / 1000.0
         # Inbound clock, from the carrier's media timestamps.
         self._next_in_ts = -1
         # Outbound timeline: ms of engine audio emitted, and where the 8 kHz stream starts.
@@ -130,6 +132,9 @@ class CallSession:
 
     def _feed(self, ulaw: bytes) -> None:
         self.ledger.audio_in_seconds += len(ulaw) / 8000.0
+        if self._passthrough:
+            self.engine.send_audio(ulaw)
+            return
         pcm = self._in_resampler.process(ulaw_decode(ulaw))
         if pcm:
             self.engine.send_audio(pcm)
@@ -168,7 +173,7 @@ class CallSession:
                 except ValueError as exc:
                     self.ledger.errors.append(f"engine SendDtmf: {exc}")
                     return
-                self._emit(pcm)
+                self._emit(ulaw_encode(pcm) if self._passthrough else pcm)
             case Hangup():
                 self._after_playout.append(("hangup", ""))
                 self._arm_pending_action()
@@ -176,9 +181,12 @@ class CallSession:
                 self._after_playout.append(("transfer", target))
                 self._arm_pending_action()
 
-    def _emit(self, pcm: bytes) -> None:
-        self._emitted_ms += len(pcm) / self._engine_bytes_per_ms
-        self._frame(ulaw_encode(self._out_resampler.process(pcm)))
+    def _emit(self, audio: bytes) -> None:
+        self._emitted_ms += len(audio) / self._engine_bytes_per_ms
+        if self._passthrough:
+            self._frame(audio)
+        else:
+            self._frame(ulaw_encode(self._out_resampler.process(audio)))
         self.pump(self.clock())
 
     def _frame(self, ulaw: bytes) -> None:

@@ -209,3 +209,30 @@ async def test_gateway_dtmf_from_caller_reaches_engine():
     session.receive_dtmf("#")
     assert engine.digits == ["#"] and session.ledger.dtmf_in == 1
     await session.close("test")
+
+
+class MulawEngine(RecordingEngine):
+    def __init__(self) -> None:
+        EngineSession.__init__(self, 8000, "mulaw")
+        self.audio = bytearray()
+        self.heard = []
+        self.digits = []
+
+
+async def test_gateway_mulaw_engine_gets_and_gives_bytes_untouched():
+    engine = MulawEngine()
+    transport = FakeTransport()
+    clock = Clock()
+    session = CallSession(
+        engine, transport, FakeControl(), CallLedger("CAmu", "fake"),
+        playout=Playout(lead=1.0, mark_every=1), clock=clock,
+    )  # fmt: skip
+    caller = bytes(range(256)) * 2 + bytes(range(128))  # 640 bytes, every code
+    for i in range(4):
+        session.receive_audio(caller[i * 160 : (i + 1) * 160], i * 20)
+    assert bytes(engine.audio) == caller  # no decode, no resample: bytes in = bytes forwarded
+    session.handle_engine_event(Audio(caller))
+    sent = b"".join(v for k, v in transport.sent if k == "media")
+    assert sent == caller
+    assert [v for k, v in transport.sent if k == "mark"][-1] == "0:80"  # 640 bytes = 80 ms
+    await session.close("test")
