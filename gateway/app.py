@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from engine.base import Engine
 from engine.registry import ENGINE_NAMES
@@ -20,6 +20,8 @@ from gateway.carriers.twilio.aio import TwilioCarrier
 from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
 from gateway.engines import EngineSet
+from gateway.lifecycle import Lifecycle
+from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("overtalk.gateway")
 
@@ -41,7 +43,10 @@ def create_app(
     engine = engines.get()  # the default engine loads before the first call, not during it
     plans = PlanHolder(settings.dialplan, ENGINE_NAMES) if settings.dialplan else None
     calls = CallRegistry(settings.records_dir or None)
-    twilio = TwilioCarrier(settings, engines, calls, plans)
+    lifecycle = Lifecycle()
+    metrics = GatewayMetrics(lambda: len(calls.active), lambda: lifecycle.draining)
+    calls.on_end.append(metrics.call_ended)
+    twilio = TwilioCarrier(settings, engines, calls, plans, lifecycle)
     if wall_clock is not None:
         twilio.wall_clock = wall_clock
 
@@ -82,12 +87,27 @@ def create_app(
     app.state.calls = calls
     app.state.engines = engines
     app.state.plans = plans
+    app.state.lifecycle = lifecycle
+    app.state.metrics = metrics
     app.include_router(twilio.router())
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
+        """Liveness: the process serves requests (draining included)."""
         return JSONResponse(
             {"status": "ok", "active_calls": len(calls.active), "engine": engine.name}
         )
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Readiness: 503 while draining, so the load balancer sends new calls elsewhere."""
+        ready = lifecycle.accepting
+        return JSONResponse(
+            {"ready": ready, "active_calls": len(calls.active)}, status_code=200 if ready else 503
+        )
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -17,26 +19,56 @@ class CallRegistry:
 
     def __init__(self, records_dir: str | Path | None = None) -> None:
         self.active: dict[str, CallLedger] = {}
+        self._enders: dict[str, Callable[[str, str], None]] = {}
+        #: Told of every call that ends (metrics).
+        self.on_end: list[Callable[[CallLedger], None]] = []
+        self._idle: asyncio.Event | None = None
         self.records_dir = Path(records_dir) if records_dir else None
         self.completed = 0
         #: Status callbacks received, per CallSid (bounded: the newest calls only).
         self.statuses: dict[str, list[dict[str, str]]] = {}
         self.max_status_calls = 10000
 
-    def started(self, ledger: CallLedger) -> None:
+    def started(self, ledger: CallLedger, end: Callable[[str, str], None]) -> None:
+        """A call is live; ``end(reason, outcome)`` hangs it up (at a drain deadline)."""
         self.active[ledger.call_id] = ledger
+        self._enders[ledger.call_id] = end
+
+    def end_all(self, reason: str) -> None:
+        for end in list(self._enders.values()):
+            end(reason, "drained")
 
     def ended(self, ledger: CallLedger) -> None:
+        """A call is over: write its record, tell the listeners, wake drain waiters."""
         self.active.pop(ledger.call_id, None)
+        self._enders.pop(ledger.call_id, None)
         self.completed += 1
-        record = orjson.dumps(ledger.to_dict())
-        log.info("= call %s ended: %s", ledger.call_id, record.decode())
+        log.info(
+            "= call %s ended (%s): %s; %d frames in, %d out, %d clears",
+            ledger.call_id,
+            ledger.outcome,
+            ledger.end_reason,
+            ledger.frames_in,
+            ledger.frames_out,
+            ledger.clears,
+        )
         if self.records_dir is not None:
             try:
                 self.records_dir.mkdir(parents=True, exist_ok=True)
+                record = orjson.dumps(ledger.to_dict())
                 (self.records_dir / f"{ledger.call_id}.json").write_bytes(record)
             except OSError as exc:
                 log.error("x cannot write the record of call %s: %s", ledger.call_id, exc)
+        for listener in self.on_end:
+            listener(ledger)
+        if not self.active and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no call is active."""
+        while self.active:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
 
     def status(self, call_sid: str, fields: dict[str, str]) -> None:
         """Keep a status callback with its call (oldest calls dropped past the bound)."""

@@ -17,14 +17,6 @@ log = logging.getLogger("overtalk")
 DEFAULT_DIALPLAN = "dialplans/default.yaml"
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def _add_gateway_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (also OVERTALK_CONFIG)")
     parser.add_argument("--host", help="listen address (OVERTALK_HOST, default 127.0.0.1)")
@@ -41,14 +33,26 @@ def _add_gateway_options(parser: argparse.ArgumentParser) -> None:
         "dialplans/default.yaml when it exists, else every call to --engine)",
     )
     parser.add_argument("--log-level", help="debug, info, warning (OVERTALK_LOG_LEVEL)")
+    parser.add_argument("--log-format", help="text or json (OVERTALK_LOG_FORMAT)")
+    parser.add_argument(
+        "--recordings-dir", help="record every call here as stereo WAV (caller left, bot right)"
+    )
+    parser.add_argument(
+        "--drain-limit",
+        type=float,
+        help="seconds calls may run on after SIGTERM (OVERTALK_DRAIN_LIMIT, default 3600)",
+    )
     parser.add_argument("--records-dir", help="write each call's ledger here as JSON")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         name: getattr(args, name, None)
-        for name in ("host", "port", "public_url", "engine", "log_level", "records_dir", "dialplan")
-    }
+        for name in (
+            "host", "port", "public_url", "engine", "log_level", "log_format", "records_dir",
+            "recordings_dir", "dialplan", "drain_limit",
+        )
+    }  # fmt: skip
     settings = load_settings(args.config, overrides)
     if not settings.dialplan and Path(DEFAULT_DIALPLAN).is_file():
         settings = replace(settings, dialplan=DEFAULT_DIALPLAN)
@@ -56,24 +60,34 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    import asyncio
 
+    from gateway import lifecycle, logs
     from gateway.app import create_app
     from gateway.dialplan import DialPlanInvalid
 
     settings = _settings(args)
-    _setup_logging(settings.log_level)
+    logs.setup(settings.log_level, settings.log_format)
     try:
         app = create_app(settings)
     except DialPlanInvalid as exc:
         print(f"overtalk: the dial plan is broken; not starting:\n{exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        proxy_headers=True,
+    calls = app.state.calls
+    asyncio.run(
+        lifecycle.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            drain_limit=settings.drain_limit,
+            wait_idle=calls.wait_idle,
+            end_calls=calls.end_all,
+            lifecycle=app.state.lifecycle,
+            log_config=None,
+            proxy_headers=True,
+            # Calls are long-lived websockets: the drain above decides when they may end.
+            timeout_graceful_shutdown=5,
+        )
     )
     return 0
 
@@ -82,8 +96,10 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     settings = _settings(args)
+    from gateway import logs
+
     # The demo prints its own report; the gateway's log is kept for errors unless asked for.
-    _setup_logging(settings.log_level if args.log_level else "error")
+    logs.setup(settings.log_level if args.log_level else "error", settings.log_format)
     return run_demo(settings, wavs=args.wav, lines=args.say, record=args.record)
 
 

@@ -33,6 +33,8 @@ class Settings:
     #: Options passed to the engine's factory (``rate``, ``mode``...), from the config file.
     engine_options: Mapping[str, Any] = field(default_factory=dict)
     log_level: str = "info"
+    #: "text" for a terminal, "json" (one object per line, call id on each) for production.
+    log_format: str = "text"
     #: Outbound pacing: how far ahead of real time audio is sent, and marks per N frames.
     lead_ms: int = 120
     mark_every: int = 2
@@ -40,6 +42,14 @@ class Settings:
     start_timeout: float = 10.0
     #: Where per-call ledgers are written as JSON (unset: logged only).
     records_dir: str = ""
+    #: Where stereo recordings go (caller left, bot right); unset: only calls whose dial-plan
+    #: bot says ``record: true`` are recorded, into records_dir.
+    recordings_dir: str = ""
+    #: Seconds active calls may run on after SIGTERM before they are hung up.
+    drain_limit: float = 3600.0
+    #: What a voice webhook gets while draining: "busy" (<Reject reason="busy">) or
+    #: "unavailable" (HTTP 503: Twilio then tries the number's fallback URL).
+    drain_answer: str = "busy"
     twilio_auth_token: str = ""
     twilio_account_sid: str = ""
     #: REST API base URL; only changed to point at a stand-in (the simulator, tests).
@@ -100,6 +110,10 @@ def load_settings(
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
     settings = replace(Settings(), **values)
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"log_format must be text or json, not {settings.log_format!r}")
+    if settings.drain_answer not in ("busy", "unavailable"):
+        raise ConfigError(f"drain_answer must be busy or unavailable: {settings.drain_answer!r}")
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url must start with http:// or https://: {settings.public_url}")
     return settings

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gateway.histogram import LATENESS_BUCKETS, Histogram
+
+#: Timeline entries kept per call (a bound, so a week-long call cannot eat memory).
+MAX_EVENTS = 20000
+
 
 @dataclass(slots=True)
 class CallLedger:
@@ -13,9 +18,15 @@ class CallLedger:
     call_id: str
     carrier: str
     engine: str = ""
+    caller: str = ""
+    called: str = ""
+    route: str = ""
     started_at: float = 0.0  # wall clock, seconds since the epoch
     ended_at: float = 0.0
     end_reason: str = ""
+    #: A short class of how the call ended, for metrics: completed, caller-hung-up,
+    #: engine-failed, engine-unavailable, protocol-error, internal-error, limit, drained.
+    outcome: str = ""
     frames_in: int = 0
     frames_out: int = 0
     audio_in_seconds: float = 0.0
@@ -29,14 +40,31 @@ class CallLedger:
     resumes: int = 0
     dtmf_in: int = 0
     protocol_violations: int = 0
+    #: Ignored or fatal carrier messages by kind (malformed-json, flood, ...).
+    violations: dict[str, int] = field(default_factory=dict)
     engine_errors: int = 0
     #: Seconds from an engine Interrupt being handled to ``clear`` written to the socket.
     clear_latencies: list[float] = field(default_factory=list)
     #: Positions (output-timeline ms) reported to the engine as heard at each clear.
     heard_at_clear: list[float] = field(default_factory=list)
     transcript: list[tuple[str, str]] = field(default_factory=list)
-    metrics: dict[str, float] = field(default_factory=dict)
+    #: Engine Metric events by name, every value in order (per-turn latencies...).
+    metrics: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: How late the outbound pacing timer fired, per tick (seconds).
+    frame_lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
+    #: The call's timeline: (seconds since start, kind, detail), for ``overtalk calls show``.
+    events: list[tuple[float, str, str]] = field(default_factory=list)
+
+    def event(self, t: float, kind: str, detail: str = "") -> None:
+        if len(self.events) < MAX_EVENTS:
+            self.events.append((round(t, 4), kind, detail))
+
+    def violation(self, kind: str) -> None:
+        self.protocol_violations += 1
+        self.violations[kind] = self.violations.get(kind, 0) + 1
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["frame_lateness"] = self.frame_lateness.to_dict()
+        return data

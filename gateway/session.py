@@ -38,6 +38,7 @@ from gateway.audio.g711 import ULAW_SILENCE, ulaw_decode, ulaw_encode
 from gateway.audio.resample import StreamResampler
 from gateway.ledger import CallLedger
 from gateway.playout import Playout
+from gateway.recording import CallRecorder
 
 log = logging.getLogger("overtalk.session")
 
@@ -87,6 +88,7 @@ class CallSession:
         *,
         playout: Playout | None = None,
         clock: Callable[[], float] = time.monotonic,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.engine = engine
         self.transport = transport
@@ -94,6 +96,10 @@ class CallSession:
         self.ledger = ledger
         self.playout = playout or Playout()
         self.clock = clock
+        self.recorder = recorder
+        #: Monotonic time the call started: the origin of the ledger's timeline.
+        self.origin = clock()
+        self._bot_playing = False
         rate = engine.sample_rate
         # An engine that speaks mu-law gets the carrier's bytes untouched, both ways.
         self._passthrough = engine.audio_format == "mulaw"
@@ -132,6 +138,8 @@ class CallSession:
 
     def _feed(self, ulaw: bytes) -> None:
         self.ledger.audio_in_seconds += len(ulaw) / 8000.0
+        if self.recorder is not None:
+            self.recorder.caller(ulaw)
         if self._passthrough:
             self.engine.send_audio(ulaw)
             return
@@ -141,15 +149,21 @@ class CallSession:
 
     def receive_dtmf(self, digit: str) -> None:
         self.ledger.dtmf_in += 1
+        self.ledger.event(self.clock() - self.origin, "dtmf", digit)
         self.engine.dtmf(digit)
 
     def receive_mark(self, name: str) -> None:
         """A mark echo: update the ledger, and send more if playback made room."""
         now = self.clock()
-        if self.playout.mark_echoed(name, now):
+        playout = self.playout
+        if playout.mark_echoed(name, now):
             self.pump(now)
-            if self._after_playout and self.playout.idle:
-                self._start_pending_action()
+            if playout.idle:
+                if self._bot_playing:
+                    self._bot_playing = False
+                    self.ledger.event(now - self.origin, "bot-stop")
+                if self._after_playout:
+                    self._start_pending_action()
 
     # -- outbound: engine -> caller ----------------------------------------------------------
 
@@ -165,8 +179,9 @@ class CallSession:
             case Transcript(role=role, text=text, final=final):
                 if final:
                     self.ledger.transcript.append((role, text))
+                    self.ledger.event(self.clock() - self.origin, f"said-{role}", text)
             case Metric(name=name, value=value):
-                self.ledger.metrics[name] = value
+                self.ledger.metrics.setdefault(name, []).append(value)
             case SendDtmf(digits=digits):
                 try:
                     pcm = dtmf_pcm(digits, self.engine.sample_rate)
@@ -217,6 +232,9 @@ class CallSession:
     def _interrupt(self) -> None:
         now = self.clock()
         clearing = self.playout.clear(now)
+        if self.recorder is not None:
+            self.recorder.cut_bot(now)
+        self._bot_playing = False
         self.transport.send_clear()
         self.clear_requested_at = now
         self.transport.wake()
@@ -229,6 +247,7 @@ class CallSession:
         ledger.clears += 1
         ledger.discarded_frames += clearing.discarded_frames
         ledger.heard_at_clear.append(clearing.heard_ms)
+        ledger.event(now - self.origin, "clear", f"{clearing.heard_ms:.0f}")
         self.engine.played(int(clearing.heard_ms))
 
     def _resume(self) -> None:
@@ -242,6 +261,7 @@ class CallSession:
     def pump(self, now: float) -> None:
         """Hand the transport every frame and mark due by ``now``; arm the timer for the next."""
         playout = self.playout
+        play_at = max(playout.play_end, now)  # when the first frame polled now starts playing
         items = playout.poll(now)
         deadline = playout.next_deadline()
         if deadline is None and (self._pending or self._out_resampler.pending):
@@ -256,10 +276,17 @@ class CallSession:
             else:
                 deadline = flush_at
         if items:
+            if not self._bot_playing:
+                self._bot_playing = True
+                self.ledger.event(play_at - self.origin, "bot-start")
             transport = self.transport
+            recorder = self.recorder
             for item in items:
                 if type(item) is bytes:
                     transport.send_audio(item)
+                    if recorder is not None:
+                        recorder.bot(play_at, item)
+                        play_at += len(item) / 8000.0
                 else:
                     transport.send_mark(item)  # type: ignore[arg-type]
             transport.wake()
@@ -284,18 +311,24 @@ class CallSession:
         self._deadline = None
 
     def _on_timer(self) -> None:
+        now = self.clock()
+        deadline = self._deadline
+        if deadline is not None:
+            lateness = now - deadline
+            self.ledger.frame_lateness.observe(lateness if lateness > 0 else 0.0)
         self._timer = None
         self._deadline = None
-        self.pump(self.clock())
+        self.pump(now)
 
     # -- control actions after playout -------------------------------------------------------
 
-    def end_call(self, reason: str) -> None:
+    def end_call(self, reason: str, outcome: str = "limit") -> None:
         """Hang up now, whatever is playing (a call-length limit, a drain deadline)."""
         if self.closed:
             return
         log.info("= ending call %s: %s", self.ledger.call_id, reason)
         self.ledger.end_reason = reason
+        self.ledger.outcome = outcome
         self._after_playout.insert(0, ("hangup", ""))
         self._start_pending_action()
 

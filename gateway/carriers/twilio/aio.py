@@ -13,8 +13,9 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
@@ -52,7 +53,10 @@ from gateway.dialplan import (
 )
 from gateway.engines import EngineSet
 from gateway.ledger import CallLedger
+from gateway.lifecycle import Lifecycle
+from gateway.logs import call_id as current_call
 from gateway.playout import Playout
+from gateway.recording import CallRecorder
 from gateway.session import CallControl, CallSession
 
 log = logging.getLogger("overtalk.twilio")
@@ -100,6 +104,7 @@ class TwilioCarrier:
     engines: EngineSet
     calls: CallRegistry
     plans: PlanHolder | None = None
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
     #: Wall clock for routing by time of day (a fixed one in tests).
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -144,6 +149,14 @@ class TwilioCarrier:
         if params is None:
             return _forbidden()
         call_sid = params.get("CallSid", "")
+        current_call.set(call_sid)
+        if not self.lifecycle.accepting:
+            log.info("x refusing call %s: draining", call_sid)
+            if self.settings.drain_answer == "unavailable":
+                return Response("draining\n", status_code=503, media_type="text/plain")
+            response = VoiceResponse()
+            response.reject(reason="busy")
+            return _twiml(str(response))
         log.info(
             "< voice webhook call %s from %s to %s (%s)",
             call_sid,
@@ -238,6 +251,17 @@ class TwilioCarrier:
             log.warning("x call %s: %s; using the default engine", call_sid, exc)
             return None
         return decision.action if isinstance(decision.action, BotAction) else None
+
+    def recording_path(self, call_id: str, bot: BotAction | None) -> Path | None:
+        """Where this call's stereo recording goes, or None when it is not recorded."""
+        settings = self.settings
+        if settings.recordings_dir:
+            return Path(settings.recordings_dir) / f"{call_id}.wav"
+        if bot is not None and bot.record:
+            if settings.records_dir:
+                return Path(settings.records_dir) / f"{call_id}.wav"
+            log.warning("x call %s asks to be recorded but no recordings_dir is set", call_id)
+        return None
 
     def _upgrade_allowed(self, ws: WebSocket) -> bool:
         if self.checker is None:
@@ -370,10 +394,14 @@ class _MediaCall:
         params = started.custom_parameters
         bot = self.carrier.bot_for(params, started.call_sid)
         engines = self.carrier.engines
+        current_call.set(started.call_sid)  # every line logged for this call carries its id
         ledger = CallLedger(
             call_id=started.call_sid,
             carrier="twilio",
             engine=(bot.engine if bot is not None else None) or engines.default,
+            caller=params.get("from", ""),
+            called=params.get("to", ""),
+            route=params.get("route", ""),
             started_at=time.time(),
         )
         self.ledger = ledger
@@ -390,6 +418,7 @@ class _MediaCall:
             log.error("x engine %s unavailable for call %s: %s", ledger.engine, ledger.call_id, exc)
             ledger.engine_errors += 1
             ledger.end_reason = f"engine unavailable: {exc}"
+            ledger.outcome = "engine-unavailable"
             self.carrier.calls.ended(ledger)
             # Closing the stream makes Twilio run the TwiML after </Connect> (the fallback).
             await self._close(CLOSE_UNAVAILABLE)
@@ -400,41 +429,49 @@ class _MediaCall:
             control = TwilioRestControl(rest, started.call_sid)
         else:
             control = StreamCloseControl(lambda: self._close(CLOSE_NORMAL))
+        recording = self.carrier.recording_path(ledger.call_id, bot)
         session = CallSession(
             engine_session,
             self.transport,
             control,
             ledger,
             playout=Playout(lead=settings.lead_ms / 1000.0, mark_every=settings.mark_every),
+            recorder=CallRecorder(time.monotonic()) if recording is not None else None,
         )
         self.transport.session = session
-        self.carrier.calls.started(ledger)
+        self.carrier.calls.started(ledger, session.end_call)
         log.info("= call %s streaming to engine %s", ledger.call_id, ledger.engine)
         limit = None
         if bot is not None and bot.max_duration:
             limit = asyncio.get_running_loop().call_later(
                 bot.max_duration, session.end_call, f"call length limit {bot.max_duration} s"
             )
-        reason = "stream closed"
+        reason, outcome = "stream closed", "completed"
         try:
             async with asyncio.TaskGroup() as tasks:
                 writer = tasks.create_task(self.transport.run_writer())
                 pump = tasks.create_task(self._pump_engine(session))
                 try:
-                    reason = await self._read(session)
+                    reason, outcome = await self._read(session)
                 finally:
                     writer.cancel()
                     pump.cancel()
         except* EngineFailed:
-            reason = "engine failed"
+            reason, outcome = "engine failed", "engine-failed"
         except* Exception as group:  # noqa: BLE001 - any failure ends this call only
-            reason = f"internal error: {group.exceptions[0]!r}"
+            reason, outcome = f"internal error: {group.exceptions[0]!r}", "internal-error"
             ledger.errors.append(reason)
             log.exception("x call %s failed", ledger.call_id, exc_info=group.exceptions[0])
         finally:
             if limit is not None:
                 limit.cancel()
+            ledger.outcome = ledger.outcome or outcome
             await session.close(reason)
+            if recording is not None and session.recorder is not None:
+                try:
+                    await asyncio.to_thread(session.recorder.write, recording)
+                except OSError as exc:
+                    ledger.errors.append(f"recording not written: {exc}")
             self.carrier.calls.ended(ledger)
             await self._close(CLOSE_NORMAL)
 
@@ -443,22 +480,22 @@ class _MediaCall:
         # The engine ended its stream: the conversation is over from its side.
         await self._close(CLOSE_NORMAL)
 
-    async def _read(self, session: CallSession) -> str:
-        """Feed the session until the stream stops; returns why it ended."""
+    async def _read(self, session: CallSession) -> tuple[str, str]:
+        """Feed the session until the stream stops; returns why it ended and the outcome."""
         stream = self.stream
         ledger = session.ledger
         clock = time.monotonic
         while True:
             data = await self._receive()
             if data is None:
-                return "caller disconnected"
+                return "caller disconnected", "caller-hung-up"
             try:
                 stream.receive_message(data, clock())
             except RemoteProtocolError as exc:
-                ledger.protocol_violations += 1
+                ledger.violation(exc.kind)
                 log.warning("x call %s: %s; closing", ledger.call_id, exc.reason)
                 await self._close(exc.close_code)
-                return f"protocol error: {exc.reason}"
+                return f"protocol error: {exc.reason}", "protocol-error"
             for event in stream.events_received():
                 if type(event) is AudioChunk:
                     session.receive_audio(event.payload, event.timestamp)
@@ -467,9 +504,9 @@ class _MediaCall:
                 elif type(event) is Dtmf:
                     session.receive_dtmf(event.digit)
                 elif type(event) is StreamStopped:
-                    return "stream stopped"
+                    return "stream stopped", "completed"
                 elif type(event) is ProtocolViolation:
-                    ledger.protocol_violations += 1
+                    ledger.violation(event.kind)
                     log.warning("x call %s: ignored message: %s", ledger.call_id, event.reason)
 
     async def _close(self, code: int) -> None:

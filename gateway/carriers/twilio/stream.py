@@ -60,10 +60,14 @@ class LocalProtocolError(TwilioStreamError, RuntimeError):
 class RemoteProtocolError(TwilioStreamError):
     """The peer broke the protocol; the call must end with ``close_code``."""
 
-    def __init__(self, reason: str, close_code: int = CLOSE_POLICY_VIOLATION) -> None:
+    def __init__(
+        self, reason: str, close_code: int = CLOSE_POLICY_VIOLATION, kind: str = "garbage"
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.close_code = close_code
+        #: The class of fault, for metrics: "flood", "oversize" or "garbage".
+        self.kind = kind
 
 
 class StreamState(enum.Enum):
@@ -107,9 +111,10 @@ class StreamStopped:
 
 @dataclass(frozen=True, slots=True)
 class ProtocolViolation:
-    """A message was ignored; ``reason`` says why."""
+    """A message was ignored; ``reason`` says why, ``kind`` names the class of fault."""
 
     reason: str
+    kind: str = "other"
 
 
 StreamEvent = StreamStarted | AudioChunk | Dtmf | MarkReached | StreamStopped | ProtocolViolation
@@ -161,18 +166,20 @@ class TwilioStream:
         self._police_rate(now)
         if len(message) > self.max_message_bytes:
             raise RemoteProtocolError(
-                f"message of {len(message)} bytes exceeds {self.max_message_bytes}", CLOSE_TOO_BIG
+                f"message of {len(message)} bytes exceeds {self.max_message_bytes}",
+                CLOSE_TOO_BIG,
+                "oversize",
             )
         if isinstance(message, bytes):
-            self._violation("binary frame; Media Streams sends JSON text")
+            self._violation("binary-frame", "binary frame; Media Streams sends JSON text")
             return
         try:
             msg = orjson.loads(message)
         except orjson.JSONDecodeError as exc:
-            self._violation(f"malformed JSON: {exc}")
+            self._violation("malformed-json", f"malformed JSON: {exc}")
             return
         if not isinstance(msg, dict):
-            self._violation("message is not a JSON object")
+            self._violation("malformed-json", "message is not a JSON object")
             return
         event = msg.get("event")
         if event == "media":
@@ -187,9 +194,9 @@ class TwilioStream:
             self._receive_stop(msg)
         elif event == "connected":
             if self.state is not StreamState.AWAITING_START:
-                self._violation("'connected' after 'start'")
+                self._violation("out-of-order", "'connected' after 'start'")
         else:
-            self._violation(f"unknown event {event!r}")
+            self._violation("unknown-event", f"unknown event {event!r}")
 
     def events_received(self) -> list[StreamEvent]:
         """Events parsed since the last call, in order."""
@@ -204,43 +211,45 @@ class TwilioStream:
         self._tokens -= 1.0
         if self._tokens < 0:
             raise RemoteProtocolError(
-                f"message flood: over {self.max_rate:.0f} messages/s sustained"
+                f"message flood: over {self.max_rate:.0f} messages/s sustained", kind="flood"
             )
 
-    def _violation(self, reason: str) -> None:
+    def _violation(self, kind: str, reason: str) -> None:
         self.violations += 1
         if self.violations > self.max_violations:
             raise RemoteProtocolError(f"{self.violations} bad messages; last: {reason}")
-        self._events.append(ProtocolViolation(reason))
+        self._events.append(ProtocolViolation(reason, kind))
 
     def _check_sid(self, msg: dict[str, object], event: str) -> bool:
         if self.state is StreamState.AWAITING_START:
-            self._violation(f"{event!r} before 'start'")
+            self._violation("out-of-order", f"{event!r} before 'start'")
             return False
         if self.state is StreamState.STOPPED:
-            self._violation(f"{event!r} after 'stop'")
+            self._violation("out-of-order", f"{event!r} after 'stop'")
             return False
         sid = msg.get("streamSid")
         if sid is not None and sid != self.stream_sid:
-            self._violation(f"{event!r} for stream {sid!r}, not {self.stream_sid!r}")
+            self._violation(
+                "wrong-stream", f"{event!r} for stream {sid!r}, not {self.stream_sid!r}"
+            )
             return False
         return True
 
     def _receive_start(self, msg: dict[str, object]) -> None:
         if self.state is not StreamState.AWAITING_START:
-            self._violation("second 'start' ignored")
+            self._violation("out-of-order", "second 'start' ignored")
             return
         start = msg.get("start")
         if not isinstance(start, dict):
-            self._violation("'start' without a start object")
+            self._violation("bad-start", "'start' without a start object")
             return
         stream_sid = start.get("streamSid") or msg.get("streamSid")
         call_sid = start.get("callSid")
         if not isinstance(stream_sid, str) or not stream_sid:
-            self._violation("'start' without streamSid")
+            self._violation("bad-start", "'start' without streamSid")
             return
         if not isinstance(call_sid, str) or not call_sid:
-            self._violation("'start' without callSid")
+            self._violation("bad-start", "'start' without callSid")
             return
         fmt = start.get("mediaFormat")
         if isinstance(fmt, dict) and (
@@ -248,11 +257,11 @@ class TwilioStream:
             or int(fmt.get("sampleRate", 8000)) != 8000
             or int(fmt.get("channels", 1)) != 1
         ):
-            self._violation(f"unsupported mediaFormat {fmt!r}")
+            self._violation("bad-start", f"unsupported mediaFormat {fmt!r}")
             return
         params = start.get("customParameters") or {}
         if not isinstance(params, dict):
-            self._violation("customParameters is not an object; ignored")
+            self._violation("bad-start", "customParameters is not an object; ignored")
             params = {}
         self.stream_sid = stream_sid
         self.call_sid = call_sid
@@ -276,21 +285,23 @@ class TwilioStream:
             return
         media = msg.get("media")
         if not isinstance(media, dict):
-            self._violation("'media' without a media object")
+            self._violation("bad-media", "'media' without a media object")
             return
         if media.get("track", "inbound") not in ("inbound", "inbound_track"):
             return  # only the caller's track feeds the engine
         payload = media.get("payload")
         if not isinstance(payload, str) or not payload:
-            self._violation("'media' without a payload")
+            self._violation("bad-media", "'media' without a payload")
             return
         if len(payload) > self.max_payload_bytes * 4 // 3 + 4:
-            self._violation(f"'media' payload of {len(payload)} base64 characters is too large")
+            self._violation(
+                "bad-media", f"'media' payload of {len(payload)} base64 characters is too large"
+            )
             return
         try:
             audio = pybase64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
-            self._violation("'media' payload is not valid base64")
+            self._violation("bad-media", "'media' payload is not valid base64")
             return
         try:
             timestamp = int(media.get("timestamp", -1))  # a string on the wire
@@ -304,7 +315,7 @@ class TwilioStream:
         mark = msg.get("mark")
         name = mark.get("name") if isinstance(mark, dict) else None
         if not isinstance(name, str):
-            self._violation("'mark' without a name")
+            self._violation("bad-mark", "'mark' without a name")
             return
         self._events.append(MarkReached(name))
 
@@ -314,7 +325,7 @@ class TwilioStream:
         dtmf = msg.get("dtmf")
         digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
         if not isinstance(digit, str) or digit not in _DTMF_DIGITS:
-            self._violation(f"'dtmf' with digit {digit!r}")
+            self._violation("bad-dtmf", f"'dtmf' with digit {digit!r}")
             return
         self._events.append(Dtmf(digit))
 

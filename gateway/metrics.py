@@ -1,0 +1,97 @@
+"""Prometheus metrics for the gateway, cheap enough for the per-frame path.
+
+Hot-path figures (frame lateness) go into plain fixed-bucket histograms: a bisect and a list
+increment, no lock, since everything runs on the event loop's thread. Per-call figures are
+folded in once, when the call ends, from its ledger. ``/metrics`` renders them all through a
+``prometheus_client`` collector in the standard exposition format.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from gateway.histogram import LATENESS_BUCKETS, Histogram
+from gateway.ledger import CallLedger
+
+#: Seconds: turn latencies live around 0.1-1 s.
+LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+#: Seconds: engine Interrupt -> clear written.
+CLEAR_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
+
+
+#: Engine Metric names that feed the turn histograms (seconds).
+RESPONSE_METRIC = "response_latency"
+BARGE_IN_METRIC = "barge_in_latency"
+
+
+class GatewayMetrics(Collector):
+    """Everything ``/metrics`` reports; ``active_calls`` is read live."""
+
+    def __init__(self, active_calls: Callable[[], int], draining: Callable[[], bool]) -> None:
+        self._active_calls = active_calls
+        self._draining = draining
+        self.calls = Counter[str]()
+        self.engine_errors = 0
+        self.websocket_errors = Counter[str]()
+        self.response_latency = Histogram(LATENCY_BUCKETS)
+        self.barge_in_latency = Histogram(LATENCY_BUCKETS)
+        self.clear_latency = Histogram(CLEAR_BUCKETS)
+        self.frame_lateness = Histogram(LATENESS_BUCKETS)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    def call_ended(self, ledger: CallLedger) -> None:
+        """Fold a finished call's ledger into the totals."""
+        self.calls[ledger.outcome or "unknown"] += 1
+        self.engine_errors += ledger.engine_errors
+        for kind, n in ledger.violations.items():
+            self.websocket_errors[kind] += n
+        for value in ledger.metrics.get(RESPONSE_METRIC, ()):
+            self.response_latency.observe(value)
+        for value in ledger.metrics.get(BARGE_IN_METRIC, ()):
+            self.barge_in_latency.observe(value)
+        for value in ledger.clear_latencies:
+            self.clear_latency.observe(value)
+        self.frame_lateness.merge(ledger.frame_lateness)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
+        yield GaugeMetricFamily(
+            "overtalk_active_calls", "Calls with a media stream open now.", self._active_calls()
+        )
+        yield GaugeMetricFamily(
+            "overtalk_draining", "1 while the gateway drains before exit.", int(self._draining())
+        )
+        calls = CounterMetricFamily(
+            "overtalk_calls", "Finished calls by outcome.", labels=["outcome"]
+        )
+        for outcome, n in sorted(self.calls.items()):
+            calls.add_metric([outcome], n)
+        yield calls
+        yield CounterMetricFamily(
+            "overtalk_engine_errors", "Engine failures and unavailability.", self.engine_errors
+        )
+        ws = CounterMetricFamily(
+            "overtalk_websocket_errors", "Bad carrier messages by kind.", labels=["kind"]
+        )
+        for kind, n in sorted(self.websocket_errors.items()):
+            ws.add_metric([kind], n)
+        yield ws
+        for name, doc, hist in (
+            ("overtalk_response_latency_seconds", "Caller speech end to bot audio, per turn "
+             "(reported by the engine).", self.response_latency),
+            ("overtalk_barge_in_latency_seconds", "Caller speech onset during bot speech to "
+             "interruption (reported by the engine).", self.barge_in_latency),
+            ("overtalk_clear_latency_seconds", "Engine Interrupt to clear written.",
+             self.clear_latency),
+            ("overtalk_frame_lateness_seconds", "How late outbound pacing ticks fired.",
+             self.frame_lateness),
+        ):  # fmt: skip
+            yield HistogramMetricFamily(name, doc, buckets=hist.buckets(), sum_value=hist.total)

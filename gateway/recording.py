@@ -1,0 +1,73 @@
+"""Stereo call recordings: the caller on the left, the bot as the caller heard it on the right.
+
+The caller's channel is the carrier's audio in arrival order (its clock is the media
+timestamps). The bot's channel places each outbound frame at the time the playout model says
+it starts playing, and a ``clear`` erases what was scheduled after it: the recording holds
+what the caller heard, not what the gateway sent. Both are kept as mu-law (8 KB/s per
+channel) and converted once, off the event loop, when the call ends.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from gateway.audio.g711 import ULAW_SILENCE, ulaw_decode
+
+BYTES_PER_SECOND = 8000
+#: A recording stops growing past this length (a runaway call must not eat memory).
+MAX_SECONDS = 4 * 3600
+
+
+class CallRecorder:
+    """Collects both channels during a call; :meth:`write` makes the WAV."""
+
+    __slots__ = ("origin", "_caller", "_bot", "_limit")
+
+    def __init__(self, origin: float) -> None:
+        #: Monotonic time of the call's start: sample 0 of both channels.
+        self.origin = origin
+        self._caller = bytearray()
+        self._bot = bytearray()
+        self._limit = MAX_SECONDS * BYTES_PER_SECOND
+
+    def caller(self, ulaw: bytes) -> None:
+        if len(self._caller) < self._limit:
+            self._caller += ulaw
+
+    def bot(self, at: float, ulaw: bytes) -> None:
+        """A bot frame that starts playing at monotonic time ``at``."""
+        start = int((at - self.origin) * BYTES_PER_SECOND)
+        if start < 0 or start + len(ulaw) > self._limit:
+            return
+        bot = self._bot
+        if len(bot) < start:
+            bot += bytes([ULAW_SILENCE]) * (start - len(bot))
+        bot[start : start + len(ulaw)] = ulaw
+
+    def cut_bot(self, at: float) -> None:
+        """A clear at ``at``: nothing scheduled after it was heard."""
+        end = max(0, int((at - self.origin) * BYTES_PER_SECOND))
+        del self._bot[end:]
+
+    def write(self, path: Path) -> None:
+        """Write the stereo 8 kHz 16-bit WAV (blocking: run it in a thread)."""
+        length = max(len(self._caller), len(self._bot))
+        silence = bytes([ULAW_SILENCE])
+        left = np.frombuffer(
+            ulaw_decode(bytes(self._caller) + silence * (length - len(self._caller))), "<i2"
+        )
+        right = np.frombuffer(
+            ulaw_decode(bytes(self._bot) + silence * (length - len(self._bot))), "<i2"
+        )
+        frames = np.empty(2 * length, dtype="<i2")
+        frames[0::2] = left
+        frames[1::2] = right
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(2)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(frames.tobytes())

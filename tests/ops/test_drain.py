@@ -1,0 +1,138 @@
+"""SIGTERM drains: readiness fails, new calls are refused, calls in flight run to their end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from gateway.sim.caller import place_call
+from gateway.sim.script import CallerScript
+
+PLANS = Path(__file__).resolve().parents[2] / "dialplans"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def speech_like(ms: int) -> bytes:
+    t = np.arange(ms * 8) / 8000
+    return (np.sin(2 * np.pi * 300 * t) * 9000).astype("<i2").tobytes()
+
+
+async def wait_until(predicate, limit: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + limit
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_gateway_sigterm_drains_without_cutting_calls(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+        "--records-dir", str(tmp_path), "--log-format", "json",
+        "--dialplan", str(PLANS / "default.yaml"),
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=url) as http:
+
+            async def up() -> bool:
+                try:
+                    return (await http.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_until(up)
+            script = (
+                CallerScript()
+                .say(speech_like(600), "first")
+                .wait_for_bot(300, timeout_s=5)
+                .say(speech_like(600), "second")
+                .wait_for_bot(300, timeout_s=5)
+            )
+            calls = [
+                asyncio.create_task(place_call(url, script, auth_token=None)) for _ in range(3)
+            ]
+
+            async def three_active() -> bool:
+                return (await http.get("/healthz")).json()["active_calls"] == 3
+
+            await wait_until(three_active)
+            proc.send_signal(signal.SIGTERM)
+
+            async def not_ready() -> bool:
+                return (await http.get("/readyz")).status_code == 503
+
+            await wait_until(not_ready)
+            refused = await http.post("/twilio/voice", data={"CallSid": "CAlate", "To": "+1"})
+            reject = ET.fromstring(refused.text).find("Reject")
+            assert reject is not None and reject.get("reason") == "busy"
+            reports = await asyncio.gather(*calls)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    for report in reports:
+        # Each call ran its whole script: the caller hung up, the gateway cut nothing.
+        assert report.ended_by == "caller", report.format()
+        assert len(report.response_latencies_ms) == 2
+        record = json.loads((tmp_path / f"{report.call_sid}.json").read_text())
+        assert record["outcome"] == "completed"
+    lines = (await proc.stderr.read()).decode().splitlines()
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    assert entries and len(entries) == len([ln for ln in lines if ln.strip()])  # all JSON
+    call_lines = [e for e in entries if e["call_id"] == reports[0].call_sid]
+    assert any("streaming to engine" in e["msg"] for e in call_lines)
+    assert any("draining" in e["msg"] for e in entries)
+
+
+async def test_gateway_drain_limit_hangs_up_calls_left(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+        "--records-dir", str(tmp_path), "--drain-limit", "0.5", "--log-level", "warning",
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=url) as http:
+
+            async def up() -> bool:
+                try:
+                    return (await http.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_until(up)
+            long_call = CallerScript().pause(30_000)  # would last 30 s
+            task = asyncio.create_task(place_call(url, long_call, auth_token=None))
+
+            async def one_active() -> bool:
+                return (await http.get("/healthz")).json()["active_calls"] == 1
+
+            await wait_until(one_active)
+            proc.send_signal(signal.SIGTERM)
+            report = await asyncio.wait_for(task, 20)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert report.ended_by == "gateway" and report.duration_s < 15
+    record = json.loads((tmp_path / f"{report.call_sid}.json").read_text())
+    assert record["outcome"] == "drained"
