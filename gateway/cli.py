@@ -103,6 +103,31 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(settings, wavs=args.wav, lines=args.say, record=args.record)
 
 
+def _calls_show(args: argparse.Namespace) -> int:
+    import orjson
+
+    from gateway.timeline import render
+
+    settings = load_settings(args.config, {"records_dir": args.records_dir})
+    records = Path(settings.records_dir or ".")
+    path = records / f"{args.call_id}.json"
+    try:
+        record = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        print(f"overtalk: cannot read the record of call {args.call_id}: {exc}", file=sys.stderr)
+        return 1
+    recording = None
+    for folder in filter(None, (args.recordings_dir, settings.recordings_dir, str(records))):
+        candidate = Path(folder) / f"{args.call_id}.wav"
+        if candidate.is_file():
+            recording = candidate
+            break
+    out = Path(args.out or f"{args.call_id}.html")
+    out.write_text(render(record, recording))
+    print(f"{out} ({'with' if recording else 'without'} recording)")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from gateway.bench import main as bench_main
 
@@ -140,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
         register_dialplan = None
     if register_dialplan is not None:
         register_dialplan(commands)
+
+    calls = commands.add_parser("calls", help="look at finished calls")
+    calls_commands = calls.add_subparsers(dest="calls_command", required=True)
+    show = calls_commands.add_parser(
+        "show", help="render one call's timeline (both channels, marks, clears, latencies)"
+    )
+    show.add_argument("call_id")
+    show.add_argument("--config", help="TOML config file (for records_dir, recordings_dir)")
+    show.add_argument("--records-dir", help="where the call records are (OVERTALK_RECORDS_DIR)")
+    show.add_argument("--recordings-dir", help="where the stereo recordings are")
+    show.add_argument("--out", help="HTML file to write (default CALL_ID.html)")
+    show.set_defaults(handler=_calls_show)
 
     bench = commands.add_parser("bench", help="concurrent simulated calls against one gateway")
     bench.add_argument("--calls", default="10,100", help="comma-separated call counts")

@@ -55,10 +55,16 @@ class CallLedger:
     frame_lateness: Histogram = field(default_factory=lambda: Histogram(LATENESS_BUCKETS))
     #: The call's timeline: (seconds since start, kind, detail), for ``overtalk calls show``.
     events: list[tuple[float, str, str]] = field(default_factory=list)
+    #: When each mark came back played (seconds since start), for the timeline.
+    mark_times: list[float] = field(default_factory=list)
 
     def event(self, t: float, kind: str, detail: str = "") -> None:
         if len(self.events) < MAX_EVENTS:
             self.events.append((round(t, 4), kind, detail))
+
+    def mark(self, t: float) -> None:
+        if len(self.mark_times) < MAX_EVENTS:
+            self.mark_times.append(round(t, 4))
 
     def violation(self, kind: str) -> None:
         self.protocol_violations += 1

@@ -157,6 +157,7 @@ class CallSession:
         now = self.clock()
         playout = self.playout
         if playout.mark_echoed(name, now):
+            self.ledger.mark(now - self.origin)
             self.pump(now)
             if playout.idle:
                 if self._bot_playing:
@@ -383,6 +384,10 @@ class CallSession:
         self._cancel_timer()
         ledger = self.ledger
         playout = self.playout
+        now = self.clock()
+        if self._bot_playing:
+            ledger.event(min(now, playout.play_end) - self.origin, "bot-stop")
+        ledger.event(now - self.origin, "end", reason)
         ledger.end_reason = ledger.end_reason or reason
         ledger.ended_at = time.time()
         ledger.frames_out = playout.frames_sent
