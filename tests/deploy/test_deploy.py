@@ -1,0 +1,153 @@
+"""deploy/: manifests parsed and checked for what production needs; the image's entry point
+and its environment-variable configuration run for real."""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import yaml
+
+from engine.registry import ENGINE_NAMES
+from gateway.dialplan import check
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+K8S = DEPLOY / "kubernetes"
+
+
+def manifests() -> dict[str, dict]:
+    docs = {}
+    for path in K8S.glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            docs[doc["kind"]] = doc
+    return docs
+
+
+def test_deploy_kustomization_lists_every_manifest():
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+def test_deploy_deployment_probes_grace_and_drain_limit():
+    deployment = manifests()["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # The kubelet must not SIGKILL before the gateway's own drain limit has passed.
+    assert pod["terminationGracePeriodSeconds"] > float(env["OVERTALK_DRAIN_LIMIT"])
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert container["envFrom"][0]["secretRef"]["name"] == manifests()["Secret"]["metadata"]["name"]
+
+
+def test_deploy_service_hpa_pdb_point_at_the_deployment():
+    docs = manifests()
+    labels = docs["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    port_names = {
+        p["name"] for p in docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
+    assert docs["Service"]["spec"]["selector"].items() <= labels.items()
+    assert {p["targetPort"] for p in docs["Service"]["spec"]["ports"]} <= port_names
+    assert docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    hpa = docs["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == docs["Deployment"]["metadata"]["name"]
+    assert hpa["metrics"][0]["pods"]["metric"]["name"] == "overtalk_active_calls"
+
+
+def test_deploy_secret_carries_the_variables_the_gateway_reads():
+    assert set(manifests()["Secret"]["stringData"]) == {"TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID"}
+
+
+def test_deploy_configmap_dial_plan_passes_check(tmp_path):
+    for name, text in manifests()["ConfigMap"]["data"].items():
+        plan = tmp_path / name
+        plan.write_text(text)
+        assert check(plan, ENGINE_NAMES) == []
+
+
+def test_deploy_compose_and_systemd_give_calls_time_to_drain():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    grace = compose["services"]["gateway"]["stop_grace_period"]
+    assert re.fullmatch(r"\d+m", grace) and int(grace[:-1]) >= 5
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read_string((DEPLOY / "overtalk.service").read_text())
+    service = unit["Service"]
+    assert service["ExecStart"].endswith("overtalk serve")
+    assert service["KillSignal"] == "SIGTERM"
+    assert int(service["TimeoutStopSec"]) > 3600  # the default drain limit
+    assert service["ExecReload"].startswith("/bin/kill -HUP")
+
+
+def dockerfile() -> tuple[dict[str, str], list[str], str]:
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    final = text[text.rindex("\nFROM ") :]  # the runtime stage
+    env: dict[str, str] = {}
+    for line in final.splitlines():
+        if line.startswith("ENV "):
+            for item in shlex.split(line[4:]):
+                key, _, value = item.partition("=")
+                env[key] = value
+    entry = json.loads(re.search(r"^ENTRYPOINT (.+)$", final, re.M).group(1))
+    return env, entry, final
+
+
+def test_deploy_dockerfile_runs_non_root_with_healthcheck():
+    env, entry, final = dockerfile()
+    assert re.search(r"^USER 10001$", final, re.M)
+    assert "HEALTHCHECK" in final and "/healthz" in final
+    assert entry[-1] == "overtalk" and "tini" in entry[0]
+    assert f"EXPOSE {env['OVERTALK_PORT']}" in final
+
+
+async def test_deploy_image_entry_point_configured_by_environment(tmp_path):
+    """`overtalk serve` with the image's environment (host and paths moved for the test)."""
+    env, _, _ = dockerfile()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    plan = tmp_path / "default.yaml"
+    plan.write_text(manifests()["ConfigMap"]["data"]["default.yaml"])
+    run_env = {
+        **os.environ,
+        **env,
+        "OVERTALK_HOST": "127.0.0.1",
+        "OVERTALK_PORT": str(port),
+        "OVERTALK_DIALPLAN": str(plan),
+        "OVERTALK_RECORDS_DIR": str(tmp_path / "records"),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "serve", env=run_env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                try:
+                    health = await http.get(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("gateway did not start")
+            assert health.json()["status"] == "ok"
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    lines = (await proc.stderr.read()).decode().splitlines()
+    # OVERTALK_LOG_FORMAT=json from the image: every line is a JSON object.
+    entries = [json.loads(line) for line in lines if line.strip()]
+    assert any(str(plan) in e["msg"] for e in entries)  # OVERTALK_DIALPLAN was used
