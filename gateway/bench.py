@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,13 +83,17 @@ async def _one_call(url: str, n: int, seconds: float, t0: float, stats: _WireSta
             async def reader() -> None:
                 async for raw in ws:
                     now = clock()
-                    if raw[10] == "m" and raw[11] == "e":  # '{"event":"media"...'
-                        payload = pybase64.b64decode(orjson.loads(raw)["media"]["payload"])
-                        i = index_of.get(payload[:4])
-                        if i is not None:
-                            stats.echo_delays.append(now - sent_at[i])
-                            stats.frames_back += 1
-                    elif raw[10] == "m":  # a mark: played out at once by this caller
+                    msg = orjson.loads(raw)
+                    event = msg.get("event")
+                    if event == "media":
+                        payload = pybase64.b64decode(msg["media"]["payload"])
+                        # A server may send several frames in one message: match each.
+                        for at in range(0, len(payload) - 3, 160):
+                            i = index_of.get(payload[at : at + 4])
+                            if i is not None:
+                                stats.echo_delays.append(now - sent_at[i])
+                                stats.frames_back += 1
+                    elif event == "mark":  # played out at once by this caller
                         await ws.send(raw)
 
             task = asyncio.create_task(reader())
@@ -112,15 +116,32 @@ async def _one_call(url: str, n: int, seconds: float, t0: float, stats: _WireSta
         stats.failures += 1
 
 
-def _serve_gateway(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+def _overtalk_command(port: int, workdir: Path) -> list[str]:
     config = workdir / "bench.toml"
     config.write_text(
         '[gateway]\nengine = "echo"\nlog_level = "warning"\n'
         '[gateway.engine_options]\nmode = "stream"\nrate = 8000\n'
     )
-    cmd = [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config),
-           "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config),
+            "--port", str(port), "--log-level", "warning"]  # fmt: skip
+
+
+PIPECAT_BOT = Path(__file__).resolve().parents[1] / "tests" / "bench" / "pipecat_echo.py"
+
+
+def _pipecat_command(python: str) -> Callable[[int, Path], list[str]]:
+    def command(port: int, workdir: Path) -> list[str]:
+        return [python, str(PIPECAT_BOT), "--port", str(port)]
+
+    return command
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Server on one core, load generator on the other (DESIGN.md's method), where allowed."""
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except (AttributeError, OSError):
+        pass
 
 
 def _free_port() -> int:
@@ -162,15 +183,24 @@ async def _wire_run(url: str, calls: int, seconds: float, pid: int) -> dict[str,
     }
 
 
-async def _wire(calls_list: list[int], seconds: float) -> list[dict[str, float]]:
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = _serve_gateway(port, Path(tmp))
-        try:
-            import httpx
+async def _wire(
+    calls_list: list[int], seconds: float, command: Callable[[int, Path], list[str]]
+) -> list[dict[str, float]]:
+    import httpx
 
+    port = _free_port()
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = command(port, Path(tmp))
+        server = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        if len(cpus) >= 2:
+            _pin(server.pid, {cpus[0]})
+            _pin(0, {cpus[1]})
+        try:
             async with httpx.AsyncClient() as client:
-                for _ in range(200):
+                for _ in range(400):
                     try:
                         await client.get(f"http://127.0.0.1:{port}/healthz")
                         break
@@ -181,14 +211,16 @@ async def _wire(calls_list: list[int], seconds: float) -> list[dict[str, float]]
         finally:
             server.terminate()
             try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(server.wait(), 15)
+            except TimeoutError:
                 server.kill()
-                server.wait()
-                print("gateway did not stop within 15 s of SIGTERM", file=sys.stderr)
-            err = server.stderr.read().decode() if server.stderr else ""
+                await server.wait()
+                print(f"{argv[0]} did not stop within 15 s of SIGTERM", file=sys.stderr)
+            err = (await server.stderr.read()).decode() if server.stderr else ""
             if err.strip():
-                print("gateway stderr:\n" + err[-3000:], file=sys.stderr)
+                print("server stderr:\n" + err[-3000:], file=sys.stderr)
+            if len(cpus) >= 2:
+                _pin(0, set(cpus))
 
 
 # -- 2. per frame, in process ------------------------------------------------------------------
@@ -360,14 +392,23 @@ def _table(rows: list[dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _highest_realtime(rows: list[dict[str, float]]) -> int:
+    return max((int(row["calls"]) for row in rows if row["realtime"]), default=0)
+
+
 def main(args: argparse.Namespace) -> int:
     calls = [int(x) for x in str(args.calls).split(",") if x]
     results: dict[str, object] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "per_frame_in_process": _inprocess(),
         "interrupt_to_clear": _interrupts(),
-        "wire": asyncio.run(_wire(calls, args.seconds)),
+        "wire": asyncio.run(_wire(calls, args.seconds, _overtalk_command)),
     }
+    if args.pipecat:
+        pipecat_calls = [int(x) for x in str(args.pipecat_calls or args.calls).split(",") if x]
+        results["pipecat_wire"] = asyncio.run(
+            _wire(pipecat_calls, args.seconds, _pipecat_command(args.pipecat))
+        )
     if args.json:
         print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
         return 0
@@ -375,8 +416,13 @@ def main(args: argparse.Namespace) -> int:
     print(_table([results["per_frame_in_process"]]))  # type: ignore[list-item]
     print("\nEngine Interrupt -> clear written (ms):")
     print(_table([results["interrupt_to_clear"]]))  # type: ignore[list-item]
-    print(
-        f"\nOn the wire: echo engine, {args.seconds:.0f} s calls, load generator in this process:"
-    )
+    print(f"\nOvertalk on the wire: echo engine, {args.seconds:.0f} s calls:")
     print(_table(results["wire"]))  # type: ignore[arg-type]
+    if args.pipecat:
+        print(f"\nPipecat on the wire: Twilio echo bot, {args.seconds:.0f} s calls:")
+        print(_table(results["pipecat_wire"]))  # type: ignore[arg-type]
+        ours = _highest_realtime(results["wire"])  # type: ignore[arg-type]
+        theirs = _highest_realtime(results["pipecat_wire"])  # type: ignore[arg-type]
+        ratio = f"{ours / theirs:.1f}x" if theirs else "n/a"
+        print(f"\nHighest real-time calls: Overtalk {ours}, Pipecat {theirs} ({ratio})")
     return 0

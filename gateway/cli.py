@@ -182,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--calls", default="10,100", help="comma-separated call counts")
     bench.add_argument("--seconds", type=float, default=10.0, help="length of each call")
     bench.add_argument("--json", action="store_true", help="print results as JSON")
+    bench.add_argument(
+        "--pipecat",
+        metavar="PYTHON",
+        help="also run the same load against a Pipecat Twilio echo bot, with this Python "
+        "(one that has pipecat-ai[websocket] installed)",
+    )
+    bench.add_argument("--pipecat-calls", help="call counts for Pipecat (default: --calls)")
     bench.set_defaults(handler=_bench)
     return parser
 
