@@ -95,7 +95,12 @@ def create_app(
     async def healthz() -> JSONResponse:
         """Liveness: the process serves requests (draining included)."""
         return JSONResponse(
-            {"status": "ok", "active_calls": len(calls.active), "engine": engine.name}
+            {
+                "status": "ok",
+                "active_calls": len(calls.active),
+                "engine": engine.name,
+                "tasks": len(asyncio.all_tasks()),
+            }
         )
 
     @app.get("/readyz")

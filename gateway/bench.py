@@ -223,6 +223,77 @@ async def _wire(
                 _pin(0, set(cpus))
 
 
+# -- soak ----------------------------------------------------------------------------------
+
+
+async def _soak(calls: int, minutes: float, call_seconds: float) -> list[dict[str, float]]:
+    """Keep ``calls`` calls up (each ``call_seconds`` long, replaced when it ends) for
+    ``minutes``; sample the gateway's memory, file descriptors and tasks every 10 s."""
+    import httpx
+    import psutil
+
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = _overtalk_command(port, Path(tmp))
+        server = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        proc = psutil.Process(server.pid)
+        url = f"ws://127.0.0.1:{port}/twilio/media"
+        stats = _WireStats()
+        samples: list[dict[str, float]] = []
+        loop = asyncio.get_running_loop()
+        end = loop.time() + minutes * 60
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                for _ in range(400):
+                    try:
+                        await http.get("/healthz")
+                        break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.05)
+
+                async def slot(n: int) -> None:
+                    k = 0
+                    while loop.time() < end:
+                        t0 = time.perf_counter() + 0.05
+                        await _one_call(url, n * 100000 + k, call_seconds, t0, stats)
+                        k += 1
+
+                slots = [asyncio.create_task(slot(n)) for n in range(calls)]
+                started = loop.time()
+                while loop.time() < end:
+                    await asyncio.sleep(10.0)
+                    health = (await http.get("/healthz")).json()
+                    late = [d * 1000 for d in stats.echo_delays[-calls * 500 :]]
+                    samples.append(
+                        {
+                            "minute": (loop.time() - started) / 60,
+                            "rss_mib": proc.memory_info().rss / 2**20,
+                            "fds": proc.num_fds(),
+                            "tasks": health["tasks"],
+                            "active_calls": health["active_calls"],
+                            "echo_p99_ms": _pct(late, 99),
+                            "failed_calls": stats.failures,
+                        }
+                    )
+                await asyncio.gather(*slots)
+        finally:
+            server.terminate()
+            await server.wait()
+    return samples
+
+
+def _growth(samples: list[dict[str, float]], key: str) -> float:
+    """Least-squares slope of ``key`` per hour over the second half (after warm-up)."""
+    half = samples[len(samples) // 2 :]
+    if len(half) < 2:
+        return float("nan")
+    x = np.array([s["minute"] for s in half]) / 60
+    y = np.array([s[key] for s in half])
+    return float(np.polyfit(x, y, 1)[0])
+
+
 # -- 2. per frame, in process ------------------------------------------------------------------
 
 
@@ -398,6 +469,16 @@ def _highest_realtime(rows: list[dict[str, float]]) -> int:
 
 def main(args: argparse.Namespace) -> int:
     calls = [int(x) for x in str(args.calls).split(",") if x]
+    if args.soak:
+        samples = asyncio.run(_soak(calls[0], args.soak, args.seconds))
+        print(f"Soak: {calls[0]} calls for {args.soak:g} min, each {args.seconds:g} s:")
+        print(_table(samples))
+        growth = {k: _growth(samples, k) for k in ("rss_mib", "fds", "tasks")}
+        print(
+            "\nGrowth per hour over the second half: "
+            + ", ".join(f"{k} {v:+.1f}" for k, v in growth.items())
+        )
+        return 0
     results: dict[str, object] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "per_frame_in_process": _inprocess(),

@@ -189,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(one that has pipecat-ai[websocket] installed)",
     )
     bench.add_argument("--pipecat-calls", help="call counts for Pipecat (default: --calls)")
+    bench.add_argument(
+        "--soak",
+        type=float,
+        metavar="MINUTES",
+        help="instead: keep the first --calls count of calls up this long (each --seconds "
+        "long, replaced as it ends) and report memory, file descriptors and tasks over time",
+    )
     bench.set_defaults(handler=_bench)
     return parser
 
