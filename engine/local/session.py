@@ -1,0 +1,542 @@
+"""One call of the local engine: audio in, turn-taking, replies out.
+
+Everything here runs on the event loop's thread and only does bookkeeping; the models run on
+the engine's workers (:mod:`engine.local.workers`). Per 20 ms frame, :meth:`send_audio`
+appends to a buffer, and every 32 ms hands a window to the VAD worker. Results come back as
+callbacks that drive the pure :class:`~engine.local.controller.TurnController`; its decisions
+become engine events (``Interrupt``, ``Resume``, ``Transcript``, ``Metric``), recognition
+requests, and replies from the responder (a scripted flow or a chat model), spoken phrase by
+phrase.
+
+Clocks: the session's time is caller samples received (16 kHz). Bot audio is placed on that
+timeline where the caller should hear it, assuming the gateway plays it at 1x from when it is
+emitted (behind anything still playing): the controller uses that to know when the bot is
+audible, and the echo check to know what might come back.
+
+Metrics (``Metric`` events, milliseconds on the caller's timeline unless named ``_s``):
+``turn.decision_ms`` (caller's end of speech -> end of turn decided), ``turn.first_audio_ms``
+(-> first bot audio emitted, an acknowledgement or the answer), ``turn.answer_audio_ms`` (->
+first audio of the answer itself), ``turn.speech_end_s``, ``barge_in.detect_ms`` (speech onset
+-> Interrupt), ``barge_in.resumed`` / ``barge_in.confirmed`` (counts), ``asr.ms`` (recognition
+time per request, wall clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from engine.base import (
+    Audio,
+    EngineSession,
+    Hangup,
+    Interrupt,
+    Metric,
+    Resume,
+    Transcript,
+    Transfer,
+)
+from engine.local import controller as ctl
+from engine.local import nlu
+from engine.local.asr import AsrRequest, Transcription
+from engine.local.chat import ChatError
+from engine.local.echo import EchoMonitor
+from engine.local.flow import Reply
+from engine.local.tts import PhraseCache, Synthesizer, split_phrases
+from engine.local.vad import RATE, WINDOW
+from engine.local.workers import AsrWorker, TtsWorker, VadResult, VadStream, VadWorker
+
+log = logging.getLogger("overtalk.engine.local")
+
+__all__ = ["LocalSession", "Responder", "Workers"]
+
+_HISTORY = 1 << 19  # caller audio kept for recognition: 32 s at 16 kHz
+_APOLOGY = "Sorry, I'm having trouble right now."
+
+
+class Responder(Protocol):
+    """The bot's brain: a scripted flow or a chat model (see flow.FlowRunner, chat)."""
+
+    @property
+    def acknowledgements(self) -> tuple[str, ...]: ...
+
+    def start(self) -> Reply: ...
+
+    def answer(self, text: str, *, question_heard: bool = True) -> Reply: ...
+
+    def dtmf(self, digit: str) -> Reply | None: ...
+
+    def no_input(self) -> Reply: ...
+
+    def heard(self, said: str, heard: str) -> None: ...
+
+    def snapshot(self) -> object: ...
+
+    def restore(self, snapshot: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class Workers:
+    """What a session shares with every other call of its engine."""
+
+    vad: VadWorker
+    asr: AsrWorker
+    tts: TtsWorker
+    cache: PhraseCache
+
+
+@dataclass(frozen=True, slots=True)
+class _Answered:
+    """The last turn answered: enough to take the answer back if the caller was not done."""
+
+    snapshot: object
+    text: str
+    speech_end: int
+
+
+@dataclass(slots=True)
+class _Phrase:
+    text: str
+    ack: bool = False
+    pcm: bytes | None = None
+    ready: bool = False
+    #: Output-timeline span (ms) once emitted, and the caller-timeline span it plays in.
+    out_start: float = 0.0
+    out_end: float = 0.0
+    play_start: int = 0
+    play_end: int = 0
+
+
+@dataclass
+class _BotTurn:
+    """What the bot says in one turn, in order, then how the call goes on."""
+
+    reply: Reply
+    phrases: list[_Phrase] = field(default_factory=list)
+    emitted: int = 0
+    streaming: bool = False
+    suspended: bool = False
+    finished: bool = False  # everything emitted, ending action sent
+    speech_end: int | None = None  # the caller's end of speech this turn answers
+    answered_at: int | None = None  # first answer audio emitted (caller samples)
+
+    @property
+    def text(self) -> str:
+        return " ".join(p.text for p in self.phrases if not p.ack)
+
+
+class LocalSession(EngineSession):
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        call_id: str,
+        responder: Responder,
+        workers: Workers,
+        synthesizer: Synthesizer,
+        *,
+        turn_config: ctl.TurnConfig | None = None,
+        echo: bool = True,
+    ) -> None:
+        super().__init__(RATE)
+        self.call_id = call_id
+        self.responder = responder
+        self.workers = workers
+        self.synth = synthesizer
+        self.controller = ctl.TurnController(turn_config or ctl.TurnConfig())
+        self._stream = VadStream(self._on_vad, EchoMonitor(RATE) if echo else None)
+        self._pending = bytearray()
+        self._history = np.zeros(_HISTORY, np.float32)
+        self._samples = 0  # caller samples received: the session's clock
+        self._emitted_ms = 0.0  # output timeline
+        self._play_end = 0  # caller sample when all emitted audio will have played
+        self._turn: _BotTurn | None = None
+        self._reply: Reply = Reply()
+        self._acks = itertools.cycle(responder.acknowledgements or ("Okay.",))
+        self._stream_task: asyncio.Task[None] | None = None
+        self._cut_turn: _BotTurn | None = None
+        self._heard_ms: float | None = None
+        self._last_activity = 0  # caller sample of the last caller speech or bot audio
+        self._answered: _Answered | None = None
+        self._continuing: int | None = None  # segment that continues the answered turn
+        self._closed = False
+        self.ended = False
+        #: Every decision of the controller, in order (for tests and debugging).
+        self.decisions: list[ctl.Decision] = []
+
+    # -- inputs from the gateway (hot path: bookkeeping only) --------------------------------
+
+    def start(self) -> None:
+        """Speak the opening lines (the flow's greeting and first question)."""
+        self._speak(self.responder.start(), speech_end=None)
+
+    def send_audio(self, pcm: bytes) -> None:
+        if self._closed:
+            return
+        buf = self._pending
+        buf += pcm
+        whole = len(buf) // (2 * WINDOW)
+        if not whole:
+            return
+        n = whole * WINDOW
+        windows = np.frombuffer(bytes(buf[: 2 * n]), dtype="<i2").astype(np.float32) / 32768.0
+        del buf[: 2 * n]
+        end = self._samples + n
+        i = self._samples % _HISTORY
+        first = min(n, _HISTORY - i)
+        self._history[i : i + first] = windows[:first]
+        if first < n:
+            self._history[: n - first] = windows[first:]
+        self._samples = end
+        self.workers.vad.submit(self._stream, windows.reshape(whole, WINDOW), end)
+
+    def dtmf(self, digit: str) -> None:
+        if self._closed or self.ended:
+            return
+        reply = self.responder.dtmf(digit)
+        if reply is None:
+            return
+        self.channel.put(Transcript("caller", f"[{digit}]"))
+        if self._bot_audible():
+            self._stop_bot(confirmed=True)
+        self._speak(reply, speech_end=None)
+
+    def played(self, ms: int) -> None:
+        """The caller heard the output timeline up to ``ms`` before the last clear."""
+        self._heard_ms = float(ms)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._stream.closed = True
+        if self._stream_task is not None:
+            self._stream_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._stream_task
+        self.channel.close()
+
+    # -- VAD results -> controller -----------------------------------------------------------
+
+    def _on_vad(self, results: list[VadResult]) -> None:
+        if self._closed:
+            return
+        controller = self.controller
+        for r in results:
+            for decision in controller.window(r.end, r.prob, r.echo_db, r.level_db):
+                self._act(decision)
+        self._tick(results[-1].end)
+
+    def _tick(self, t: int) -> None:
+        """Per-window housekeeping: finished bot turns, and the caller's silence."""
+        turn = self._turn
+        if turn is not None and turn.finished and t >= self._play_end and not turn.suspended:
+            self._complete_turn(turn)
+        if self.controller.in_utterance:
+            self._last_activity = t
+            return
+        wait = self._reply.no_input_after
+        if (
+            wait is not None
+            and not self.ended
+            and self._turn is None
+            and t - max(self._last_activity, self._play_end) >= wait * RATE
+        ):
+            self._last_activity = t
+            self._speak(self.responder.no_input(), speech_end=None)
+
+    def _act(self, decision: ctl.Decision) -> None:
+        self.decisions.append(decision)
+        log.debug("= call %s at %.2f s: %s", self.call_id, self._samples / RATE, decision)
+        match decision:
+            case ctl.SpeechStarted(segment=segment, onset=onset, barge_in=barge_in):
+                self._last_activity = onset
+                answered = self._answered
+                window = self.controller.config.samples(self.controller.config.continuation_ms)
+                if barge_in and answered is not None and onset - answered.speech_end <= window:
+                    self._continuing = segment
+            case ctl.Transcribe(segment=segment, start=start, end=end):
+                self._transcribe(segment, start, end)
+            case ctl.Partial(text=text):
+                self.channel.put(Transcript("caller", text, final=False))
+            case ctl.Interrupt(onset=onset, at=at):
+                self._stop_bot(confirmed=False)
+                self.channel.put(Metric("barge_in.detect_ms", (at - onset) / 16.0))
+            case ctl.InterruptConfirmed():
+                self._confirm_interrupt()
+            case ctl.Resume(reason=reason, text=text):
+                self._continuing = None
+                self._resume(reason, text)
+            case ctl.Backchannel(text=text) | ctl.Discard(text=text):
+                if text:
+                    self.channel.put(Transcript("caller", text, final=False))
+            case ctl.EndOfTurn():
+                self._end_of_turn(decision)
+
+    # -- recognition -------------------------------------------------------------------------
+
+    def _transcribe(self, segment: int, start: int, end: int) -> None:
+        start = max(start, end - _HISTORY + 1, 0)
+        audio = self._read_history(start, end)
+        prompt = self._reply.question
+        request = AsrRequest(audio, prompt)
+
+        def done(result: Transcription | None, seconds: float) -> None:
+            if self._closed:
+                return
+            self.channel.put(Metric("asr.ms", seconds * 1000.0))
+            heard = result or Transcription("")
+            for decision in self.controller.transcript(segment, end, heard.text, heard.doubtful):
+                self._act(decision)
+
+        self.workers.asr.submit(request, done)
+
+    def _read_history(self, start: int, end: int) -> np.ndarray:
+        n = end - start
+        i = start % _HISTORY
+        first = min(n, _HISTORY - i)
+        if first == n:
+            return self._history[i : i + n].copy()
+        return np.concatenate((self._history[i:], self._history[: n - first]))
+
+    # -- turns -------------------------------------------------------------------------------
+
+    def _end_of_turn(self, eot: ctl.EndOfTurn) -> None:
+        self._last_activity = eot.at
+        self.channel.put(Transcript("caller", eot.text, final=True))
+        self.channel.put(Metric("turn.speech_end_s", eot.speech_end / RATE))
+        self.channel.put(Metric("turn.decision_ms", (eot.at - eot.speech_end) / 16.0))
+        if self.ended:
+            return
+        if self._turn is not None and not self._turn.finished:
+            # The caller answered over the bot's turn (an interruption that stood): drop it.
+            self._drop_turn(self._turn)
+        text = eot.text
+        answered = self._answered
+        if self._continuing == eot.segment and answered is not None:
+            # The caller had only paused: take the last answer back and read it all as one.
+            self.responder.restore(answered.snapshot)
+            text = f"{answered.text} {text}"
+            self._cut_turn = None
+        self._continuing = None
+        heard_question = self._question_heard()
+        self._answered = _Answered(self.responder.snapshot(), text, eot.speech_end)
+        reply = self.responder.answer(text, question_heard=heard_question)
+        self._speak(reply, speech_end=eot.speech_end)
+
+    def _question_heard(self) -> bool:
+        """Whether the caller heard the last question before answering (or cut it off)."""
+        cut = self._cut_turn
+        if cut is None or not cut.reply.question:
+            return True
+        total = len(nlu.words(cut.text))
+        question = len(nlu.words(cut.reply.question))
+        return len(nlu.words(self._heard_text(cut))) >= total - question // 2
+
+    def _speak(self, reply: Reply, *, speech_end: int | None) -> None:
+        """Start a bot turn: phrases rendered (cache, else the TTS worker) and emitted in order."""
+        self._reply = reply
+        self._cut_turn = None
+        self.controller.expectation = reply.expect
+        turn = _BotTurn(reply, speech_end=speech_end)
+        self._turn = turn
+        texts = [p for line in reply.lines for p in split_phrases(line)]
+        cache, voice = self.workers.cache, self.synth.name
+        first_cached = bool(texts) and cache.get(voice, texts[0]) is not None
+        if speech_end is not None and not first_cached and (texts or reply.more is not None):
+            ack = next(self._acks)
+            pcm = cache.get(voice, ack)
+            if pcm is not None:
+                turn.phrases.append(_Phrase(ack, ack=True, pcm=pcm, ready=True))
+        for text in texts:
+            self._add_phrase(turn, text)
+        if reply.more is not None:
+            turn.streaming = True
+            self._stream_task = asyncio.get_running_loop().create_task(self._follow(turn))
+        self._pump()
+
+    def _add_phrase(self, turn: _BotTurn, text: str) -> None:
+        phrase = _Phrase(text)
+        turn.phrases.append(phrase)
+        cache, voice = self.workers.cache, self.synth.name
+        pcm = cache.get(voice, text)
+        if pcm is not None:
+            phrase.pcm, phrase.ready = pcm, True
+            return
+
+        def done(pcm: bytes | None) -> None:
+            if pcm:
+                cache.put(voice, text, pcm)
+            phrase.pcm, phrase.ready = pcm, True
+            if self._turn is turn and not self._closed:
+                self._pump()
+
+        self.workers.tts.submit(self.synth, text, done)
+
+    async def _follow(self, turn: _BotTurn) -> None:
+        """Speak a streamed reply sentence by sentence as its text arrives."""
+        assert turn.reply.more is not None
+        buffer = ""
+        try:
+            async for piece in turn.reply.more:
+                if self._turn is not turn:
+                    return
+                buffer += piece
+                phrases = split_phrases(buffer)
+                # All but the last are whole; the last may still grow.
+                if len(phrases) > 1 or buffer.rstrip().endswith((".", "!", "?")):
+                    done = phrases if buffer.rstrip().endswith((".", "!", "?")) else phrases[:-1]
+                    for text in done:
+                        self._add_phrase(turn, text)
+                    buffer = "" if done is phrases else phrases[-1]
+                    self._pump()
+            if buffer.strip() and self._turn is turn:
+                self._add_phrase(turn, buffer.strip())
+        except ChatError as exc:
+            log.warning("x call %s: %s", self.call_id, exc)
+            if self._turn is turn:
+                self._add_phrase(turn, _APOLOGY)
+        finally:
+            turn.streaming = False
+            if self._turn is turn and not self._closed:
+                self._pump()
+
+    def _pump(self) -> None:
+        """Emit every ready phrase, in order; after the last, the turn's ending."""
+        turn = self._turn
+        if turn is None or turn.suspended or turn.finished or self._closed:
+            return
+        while turn.emitted < len(turn.phrases) and turn.phrases[turn.emitted].ready:
+            phrase = turn.phrases[turn.emitted]
+            turn.emitted += 1
+            if phrase.pcm:
+                self._emit(turn, phrase)
+        if turn.emitted == len(turn.phrases) and not turn.streaming:
+            turn.finished = True
+            reply = turn.reply
+            if reply.hangup:
+                self.ended = True
+                self.channel.put(Hangup("flow finished"))
+            elif reply.transfer is not None:
+                self.ended = True
+                self.channel.put(Transfer(reply.transfer))
+
+    def _emit(self, turn: _BotTurn, phrase: _Phrase) -> None:
+        pcm = phrase.pcm
+        assert pcm is not None
+        now = self._samples
+        samples = len(pcm) // 2
+        phrase.out_start = self._emitted_ms
+        self._emitted_ms += samples / 16.0
+        phrase.out_end = self._emitted_ms
+        phrase.play_start = max(now, self._play_end)
+        phrase.play_end = phrase.play_start + samples
+        self._play_end = phrase.play_end
+        self.controller.bot_audible_until(self._play_end)
+        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        self.workers.vad.add_reference(self._stream, audio, phrase.play_start)
+        self.channel.put(Audio(pcm))
+        self.channel.put(Transcript("bot", phrase.text, final=False))
+        if turn.speech_end is not None:
+            if turn.emitted == 1:
+                self.channel.put(Metric("turn.first_audio_ms", (now - turn.speech_end) / 16.0))
+            if not phrase.ack and turn.answered_at is None:
+                turn.answered_at = now
+                self.channel.put(Metric("turn.answer_audio_ms", (now - turn.speech_end) / 16.0))
+
+    # -- interruptions -----------------------------------------------------------------------
+
+    def _bot_audible(self) -> bool:
+        return self._samples < self._play_end
+
+    def _stop_bot(self, *, confirmed: bool) -> None:
+        """Cut the bot off: the gateway clears, and reports what was heard via played()."""
+        turn = self._turn
+        self._heard_ms = None
+        self.channel.put(Interrupt())
+        self.controller.bot_stopped(self._samples)
+        self._play_end = min(self._play_end, self._samples)
+        if turn is None:
+            return
+        turn.suspended = True
+        self._cut_turn = turn
+        if confirmed:
+            self._confirm_interrupt()
+
+    def _confirm_interrupt(self) -> None:
+        turn = self._cut_turn
+        self.channel.put(Metric("barge_in.confirmed", 1))
+        if turn is not None and self._turn is turn:
+            self._drop_turn(turn)
+
+    def _drop_turn(self, turn: _BotTurn) -> None:
+        """The caller will not hear the rest: record what they did hear, forget the rest."""
+        if self._stream_task is not None and not self._stream_task.done():
+            self._stream_task.cancel()
+        heard = self._heard_text(turn)
+        said = turn.text
+        self.responder.heard(said, heard)
+        if heard:
+            self.channel.put(Transcript("bot", heard + " ...", final=True))
+        reply = turn.reply
+        if reply.ends_call and not turn.finished:
+            # The caller cut into the goodbye: the call still ends (the flow has finished).
+            self.ended = True
+            self.channel.put(
+                Hangup("flow finished") if reply.hangup else Transfer(reply.transfer or "")
+            )
+        self._turn = None
+
+    def _resume(self, reason: str, text: str) -> None:
+        """A false interruption: the gateway replays what was cut, and the turn goes on."""
+        turn = self._cut_turn
+        self.channel.put(Metric("barge_in.resumed", 1))
+        if turn is None or self._turn is not turn:
+            return
+        self.channel.put(Resume())
+        turn.suspended = False
+        self._cut_turn = None
+        heard = self._heard_ms if self._heard_ms is not None else self._emitted_ms
+        replay = [p for p in turn.phrases[: turn.emitted] if p.out_end > heard and p.pcm]
+        now = self._samples
+        for phrase in replay:
+            skip = (
+                max(0, int((heard - phrase.out_start) * 16)) * 2 if phrase.out_start < heard else 0
+            )
+            rest = phrase.pcm[skip:] if phrase.pcm else b""
+            start = max(now, self._play_end)
+            self._play_end = start + len(rest) // 2
+            audio = np.frombuffer(rest, dtype="<i2").astype(np.float32) / 32768.0
+            self.workers.vad.add_reference(self._stream, audio, start)
+        self.controller.bot_audible_until(self._play_end)
+        log.debug("= call %s: resumed after %s %r", self.call_id, reason, text)
+        self._pump()
+
+    def _heard_text(self, turn: _BotTurn) -> str:
+        """The words of ``turn`` the caller heard, by the position reported at the clear."""
+        heard_ms = self._heard_ms if self._heard_ms is not None else self._emitted_ms
+        words: list[str] = []
+        for phrase in turn.phrases[: turn.emitted]:
+            if phrase.ack or not phrase.pcm:
+                continue
+            if heard_ms >= phrase.out_end:
+                words.extend(phrase.text.split())
+            elif heard_ms > phrase.out_start:
+                share = (heard_ms - phrase.out_start) / max(1.0, phrase.out_end - phrase.out_start)
+                ws = phrase.text.split()
+                words.extend(ws[: int(len(ws) * share)])
+                break
+            else:
+                break
+        return " ".join(words)
+
+    def _complete_turn(self, turn: _BotTurn) -> None:
+        """The bot's turn has played out: its words are final."""
+        if turn.text:
+            self.channel.put(Transcript("bot", turn.text, final=True))
+        self._turn = None
+        self._last_activity = self._samples

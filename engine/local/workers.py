@@ -1,0 +1,281 @@
+"""The engine's model work, off the event loop: one thread each for VAD, recognition, synthesis.
+
+Sessions hand work over with cheap synchronous calls from the event loop's thread (a deque
+append and a wake-up) and get results back as callbacks scheduled on that loop with
+``call_soon_threadsafe``, so no model step ever runs on the loop and a slow one delays nothing
+but its own queue.
+
+Batching is by backlog: each worker takes everything queued when it wakes. Idle, a call's VAD
+window is scored alone within a millisecond of arriving; busy, windows pile up during a forward
+and the next forward takes them all (one window per call per forward, so a call's windows stay
+in order). The recogniser batches the same way, up to ``max_batch`` requests per pass.
+
+torch, ctranslate2 and onnxruntime release the GIL while they compute, so the loop keeps
+running frames while a model works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from engine.local.asr import AsrRequest, Recognizer, Transcription
+from engine.local.echo import EchoMonitor
+from engine.local.tts import Synthesizer
+from engine.local.vad import WINDOW, VadState
+
+log = logging.getLogger("overtalk.engine.local")
+
+__all__ = ["AsrWorker", "TtsWorker", "VadModel", "VadResult", "VadStream", "VadWorker"]
+
+
+class VadModel(Protocol):
+    """Scores a batch of windows, advancing each stream's state (see :class:`SileroVad`)."""
+
+    def forward(self, windows: np.ndarray, states: list[VadState]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VadResult:
+    """One scored window: speech probability, echo residual (dB), level (dBFS)."""
+
+    end: int
+    prob: float
+    echo_db: float
+    level_db: float
+
+
+class VadStream:
+    """One call's VAD state, echo monitor and result callback; owned by the VAD worker thread
+    once registered (the session only calls the worker's submit methods)."""
+
+    __slots__ = ("state", "echo", "deliver", "closed", "__weakref__")
+
+    def __init__(
+        self, deliver: Callable[[list[VadResult]], None], echo: EchoMonitor | None
+    ) -> None:
+        self.state = VadState()
+        self.echo = echo
+        self.deliver = deliver
+        self.closed = False
+
+
+class _Thread:
+    """A daemon thread draining a queue; subclasses implement :meth:`_work`."""
+
+    name = "worker"
+
+    def __init__(self) -> None:
+        self._queue: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Seconds spent in model calls, and how many calls (for the benchmark).
+        self.busy_s = 0.0
+        self.calls = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Deliver results on ``loop``; starts the thread on first use."""
+        if self._loop is not None and self._loop is not loop and not self._loop.is_closed():
+            if self._loop.is_running():
+                raise RuntimeError("a local engine serves one event loop")
+        self._loop = loop
+        if self._thread is None or not self._thread.is_alive():
+            self._stop = False
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _put(self, item: Any) -> None:
+        self._queue.append(item)
+        self._wake.set()
+
+    def _run(self) -> None:
+        queue = self._queue
+        while not self._stop:
+            self._wake.wait()
+            self._wake.clear()
+            while queue and not self._stop:
+                items = []
+                while queue and len(items) < self._max_items():
+                    items.append(queue.popleft())
+                try:
+                    self._work(items)
+                except Exception:  # one bad batch must not kill the worker for every call
+                    log.exception("x %s failed on a batch of %d", self.name, len(items))
+
+    def _max_items(self) -> int:
+        return 1 << 30
+
+    def _work(self, items: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _call_soon(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # the loop closed between the check and the call
+                pass
+
+
+class VadWorker(_Thread):
+    """Batched VAD and echo scoring for every call (see module docstring)."""
+
+    name = "overtalk-vad"
+
+    def __init__(self, model: VadModel) -> None:
+        super().__init__()
+        self.model = model
+        self.windows = 0
+        self.forwards = 0
+
+    def submit(self, stream: VadStream, windows: np.ndarray, end: int) -> None:
+        """Score ``windows`` (k x 512 float32), the last ending at caller sample ``end``."""
+        self._put((stream, windows, end))
+
+    def add_reference(self, stream: VadStream, audio: np.ndarray, start: int) -> None:
+        """Bot audio the caller should hear from sample ``start`` (for the echo check)."""
+        self._put((stream, audio, -start - 1))  # negative end marks a reference
+
+    def _work(self, items: list[tuple[VadStream, np.ndarray, int]]) -> None:
+        pending: dict[VadStream, list[tuple[np.ndarray, int]]] = {}
+        for stream, audio, end in items:
+            if stream.closed:
+                continue
+            if end < 0:
+                if stream.echo is not None:
+                    stream.echo.add_reference(audio, -end - 1)
+                continue
+            first = end - len(audio) * WINDOW
+            todo = pending.setdefault(stream, [])
+            for i, window in enumerate(audio):
+                todo.append((window, first + (i + 1) * WINDOW))
+        results: dict[VadStream, list[VadResult]] = {s: [] for s in pending}
+        depth = max((len(v) for v in pending.values()), default=0)
+        for r in range(depth):
+            streams = [s for s, v in pending.items() if len(v) > r]
+            batch = np.stack([pending[s][r][0] for s in streams])
+            t0 = time.perf_counter()
+            probs = self.model.forward(batch, [s.state for s in streams])
+            self.busy_s += time.perf_counter() - t0
+            self.forwards += 1
+            self.windows += len(streams)
+            energy = np.mean(batch.astype(np.float64) ** 2, axis=1)
+            levels = 10.0 * np.log10(energy + 1e-12)
+            for i, stream in enumerate(streams):
+                window, end = pending[stream][r]
+                echo_db = stream.echo.assess(window, end) if stream.echo is not None else 0.0
+                results[stream].append(VadResult(end, float(probs[i]), echo_db, float(levels[i])))
+        if results:
+            self._call_soon(_deliver_all, results)
+
+
+def _deliver_all(results: dict[VadStream, list[VadResult]]) -> None:
+    for stream, scored in results.items():
+        if not stream.closed and scored:
+            stream.deliver(scored)
+
+
+class AsrWorker(_Thread):
+    """Runs the recogniser on batches of requests; each result goes to its callback."""
+
+    name = "overtalk-asr"
+
+    def __init__(self, recognizer: Recognizer, max_batch: int = 8) -> None:
+        super().__init__()
+        self.recognizer = recognizer
+        self.max_batch = max_batch
+        #: Recognition time per pass, seconds (for metrics and the benchmark).
+        self.last_s = 0.0
+
+    def submit(
+        self, request: AsrRequest, done: Callable[[Transcription | None, float], None]
+    ) -> None:
+        """Transcribe; ``done(result, seconds)`` runs on the loop (None: recognition failed)."""
+        self._put((request, done))
+
+    def _max_items(self) -> int:
+        return self.max_batch
+
+    def _work(
+        self, items: list[tuple[AsrRequest, Callable[[Transcription | None, float], None]]]
+    ) -> None:
+        t0 = time.perf_counter()
+        try:
+            texts: Sequence[Transcription | None] = self.recognizer.transcribe(
+                [r for r, _ in items]
+            )
+        except Exception:
+            log.exception("x recognition failed for %d requests", len(items))
+            texts = [None] * len(items)
+        elapsed = time.perf_counter() - t0
+        self.busy_s += elapsed
+        self.calls += 1
+        self.last_s = elapsed
+        for (_, done), text in zip(items, texts, strict=True):
+            self._call_soon(done, text, elapsed)
+
+
+class TtsWorker(_Thread):
+    """Synthesises phrases; live requests go before pre-rendering of prompts."""
+
+    name = "overtalk-tts"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._background: deque[Any] = deque()
+
+    def submit(
+        self,
+        synthesizer: Synthesizer,
+        text: str,
+        done: Callable[[bytes | None], None],
+        *,
+        background: bool = False,
+    ) -> None:
+        """Render ``text``; ``done(pcm)`` runs on the loop (None: synthesis failed)."""
+        item = (synthesizer, text, done)
+        if background:
+            self._background.append(item)
+            self._wake.set()
+        else:
+            self._put(item)
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait()
+            self._wake.clear()
+            while (self._queue or self._background) and not self._stop:
+                source = self._queue if self._queue else self._background
+                try:
+                    self._work([source.popleft()])
+                except Exception:
+                    log.exception("x synthesis worker failed")
+
+    def _work(self, items: list[tuple[Synthesizer, str, Callable[[bytes | None], None]]]) -> None:
+        for synthesizer, text, done in items:
+            t0 = time.perf_counter()
+            try:
+                pcm: bytes | None = synthesizer.synthesize(text)
+            except Exception:
+                log.exception("x could not synthesise %r", text)
+                pcm = None
+            self.busy_s += time.perf_counter() - t0
+            self.calls += 1
+            self._call_soon(done, pcm)

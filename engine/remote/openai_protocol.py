@@ -1,0 +1,445 @@
+"""OpenAI Realtime over a websocket, sans I/O: session set-up, audio both ways, barge-in.
+
+Sources (message for message): openai-python ``src/openai/types/realtime/`` (GA types:
+``realtime_session_create_request.py``, ``realtime_audio_formats.py``,
+``realtime_audio_input_turn_detection.py``, ``input_audio_buffer_speech_started_event.py``,
+``conversation_item_truncate_event.py``, ``response_function_call_arguments_done_event.py``,
+``realtime_server_event.py``, ``realtime_error.py``); REFERENCE.md 4.1 (GA and beta field
+names side by side) and 4.2 (the Twilio sample's interruption flaws, fixed here).
+
+The session shape. GA (default): ``session.type = "realtime"``, audio under
+``session.audio.input|output`` with ``format.type`` ``audio/pcmu`` (G.711 mu-law at 8 kHz: the
+telephone's own bytes, so a Twilio call is passed through with no decode and no resampling) or
+``audio/pcm`` (16-bit at 24 kHz, for carriers that are not mu-law), turn detection under
+``audio.input.turn_detection``. Beta (``api="beta"``, header ``OpenAI-Beta: realtime=v1``):
+``input_audio_format``/``output_audio_format`` ``g711_ulaw``|``pcm16``, ``turn_detection`` and
+``voice`` at the top level, ``modalities``. Mixing the two is the usual integration error, so
+one :class:`RealtimeConfig` renders exactly one of them. Server events are accepted under both
+names (``response.output_audio.delta`` GA, ``response.audio.delta`` beta).
+
+Barge-in. ``input_audio_buffer.speech_started`` becomes ``Interrupt``: the gateway clears the
+carrier and reports the heard position with ``played(ms)``. The position is mapped to the item
+that was playing by :class:`~engine.remote.timeline.OutputTimeline` and sent as
+``conversation.item.truncate`` with ``audio_end_ms`` clamped to the audio received for that
+item (the API errors beyond it). With ``interrupt_response`` on, the server cancels the
+response; deltas of it already on their way when ``speech_started`` was sent are dropped here,
+so no audio of the cut reply reaches the caller after the ``clear``.
+
+Reconnects. The Realtime API has no session resumption; when a session ends under a call (its
+maximum duration, a dropped socket) a new one is opened and the conversation so far is replayed
+into it as text items (``conversation.item.create``), so the call goes on with its context.
+
+Garbage from the server is dropped per message and counted in :attr:`violations`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pybase64
+
+from engine.base import Audio, EngineEvent, Interrupt, Metric, Transcript
+from engine.remote.errors import LocalProtocolError, VendorError
+from engine.remote.settings import CallSettings
+from engine.remote.timeline import OutputTimeline
+from engine.remote.tools import CallTools
+
+__all__ = ["Phase", "RealtimeConfig", "RealtimeProtocol"]
+
+#: Caller audio held while no session is ready (set-up, reconnect): 10 s of 20 ms frames.
+MAX_PENDING = 500
+#: Interrupted responses remembered, to drop their late deltas.
+MAX_CUT_RESPONSES = 16
+#: Transcript entries replayed into a new session after a reconnect.
+MAX_HISTORY = 40
+#: Error codes after which the server ends the session (the call reconnects).
+SESSION_ENDING_CODES = frozenset({"session_expired"})
+
+VAD_TYPES = ("server_vad", "semantic_vad", "none")
+_APPEND = '{"type":"input_audio_buffer.append","audio":"'
+
+
+class Phase(enum.Enum):
+    CONNECTING = "connecting"  # no socket, or socket not yet configured
+    CONFIGURING = "configuring"  # session.update sent, waiting for session.updated
+    READY = "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeConfig:
+    """One call's session, rendered as GA or beta ``session.update``."""
+
+    model: str = "gpt-realtime"
+    api: str = "ga"  # "ga" | "beta"
+    audio: str = "pcmu"  # "pcmu" (8 kHz mu-law) | "pcm" (24 kHz 16-bit)
+    instructions: str = ""
+    voice: str = "alloy"
+    turn_detection: dict[str, Any] | None = field(default_factory=lambda: {"type": "server_vad"})
+    transcription_model: str = "gpt-4o-mini-transcribe"
+    tools: CallTools = field(default_factory=lambda: CallTools(("end_call", "send_dtmf"), ()))
+    greeting: str = ""
+
+    @property
+    def interrupts(self) -> bool:
+        """Whether caller speech cancels the reply (the server's ``interrupt_response``)."""
+        td = self.turn_detection
+        return td is not None and td.get("interrupt_response", True) is not False
+
+    @classmethod
+    def from_call(
+        cls, params: CallSettings, *, model: str, api: str, audio: str, voice: str
+    ) -> RealtimeConfig:
+        """The session for one call: engine defaults overridden by the dial plan's options."""
+        api = params.choice("api", ("ga", "beta"), api)
+        audio = params.choice("audio_format", ("pcmu", "pcm"), audio)
+        instructions = params.text("prompt")
+        language = params.text("language")
+        if language:
+            instructions = f"{instructions}\nSpeak {language}.".strip()
+        mode = params.choice("turn_detection", VAD_TYPES, "server_vad")
+        td: dict[str, Any] | None = None
+        if mode != "none":
+            td = {"type": mode}
+            if mode == "server_vad":
+                for key, value in (
+                    ("threshold", params.number("vad_threshold")),
+                    ("prefix_padding_ms", params.integer("prefix_padding_ms")),
+                    ("silence_duration_ms", params.integer("silence_duration_ms")),
+                    ("idle_timeout_ms", params.integer("idle_timeout_ms")),
+                ):
+                    if value is not None:
+                        td[key] = value
+            else:
+                eagerness = params.text("eagerness")
+                if eagerness:
+                    td["eagerness"] = params.choice(
+                        "eagerness", ("low", "medium", "high", "auto"), "auto"
+                    )
+            for key in ("create_response", "interrupt_response"):
+                flag = params.flag(key)
+                if flag is not None:
+                    td[key] = flag
+        transcription = params.text("transcription_model", "gpt-4o-mini-transcribe")
+        return cls(
+            model=params.text("model", model),
+            api=api,
+            audio=audio,
+            instructions=instructions,
+            voice=params.text("voice", voice),
+            turn_detection=td,
+            transcription_model="" if transcription == "none" else transcription,
+            tools=CallTools.from_settings(params),
+            greeting=params.text("greeting"),
+        )
+
+    def session_update(self) -> dict[str, Any]:
+        if self.api == "beta":
+            fmt = "g711_ulaw" if self.audio == "pcmu" else "pcm16"
+            beta: dict[str, Any] = {
+                "modalities": ["text", "audio"],
+                "voice": self.voice,
+                "input_audio_format": fmt,
+                "output_audio_format": fmt,
+                "turn_detection": self.turn_detection,
+                "tools": self.tools.openai(),
+                "tool_choice": "auto",
+            }
+            if self.instructions:
+                beta["instructions"] = self.instructions
+            if self.transcription_model:
+                beta["input_audio_transcription"] = {"model": self.transcription_model}
+            return {"type": "session.update", "session": beta}
+        fmt_ga: dict[str, Any] = (
+            {"type": "audio/pcmu"} if self.audio == "pcmu" else {"type": "audio/pcm", "rate": 24000}
+        )
+        audio_in: dict[str, Any] = {"format": fmt_ga, "turn_detection": self.turn_detection}
+        if self.transcription_model:
+            audio_in["transcription"] = {"model": self.transcription_model}
+        ga: dict[str, Any] = {
+            "type": "realtime",
+            "model": self.model,
+            "output_modalities": ["audio"],
+            "audio": {"input": audio_in, "output": {"format": fmt_ga, "voice": self.voice}},
+            "tools": self.tools.openai(),
+            "tool_choice": "auto",
+        }
+        if self.instructions:
+            ga["instructions"] = self.instructions
+        return {"type": "session.update", "session": ga}
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return orjson.dumps(message).decode()
+
+
+class RealtimeProtocol:
+    """One call's Realtime conversation across one or more connections. See the module doc.
+
+    Contract: :meth:`connection_made` for every new socket (it queues ``session.update``), then
+    feed every server message to :meth:`receive` and write :attr:`outbox` in order;
+    :meth:`connection_lost` when the socket goes. :meth:`append` and :meth:`played` may be
+    called at any time; caller audio waits in a bounded queue until a session is ready.
+    """
+
+    def __init__(self, config: RealtimeConfig) -> None:
+        self.config = config
+        self.phase = Phase.CONNECTING
+        #: Messages to write to the socket, in order.
+        self.outbox: deque[str] = deque()
+        self._pending: deque[str] = deque(maxlen=MAX_PENDING)
+        self.timeline = OutputTimeline()
+        self._bytes_per_ms = 8.0 if config.audio == "pcmu" else 48.0
+        self._response: str | None = None
+        self._cut_responses: deque[str] = deque(maxlen=MAX_CUT_RESPONSES)
+        self._live_items: set[str] = set()  # assistant items of the current session
+        self._truncated: dict[str, tuple[int, float]] = {}
+        self._history: deque[tuple[str, str]] = deque(maxlen=MAX_HISTORY)
+        self.connections = 0
+        #: Counters for the ledger and the tests.
+        self.violations = 0
+        self.last_violation = ""
+        self.stale_deltas_dropped = 0
+        self.audio_dropped = 0
+        self.truncations: list[tuple[str, int]] = []
+        #: Non-fatal vendor errors, in its words.
+        self.errors: list[str] = []
+        #: Set when the vendor ended the session (an error before ready, an expiry).
+        self.fatal: VendorError | None = None
+
+    # -- connection lifecycle ----------------------------------------------------------------
+
+    def connection_made(self) -> None:
+        if self.phase is not Phase.CONNECTING:
+            raise LocalProtocolError(f"connection_made in phase {self.phase.value}")
+        self.connections += 1
+        self.phase = Phase.CONFIGURING
+        self.fatal = None
+        self.outbox.clear()
+        self.outbox.append(_dumps(self.config.session_update()))
+
+    def connection_lost(self) -> None:
+        """The socket is gone: its session's items can no longer be truncated, and caller
+        audio not yet written goes back to wait for the next session."""
+        self.phase = Phase.CONNECTING
+        unsent = [m for m in self.outbox if m.startswith(_APPEND)]
+        self.outbox.clear()
+        self._pending = deque(unsent + list(self._pending), maxlen=MAX_PENDING)
+        self._response = None
+        self._live_items.clear()
+
+    @property
+    def ready(self) -> bool:
+        return self.phase is Phase.READY
+
+    def _on_ready(self) -> None:
+        self.phase = Phase.READY
+        if self.connections == 1:
+            if self.config.greeting:
+                self.outbox.append(
+                    _dumps(
+                        {
+                            "type": "response.create",
+                            "response": {
+                                "instructions": "Greet the caller by saying exactly: "
+                                + self.config.greeting
+                            },
+                        }
+                    )
+                )
+        else:
+            self._replay_history()
+        self.outbox.extend(self._pending)
+        self._pending.clear()
+
+    def _replay_history(self) -> None:
+        assistant_type = "text" if self.config.api == "beta" else "output_text"
+        for role, text in self._history:
+            if role == "caller":
+                item = {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": text}],
+                }
+            else:
+                item = {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": assistant_type, "text": text}],
+                }
+            self.outbox.append(_dumps({"type": "conversation.item.create", "item": item}))
+
+    # -- caller -> model ---------------------------------------------------------------------
+
+    def append(self, audio: bytes) -> None:
+        """Queue caller audio, in the session's format, as ``input_audio_buffer.append``."""
+        message = _APPEND + pybase64.b64encode(audio).decode("ascii") + '"}'
+        if self.phase is Phase.READY:
+            self.outbox.append(message)
+        else:
+            if len(self._pending) == MAX_PENDING:
+                self.audio_dropped += 1
+            self._pending.append(message)
+
+    def played(self, heard_ms: float) -> None:
+        """After an interruption: truncate every item the caller did not hear to its end."""
+        for cut in self.timeline.cut(heard_ms):
+            if cut.item not in self._live_items:
+                continue  # an item of a closed session: nothing left to truncate
+            if cut.audio_end_ms >= int(cut.received_ms):
+                continue  # heard in full
+            self._truncated[cut.item] = (cut.audio_end_ms, cut.received_ms)
+            self.truncations.append((cut.item, cut.audio_end_ms))
+            self.outbox.append(
+                _dumps(
+                    {
+                        "type": "conversation.item.truncate",
+                        "item_id": cut.item,
+                        "content_index": 0,
+                        "audio_end_ms": cut.audio_end_ms,
+                    }
+                )
+            )
+
+    # -- model -> caller ---------------------------------------------------------------------
+
+    def _violation(self, reason: str) -> list[EngineEvent]:
+        self.violations += 1
+        self.last_violation = reason
+        return []
+
+    def receive(self, data: str | bytes, now: float = 0.0) -> list[EngineEvent]:
+        """Take one server message (arrived at ``now``); returns the engine events it makes."""
+        try:
+            msg = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            return self._violation(f"not JSON: {exc}")
+        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+            return self._violation("not an event object with a type")
+        kind: str = msg["type"]
+        match kind:
+            case "response.output_audio.delta" | "response.audio.delta":
+                return self._on_delta(msg)
+            case "input_audio_buffer.speech_started":
+                return self._on_speech_started()
+            case "response.created":
+                response = msg.get("response")
+                if isinstance(response, dict) and isinstance(response.get("id"), str):
+                    self._response = response["id"]
+                return []
+            case "response.done":
+                response = msg.get("response")
+                if isinstance(response, dict):
+                    if response.get("id") == self._response:
+                        self._response = None
+                    if response.get("status") == "failed":
+                        self.errors.append(f"response failed: {response.get('status_details')}")
+                return []
+            case "response.output_audio_transcript.done" | "response.audio_transcript.done":
+                return self._on_bot_transcript(msg)
+            case "conversation.item.input_audio_transcription.completed":
+                text = msg.get("transcript")
+                if not isinstance(text, str):
+                    return self._violation(f"{kind} without a transcript")
+                if not text.strip():
+                    return []
+                self._history.append(("caller", text.strip()))
+                return [Transcript("caller", text.strip())]
+            case "response.output_item.done":
+                return self._on_item_done(msg)
+            case "session.updated":
+                if self.phase is Phase.CONFIGURING:
+                    self._on_ready()
+                return []
+            case "error":
+                return self._on_error(msg)
+            case _:
+                return []  # the API adds event types often; unknown ones are not errors
+
+    def _on_delta(self, msg: dict[str, Any]) -> list[EngineEvent]:
+        delta, item = msg.get("delta"), msg.get("item_id")
+        if not isinstance(delta, str) or not isinstance(item, str):
+            return self._violation("audio delta without delta/item_id")
+        if msg.get("response_id") in self._cut_responses:
+            self.stale_deltas_dropped += 1
+            return []
+        try:
+            audio = pybase64.b64decode(delta, validate=True)
+        except ValueError:
+            return self._violation("audio delta is not base64")
+        if not audio:
+            return []
+        self._live_items.add(item)
+        self.timeline.add(item, len(audio) / self._bytes_per_ms)
+        return [Audio(audio)]
+
+    def _on_speech_started(self) -> list[EngineEvent]:
+        if not self.config.interrupts:
+            return []  # the model talks on by configuration: nothing to stop
+        if self._response is not None:
+            # The server cancels it; deltas it sent before cancelling are stale from now on.
+            self._cut_responses.append(self._response)
+            self._response = None
+        if not self.timeline.unsettled:
+            return []  # nothing emitted since the last cut: nothing can be playing
+        return [Interrupt()]
+
+    def _on_bot_transcript(self, msg: dict[str, Any]) -> list[EngineEvent]:
+        text, item = msg.get("transcript"), msg.get("item_id")
+        if not isinstance(text, str):
+            return self._violation("transcript.done without a transcript")
+        text = text.strip()
+        if not text:
+            return []
+        cut = self._truncated.pop(item, None) if isinstance(item, str) else None
+        if cut is not None:
+            heard, received = cut
+            text = f"{text} [cut at {heard / 1000:.2f} s of {received / 1000:.2f} s]"
+        self._history.append(("bot", text))
+        return [Transcript("bot", text)]
+
+    def _on_item_done(self, msg: dict[str, Any]) -> list[EngineEvent]:
+        item = msg.get("item")
+        if not isinstance(item, dict) or item.get("type") != "function_call":
+            return []
+        name, call_id, raw = item.get("name"), item.get("call_id"), item.get("arguments", "{}")
+        if not isinstance(name, str) or not isinstance(call_id, str) or not isinstance(raw, str):
+            return self._violation("function_call item without name/call_id/arguments")
+        try:
+            args = orjson.loads(raw or "{}")
+        except orjson.JSONDecodeError:
+            args = None
+        outcome = self.config.tools.call(name, args)
+        self.outbox.append(
+            _dumps(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "function_call_output",
+                        "call_id": call_id,
+                        "output": orjson.dumps(outcome.output).decode(),
+                    },
+                }
+            )
+        )
+        if outcome.respond:
+            self.outbox.append('{"type":"response.create"}')
+        events: list[EngineEvent] = [Metric(f"tool_{name}", 1.0)]
+        if outcome.event is not None:
+            events.append(outcome.event)
+        return events
+
+    def _on_error(self, msg: dict[str, Any]) -> list[EngineEvent]:
+        error = msg.get("error")
+        if not isinstance(error, dict):
+            return self._violation("error event without an error object")
+        text = str(error.get("message", "")) or "error"
+        code = str(error.get("code") or error.get("type") or "")
+        if self.phase is not Phase.READY or code in SESSION_ENDING_CODES:
+            self.fatal = VendorError(text, code=code)
+        else:
+            self.errors.append(f"{code}: {text}" if code else text)
+        return [Metric("vendor_errors", 1.0)]

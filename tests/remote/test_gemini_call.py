@@ -1,0 +1,150 @@
+"""The gemini engine end to end: simulated Twilio -> real gateway -> Gemini Live stand-in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from remotekit import clear_times, gateway, plan_file, settle, tone8k, voice_track
+from standins.gemini import GeminiScript, GeminiStandIn, reply_freq
+
+from engine.base import CallContext, EngineUnavailable
+from engine.remote.gemini import GeminiLiveEngine
+from gateway.sim.caller import place_call
+from gateway.sim.script import CallerScript
+
+OPTIONS = {"silence_duration_ms": 300}
+WINDOW = 320  # 40 ms at 8 kHz: 25 Hz resolution, enough to tell 100 Hz apart
+
+
+def dominant(track: np.ndarray) -> list[tuple[int, float]]:
+    """(start sample, peak frequency) of each loud 40 ms window of a track."""
+    out = []
+    for start in range(0, len(track) - WINDOW, WINDOW):
+        w = track[start : start + WINDOW].astype(np.float64)
+        if np.sqrt(np.mean(w * w)) < 500:
+            continue
+        spectrum = np.abs(np.fft.rfft(w * np.hanning(WINDOW)))
+        out.append((start, float(np.argmax(spectrum) * 8000 / WINDOW)))
+    return out
+
+
+def heard(track: np.ndarray, freq: float, after: int = 0) -> int:
+    """40 ms windows at or after sample ``after`` whose tone is ``freq`` (within 50 Hz)."""
+    return sum(1 for s, f in dominant(track) if s >= after and abs(f - freq) < 50)
+
+
+def engine_for(standin: GeminiStandIn) -> GeminiLiveEngine:
+    return GeminiLiveEngine(url=standin.url, api_key=standin.script.api_key)
+
+
+async def test_barge_in_during_generation_clears_and_no_stale_audio_follows(tmp_path):
+    script = (
+        CallerScript()
+        .pause(200)
+        .say(tone8k(500), "question")
+        .barge_in(500, tone8k(500, 700), "interruption")
+        .wait_for_bot(500, timeout_s=8)
+    )
+    async with GeminiStandIn(GeminiScript(reply_ms=2500)) as standin:
+        async with gateway(engine_for(standin), tmp_path, plan_file(tmp_path, OPTIONS)) as url:
+            report = await place_call(url, script, auth_token=None, record=tmp_path / "c.wav")
+        await settle(standin)
+
+    assert report.ok, report.format()
+    (conn,) = standin.connections
+    assert conn.setup["model"].startswith("models/")
+    assert conn.mime_types == {"audio/pcm;rate=24000"}
+    assert conn.interrupted == 1
+    caller, bot = voice_track(tmp_path / "c.wav")
+    (clear_at,) = clear_times(report)
+    cut = round(clear_at * 8000) + 80  # the window that holds the clear may mix both
+    assert heard(bot, reply_freq(1)) > 0
+    assert heard(bot, reply_freq(1), after=cut) == 0
+    assert heard(bot, reply_freq(2), after=cut) > 20  # the answer to the interruption
+    assert report.turns[1].barge_in_ms is not None
+
+
+async def test_session_survives_go_away_by_resuming_with_the_last_handle(tmp_path):
+    script = (
+        CallerScript()
+        .pause(100)
+        .say(tone8k(400), "one")
+        .wait_for_bot(400, timeout_s=6)
+        .pause(1200)
+        .say(tone8k(400), "two")
+        .wait_for_bot(400, timeout_s=6)
+    )
+    gemini = GeminiScript(reply_ms=1000, go_away_after_s=1.0, go_away_time_left_s=6.0)
+    async with GeminiStandIn(gemini) as standin:
+        async with gateway(engine_for(standin), tmp_path, plan_file(tmp_path, OPTIONS)) as url:
+            report = await place_call(url, script, auth_token=None, record=tmp_path / "c.wav")
+        await settle(standin)
+
+    assert report.ok, report.format()
+    assert len(standin.connections) >= 2
+    for before, after in zip(standin.connections, standin.connections[1:], strict=False):
+        assert before.go_away_sent
+        assert after.resumed_from in before.handles_sent
+    # The conversation went on where it was: the second answer is the model's second reply.
+    assert standin.replies_started == [1, 2]
+    _, bot = voice_track(tmp_path / "c.wav")
+    assert heard(bot, reply_freq(1)) > 10 and heard(bot, reply_freq(2)) > 10
+    # No caller audio was lost to the switches (replays may repeat some, never drop).
+    assert standin.audio_ms >= report.frames_sent * 20 - 150
+    ledger = next(tmp_path.glob("*.json")).read_text()
+    assert "bot reply 1" in ledger and "bot reply 2" in ledger
+
+
+async def test_connection_dropped_mid_call_is_resumed(tmp_path):
+    script = CallerScript().pause(1500).say(tone8k(400)).wait_for_bot(400, timeout_s=6)
+    async with GeminiStandIn(GeminiScript(reply_ms=600, drop_after_s=0.8)) as standin:
+        async with gateway(engine_for(standin), tmp_path, plan_file(tmp_path, OPTIONS)) as url:
+            report = await place_call(url, script, auth_token=None)
+        await settle(standin)
+
+    assert report.ok, report.format()
+    first, second = standin.connections[:2]
+    assert second.resumed_from in first.handles_sent
+    assert report.bot_audio_played_s == pytest.approx(0.6, abs=0.06)
+
+
+async def test_talking_over_a_fully_generated_reply_still_stops_it(tmp_path):
+    script = (
+        CallerScript()
+        .pause(100)
+        .say(tone8k(400))
+        .barge_in(400, tone8k(400, 700))
+        .wait_for_bot(400, timeout_s=6)
+    )
+    # Generated 20x faster than real time: the server has nothing left to interrupt.
+    async with GeminiStandIn(GeminiScript(reply_ms=2000, speed=20)) as standin:
+        async with gateway(engine_for(standin), tmp_path, plan_file(tmp_path, OPTIONS)) as url:
+            report = await place_call(url, script, auth_token=None)
+        await settle(standin)
+
+    assert report.ok, report.format()
+    assert standin.connections[0].interrupted == 0
+    assert report.turns[1].barge_in_ms is not None and report.clears_received == 1
+    # Two 2 s replies, the first cut about half a second in.
+    assert report.bot_audio_played_s < 3.5
+
+
+async def test_function_call_hangs_up_and_answers_the_model(tmp_path):
+    script = CallerScript().pause(100).say(tone8k(400)).pause(3000)
+    gemini = GeminiScript(tool_call=("end_call", {"reason": "done"}))
+    async with GeminiStandIn(gemini) as standin:
+        async with gateway(engine_for(standin), tmp_path, plan_file(tmp_path, OPTIONS)) as url:
+            report = await place_call(url, script, auth_token=None)
+        await settle(standin)
+
+    assert report.ended_by == "gateway" and report.close_code == 1000
+    (response,) = standin.connections[0].tool_responses
+    assert response["functionResponses"][0]["name"] == "end_call"
+    assert response["functionResponses"][0]["response"] == {"result": "ok"}
+
+
+async def test_bad_key_is_unavailable():
+    async with GeminiStandIn() as standin:
+        engine = GeminiLiveEngine(url=standin.url, api_key="nope")
+        with pytest.raises(EngineUnavailable, match="1008 API key not valid"):
+            await engine.open(CallContext("CA1"))
