@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -24,6 +25,26 @@ from gateway.lifecycle import Lifecycle
 from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("overtalk.gateway")
+
+
+def _campaign_router(settings: Settings) -> Any:
+    """Campaign callbacks and the management API over the configured store."""
+    from gateway.campaigns.api import campaign_router
+    from gateway.campaigns.carrier import TwilioCalls
+    from gateway.campaigns.store import open_store
+
+    sid, token = settings.twilio_account_sid, settings.twilio_auth_token
+    carrier = (
+        TwilioCalls(sid, token, api_base=settings.twilio_api_base or None)
+        if sid and token
+        else None
+    )
+    return campaign_router(
+        open_store(settings.campaign_store),
+        twilio_auth_token=token or None,
+        public_base=settings.public_url or None,
+        carrier=carrier,
+    )
 
 
 def create_app(
@@ -90,6 +111,8 @@ def create_app(
     app.state.lifecycle = lifecycle
     app.state.metrics = metrics
     app.include_router(twilio.router())
+    if settings.campaign_store:
+        app.include_router(_campaign_router(settings))
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

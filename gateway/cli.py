@@ -178,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--out", help="HTML file to write (default CALL_ID.html)")
     show.set_defaults(handler=_calls_show)
 
+    try:
+        from gateway.campaigns.cli import register as register_campaign
+    except ImportError:
+        register_campaign = None
+    if register_campaign is not None:
+        register_campaign(commands)
+
     bench = commands.add_parser("bench", help="concurrent simulated calls against one gateway")
     bench.add_argument("--calls", default="10,100", help="comma-separated call counts")
     bench.add_argument("--seconds", type=float, default=10.0, help="length of each call")

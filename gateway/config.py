@@ -50,6 +50,9 @@ class Settings:
     #: What a voice webhook gets while draining: "busy" (<Reject reason="busy">) or
     #: "unavailable" (HTTP 503: Twilio then tries the number's fallback URL).
     drain_answer: str = "busy"
+    #: Campaign store: a SQLite file path or a postgresql:// URL. Set: the gateway serves the
+    #: campaign callbacks and management API under /campaigns.
+    campaign_store: str = ""
     twilio_auth_token: str = ""
     twilio_account_sid: str = ""
     #: REST API base URL; only changed to point at a stand-in (the simulator, tests).

@@ -20,6 +20,8 @@ Modules: ``problems`` (errors), ``_yaml`` (YAML with positions), ``numbers``, ``
 (pure), ``reload`` (the asyncio adapters, last), ``cli`` (``overtalk dialplan``).
 """
 
+from gateway.dialplan._yaml import Positions
+from gateway.dialplan._yaml import parse as parse_yaml
 from gateway.dialplan.loader import check, load
 from gateway.dialplan.numbers import NumberPattern, is_anonymous
 from gateway.dialplan.plan import CompiledBranch, CompiledRoute, DialPlan, NumberRule
@@ -52,6 +54,7 @@ __all__ = [
     "NumberRule",
     "PlanHolder",
     "PlayAction",
+    "Positions",
     "Problem",
     "RejectAction",
     "SayAction",
@@ -62,6 +65,7 @@ __all__ = [
     "install_sighup",
     "is_anonymous",
     "load",
+    "parse_yaml",
     "recall",
     "route",
     "select_route",

@@ -107,7 +107,7 @@ async def place_call(
     if validator is not None:
         headers["X-Twilio-Signature"] = validator.compute_signature(voice_url, params)
     try:
-        async with httpx.AsyncClient(timeout=10.0, verify=_tls()) as client:
+        async with httpx.AsyncClient(timeout=10.0, verify=tls_context()) as client:
             resp = await client.post(base + voice_path, data=params, headers=headers)
     except httpx.HTTPError as exc:
         return _fail(report, f"voice webhook failed: {type(exc).__name__}: {exc}", t_begin)
@@ -150,7 +150,7 @@ async def place_call(
     try:
         async with connect(
             ws_url,
-            ssl=_tls() if ws_scheme == "wss" else None,
+            ssl=tls_context() if ws_scheme == "wss" else None,
             additional_headers=ws_headers,
             compression=None,  # Twilio does not negotiate permessage-deflate
             ping_interval=None,
@@ -159,7 +159,7 @@ async def place_call(
             close_timeout=2,
         ) as ws:
             report.streamed = True
-            pump = _CallPump(ws, sim, ScriptRunner(script), max_duration_s, record is not None)
+            pump = CallPump(ws, sim, ScriptRunner(script), max_duration_s, record is not None)
             await pump.run()
     except InvalidStatus as exc:
         return _fail(report, f"media websocket refused: HTTP {exc.response.status_code}", t_begin)
@@ -178,7 +178,7 @@ async def place_call(
 
 
 @functools.cache
-def _tls() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     """One TLS context per process: loading the CA bundle costs ~20 ms, too much per call
     when the simulator is a load generator placing hundreds of calls."""
     return httpx.create_ssl_context()
@@ -263,7 +263,7 @@ def _stream_url(stream: TwimlVerb, voice_url: str, report: CallReport) -> str:
     return urlunsplit((split.scheme, split.netloc, split.path, "", ""))
 
 
-class _CallPump:
+class CallPump:
     """Moves one call's messages between the socket and the pure sim; owns its two tasks."""
 
     def __init__(

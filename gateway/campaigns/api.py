@@ -1,0 +1,248 @@
+"""HTTP for campaigns: Twilio's callbacks, and a small authenticated management API.
+
+:func:`campaign_router` returns one FastAPI ``APIRouter`` for the gateway (or any app) to
+mount. It holds two kinds of routes:
+
+- **Twilio callbacks** (``POST {prefix}/twilio/status|amd|recording?attempt=KEY``), signed with
+  ``X-Twilio-Signature`` and checked like the gateway's own webhooks (the URL is rebuilt from
+  the public base URL; without an auth token only loopback clients are accepted). Each report
+  goes to the store, which applies it idempotently. On an AMD result that says a machine
+  answered, the campaign's ``on_machine`` runs at once: the call is updated with the message
+  TwiML (it plays after the beep, then hangs up) or hung up.
+- **Management** (bearer token, compared in constant time; no token configured: the routes
+  answer 503): list, create (campaign YAML and contacts CSV in a JSON body), status, start,
+  pause, resume, cancel, and export as CSV. Starting only marks the campaign running; the
+  diallers (``overtalk campaign start|dial``) do the dialling.
+
+The store is synchronous, so every store call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from gateway.campaigns.answer import machine_twiml
+from gateway.campaigns.carrier import Carrier
+from gateway.campaigns.errors import (
+    CampaignExists,
+    CampaignInvalid,
+    CampaignNotFound,
+    CampaignStateError,
+    CarrierError,
+)
+from gateway.campaigns.export import export_csv
+from gateway.campaigns.outcomes import MACHINE_ANSWERS
+from gateway.campaigns.setup import create_campaign
+from gateway.campaigns.store import Store
+from gateway.carriers.twilio.signature import SignatureChecker, public_url
+
+__all__ = ["TOKEN_ENV", "campaign_router"]
+
+log = logging.getLogger("overtalk.campaigns")
+
+#: The environment variable holding the management API's bearer token.
+TOKEN_ENV = "OVERTALK_CAMPAIGN_TOKEN"
+
+
+class CreateBody(BaseModel):
+    """``campaign``: the YAML text; ``contacts``: the CSV text (else the file it names)."""
+
+    campaign: str
+    contacts: str | None = None
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def campaign_router(
+    store: Store,
+    *,
+    api_token: str | None = None,
+    twilio_auth_token: str | None = None,
+    public_base: str | None = None,
+    carrier: Carrier | None = None,
+    base_dir: str | Path | None = None,
+    prefix: str = "/campaigns",
+    clock: Callable[[], float] = time.time,
+) -> APIRouter:
+    """The campaign routes over ``store``.
+
+    ``api_token``: the management bearer token (default: ``$OVERTALK_CAMPAIGN_TOKEN``).
+    ``twilio_auth_token`` checks callback signatures against ``public_base`` (the URL Twilio
+    calls; default: each request's own base). ``carrier`` carries out machine actions (no
+    carrier: AMD results are only recorded). ``base_dir``: where relative paths in a campaign
+    created over the API (dial plan, do-not-call files) are resolved.
+    """
+    token = api_token if api_token is not None else os.environ.get(TOKEN_ENV) or None
+    checker = SignatureChecker(twilio_auth_token) if twilio_auth_token else None
+    root = Path(base_dir) if base_dir else Path.cwd()
+    router = APIRouter()
+
+    async def twilio_form(request: Request) -> dict[str, str]:
+        form = await request.form()
+        params = {k: v for k, v in form.items() if isinstance(v, str)}
+        if checker is None:
+            if not _is_loopback(request.client.host if request.client else None):
+                raise HTTPException(403, "forbidden")
+            return params
+        url = public_url(public_base or str(request.base_url), request.url.path,
+                         request.url.query)  # fmt: skip
+        if not checker.check_webhook(url, params, request.headers.get("x-twilio-signature")):
+            log.warning("x rejected unsigned or forged callback to %s", request.url.path)
+            raise HTTPException(403, "forbidden")
+        return params
+
+    def authorized(request: Request) -> None:
+        if token is None:
+            raise HTTPException(503, f"the campaign API is off: set {TOKEN_ENV}")
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise HTTPException(401, "bad or missing bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+    # -- Twilio callbacks ---------------------------------------------------------------------
+
+    @router.post(f"{prefix}/twilio/status")
+    async def status(request: Request) -> Response:
+        params = await twilio_form(request)
+        key = request.query_params.get("attempt")
+        sid, call_status = params.get("CallSid", ""), params.get("CallStatus", "")
+        duration = params.get("CallDuration")
+        outcome = await asyncio.to_thread(
+            store.record_status, key, sid, call_status, clock(),
+            answered_by=params.get("AnsweredBy") or None,
+            duration=float(duration) if duration else None,
+        )  # fmt: skip
+        log.info("< status %s of %s (%s)%s", call_status, sid, key,
+                 f": {outcome}" if outcome else "")  # fmt: skip
+        return Response(status_code=204)
+
+    @router.post(f"{prefix}/twilio/amd")
+    async def amd(request: Request) -> Response:
+        params = await twilio_form(request)
+        key = request.query_params.get("attempt")
+        sid, answered_by = params.get("CallSid", ""), params.get("AnsweredBy", "")
+        found = await asyncio.to_thread(store.record_amd, key, sid, answered_by)
+        log.info("< AMD %s for %s (%s)", answered_by, sid, key)
+        if found is None or answered_by not in MACHINE_ANSWERS:
+            return Response(status_code=204)
+        attempt, spec = found
+        action = spec.amd.on_machine
+        await asyncio.to_thread(store.record_machine_action, attempt.key, action)
+        if carrier is None:
+            log.warning("x no REST credentials: cannot %s on the machine at %s", action, sid)
+            return Response(status_code=204)
+        try:
+            if action == "message":
+                twiml = machine_twiml(spec.amd, attempt.variables)
+                await asyncio.to_thread(carrier.update, sid, twiml=twiml)
+            else:
+                await asyncio.to_thread(carrier.update, sid, status="completed")
+        except CarrierError as exc:
+            log.warning("x %s on machine at %s failed: %s", action, sid, exc)
+        return Response(status_code=204)
+
+    @router.post(f"{prefix}/twilio/recording")
+    async def recording(request: Request) -> Response:
+        params = await twilio_form(request)
+        url = params.get("RecordingUrl", "")
+        if params.get("RecordingStatus", "completed") == "completed" and url:
+            await asyncio.to_thread(store.record_recording, request.query_params.get("attempt"),
+                                    params.get("CallSid", ""), url)  # fmt: skip
+        return Response(status_code=204)
+
+    # -- management ---------------------------------------------------------------------------
+
+    manage = [Depends(authorized)]
+
+    def not_found(exc: Exception) -> HTTPException:
+        return HTTPException(404, str(exc))
+
+    @router.get(prefix, dependencies=manage)
+    async def list_campaigns() -> JSONResponse:
+        def read() -> list[dict[str, Any]]:
+            return [{"id": cid, **store.stats(cid).to_dict()} for cid in store.campaign_ids()]
+
+        return JSONResponse(await asyncio.to_thread(read))
+
+    @router.post(prefix, dependencies=manage, status_code=201)
+    async def create(body: CreateBody) -> JSONResponse:
+        def make() -> dict[str, Any]:
+            # The YAML's relative paths resolve against base_dir, as if the file lived there.
+            with tempfile.NamedTemporaryFile(
+                "w", suffix=".yaml", dir=root, delete=False, encoding="utf-8"
+            ) as handle:
+                handle.write(body.campaign)
+            path = Path(handle.name)
+            try:
+                created = create_campaign(store, path, clock(), contacts_text=body.contacts)
+            finally:
+                path.unlink(missing_ok=True)
+            return created.to_dict()
+
+        try:
+            return JSONResponse(await asyncio.to_thread(make), status_code=201)
+        except CampaignInvalid as exc:
+            problems = [{"line": p.line, "column": p.column, "reason": p.message}
+                        for p in exc.problems]  # fmt: skip
+            return JSONResponse({"error": "invalid campaign", "problems": problems}, 422)
+        except CampaignExists as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @router.get(f"{prefix}/{{campaign_id}}", dependencies=manage)
+    async def campaign_status(campaign_id: str) -> JSONResponse:
+        try:
+            stats = await asyncio.to_thread(store.stats, campaign_id)
+        except CampaignNotFound as exc:
+            raise not_found(exc) from None
+        return JSONResponse({"id": campaign_id, **stats.to_dict()})
+
+    async def change(campaign_id: str, request: str) -> JSONResponse:
+        try:
+            state = await asyncio.to_thread(store.change_state, campaign_id, request, clock())
+        except CampaignNotFound as exc:
+            raise not_found(exc) from None
+        except CampaignStateError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return JSONResponse({"id": campaign_id, "state": state})
+
+    def changer(verb: str) -> Callable[[str], Any]:
+        async def endpoint(campaign_id: str) -> JSONResponse:
+            return await change(campaign_id, verb)
+
+        return endpoint
+
+    for verb in ("start", "pause", "resume", "cancel"):
+        router.add_api_route(
+            f"{prefix}/{{campaign_id}}/{verb}", changer(verb), methods=["POST"],
+            dependencies=manage,
+        )  # fmt: skip
+
+    @router.get(f"{prefix}/{{campaign_id}}/export", dependencies=manage)
+    async def export(campaign_id: str) -> Response:
+        try:
+            text = await asyncio.to_thread(export_csv, store, campaign_id)
+        except CampaignNotFound as exc:
+            raise not_found(exc) from None
+        return Response(text, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="{campaign_id}.csv"'})  # fmt: skip
+
+    return router
