@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from engine.base import Engine
 from engine.registry import ENGINE_NAMES
 from gateway.calls import CallRegistry
+from gateway.carriers.sip import SipSettings, sip_server
 from gateway.carriers.twilio.aio import TwilioCarrier
 from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
@@ -52,6 +53,7 @@ def create_app(
     engine: Engine | None = None,
     *,
     wall_clock: Callable[[], datetime] | None = None,
+    sip: SipSettings | None = None,
 ) -> FastAPI:
     """Build the gateway app; ``engine`` overrides the one named in ``settings`` (tests).
 
@@ -85,6 +87,19 @@ def create_app(
                 "x TWILIO_AUTH_TOKEN is not set: requests are not authenticated, so only "
                 "loopback clients (127.0.0.0/8, ::1) are accepted"
             )
+        stack = contextlib.AsyncExitStack()
+        if sip is not None and sip.enabled:
+            app.state.sip = await stack.enter_async_context(
+                sip_server(
+                    sip,
+                    engines,
+                    calls,
+                    plans,
+                    lifecycle=lifecycle,
+                    wall_clock=wall_clock,
+                    recordings_dir=settings.recordings_dir,
+                )
+            )
         watcher = None
         if plans is not None:
             log.info("= dial plan %s (%s) in force", plans.path, plans.current.digest)
@@ -102,6 +117,7 @@ def create_app(
                     await watcher
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            await stack.aclose()
             await engines.aclose()
 
     app = FastAPI(title="Overtalk gateway", lifespan=lifespan, docs_url=None, redoc_url=None)

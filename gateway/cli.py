@@ -64,12 +64,27 @@ def _serve(args: argparse.Namespace) -> int:
 
     from gateway import lifecycle, logs
     from gateway.app import create_app
+    from gateway.carriers.sip import load_sip_settings
     from gateway.dialplan import DialPlanInvalid
 
     settings = _settings(args)
     logs.setup(settings.log_level, settings.log_format)
+    low = high = None
+    if args.rtp_ports:
+        low_text, _, high_text = args.rtp_ports.partition("-")
+        if not (low_text.isdigit() and high_text.isdigit()):
+            raise ConfigError(f"--rtp-ports must be LOW-HIGH, not {args.rtp_ports!r}")
+        low, high = int(low_text), int(high_text)
+    sip = load_sip_settings(
+        enabled=args.sip,
+        host=args.sip_host,
+        port=args.sip_port,
+        public_host=args.sip_public_host,
+        rtp_port_min=low,
+        rtp_port_max=high,
+    )
     try:
-        app = create_app(settings)
+        app = create_app(settings, sip=sip)
     except DialPlanInvalid as exc:
         print(f"overtalk: the dial plan is broken; not starting:\n{exc}", file=sys.stderr)
         return 2
@@ -140,8 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the gateway (Twilio webhooks + Media Streams)")
+    serve = commands.add_parser(
+        "serve", help="run the gateway (Twilio webhooks + Media Streams, and SIP when enabled)"
+    )
     _add_gateway_options(serve)
+    sip = serve.add_argument_group("SIP (also OVERTALK_SIP_* variables; credentials from there)")
+    sip.add_argument(
+        "--sip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="take SIP calls (OVERTALK_SIP_ENABLED)",
+    )
+    sip.add_argument("--sip-host", help="SIP listen address (OVERTALK_SIP_HOST)")
+    sip.add_argument("--sip-port", type=int, help="SIP port, UDP and TCP (OVERTALK_SIP_PORT)")
+    sip.add_argument(
+        "--sip-public-host",
+        help="address for SDP and Contact behind NAT (OVERTALK_SIP_PUBLIC_HOST)",
+    )
+    sip.add_argument("--rtp-ports", help="RTP port range LOW-HIGH (OVERTALK_SIP_RTP_PORTS)")
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(

@@ -1,0 +1,1122 @@
+"""SIP over asyncio: sockets, the one SIP timer, the shared 20 ms RTP clock, and calls.
+
+The protocol lives in the sans-I/O modules (``ua.py`` over ``transaction.py``, ``media.py``,
+``sdp.py``); this module only pumps. :class:`SipGateway` owns:
+
+- the SIP sockets (UDP, and a TCP listener whose connections are framed by ``SipFramer``);
+- one ``loop.call_at`` for the user agent's next deadline (retransmissions, timers A-M, 2xx
+  retransmission, registration refresh, session timers);
+- one :class:`MediaClock`: a single ``loop.call_at`` every 20 ms on an absolute schedule that
+  ticks every call's :class:`~gateway.carriers.sip.media.RtpStream` (a call costs no timer of
+  its own);
+- per answered call, an RTP/RTCP socket pair from the configured range, a
+  :class:`~gateway.session.CallSession` with the engine the dial plan named, and one task
+  pumping the engine's events. Everything a call holds is released when it ends.
+
+Inbound calls are routed through the dial plan by the Request-URI user (the To user when it
+has none) and the From user. A bot is answered and streamed to its engine; a transfer is
+answered ``302`` to the target before answering; ``reject`` is ``486`` (busy) or ``603``;
+``hangup`` before answering is ``603``. ``say``, ``play`` and ``voicemail`` need a speech engine
+to render their prompts, which the SIP carrier does not have outside the bot path: such calls
+are answered, kept silent for a second, noted in the ledger and hung up.
+
+Outbound calls go through the trunk: :meth:`SipGateway.place_call`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.base import CallContext, EngineError, EngineFailed, EngineSession
+from gateway.calls import CallRegistry
+from gateway.carriers.sip.digest import Credentials
+from gateway.carriers.sip.errors import CallFailed, LocalProtocolError, RemoteProtocolError
+from gateway.carriers.sip.headers import Uri
+from gateway.carriers.sip.media import RtpStream
+from gateway.carriers.sip.message import SipFramer
+from gateway.carriers.sip.sdp import (
+    MediaParams,
+    NoCommonCodec,
+    SessionDescription,
+    accept_answer,
+    answer,
+    offer,
+)
+from gateway.carriers.sip.settings import SipSettings
+from gateway.carriers.sip.transaction import Peer
+from gateway.carriers.sip.ua import (
+    CallAnswered,
+    CallConfirmed,
+    CallEnded,
+    CallProgress,
+    DtmfReceived,
+    IncomingCall,
+    OfferReceived,
+    ReferStatus,
+    Registered,
+    RegistrationFailed,
+    UaConfig,
+    UaEvent,
+    UserAgent,
+)
+from gateway.carriers.sip.ua import CallFailed as UaCallFailed
+from gateway.config import ConfigError
+from gateway.dialplan import (
+    BotAction,
+    CallFacts,
+    HangupAction,
+    PlanHolder,
+    RejectAction,
+    TransferAction,
+    route,
+)
+from gateway.engines import EngineSet
+from gateway.ledger import CallLedger
+from gateway.lifecycle import Lifecycle
+from gateway.logs import call_id as current_call
+from gateway.playout import Playout
+from gateway.recording import CallRecorder
+from gateway.session import CallSession
+
+log = logging.getLogger("overtalk.sip")
+
+__all__ = ["MediaClock", "SipCall", "SipGateway", "sip_server"]
+
+FRAME = 0.020
+#: A prompt-only call (say/play/voicemail) is held this long before the hang-up.
+PROMPT_HOLD = 1.0
+#: How long a transfer waits for the REFER's outcome.
+REFER_TIMEOUT = 32.0
+
+
+class MediaClock:
+    """The gateway's 20 ms clock: one timer for every call's RTP, on an absolute schedule.
+
+    Tick ``k`` is due at ``t0 + k * 20 ms``; a late tick does not shift later ones (each
+    stream catches up the frames it owes). It runs only while calls are attached.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.calls: dict[str, SipCall] = {}
+        self._next = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+        self.ticks = 0
+
+    def next_tick(self) -> float:
+        """When the next tick is due (a new stream starts on it, in phase with the rest)."""
+        return self._next if self._handle is not None else self.clock()
+
+    def attach(self, call: SipCall) -> None:
+        self.calls[call.call_id] = call
+        if self._handle is None:
+            self._next = self.clock()
+            self._schedule()
+
+    def detach(self, call: SipCall) -> None:
+        self.calls.pop(call.call_id, None)
+        if not self.calls and self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self._next - self.clock()
+        self._handle = loop.call_at(loop.time() + max(0.0, delay), self._tick)
+
+    def _tick(self) -> None:
+        now = self.clock()
+        self.ticks += 1
+        for call in list(self.calls.values()):
+            try:
+                call.tick(now)
+            except Exception:  # one call's fault must not stop every other call's audio
+                log.exception("x media tick of call %s failed; ending it", call.call_id)
+                call.gateway.hangup(call.call_id, "internal error in media")
+        self._next += FRAME
+        if self._next < now - 0.1:
+            self._next = now + FRAME  # a long stall: re-base rather than burst
+        if self.calls:
+            self._schedule()
+        else:
+            self._handle = None
+
+
+class PortPool:
+    """RTP/RTCP port pairs (even, odd) from the configured range, bound at allocation."""
+
+    def __init__(self, host: str, low: int, high: int) -> None:
+        self.host = host
+        self.low = low + low % 2
+        self.high = high
+        self.in_use: set[int] = set()
+
+    def allocate(self) -> tuple[int, socket.socket, socket.socket]:
+        """A bound pair; raises OSError when the whole range is taken."""
+        ports = list(range(self.low, self.high, 2))
+        start = random.randrange(len(ports))
+        for port in ports[start:] + ports[:start]:
+            if port in self.in_use:
+                continue
+            rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                rtp.bind((self.host, port))
+                rtcp.bind((self.host, port + 1))
+            except OSError:
+                rtp.close()
+                rtcp.close()
+                continue
+            rtp.setblocking(False)
+            rtcp.setblocking(False)
+            self.in_use.add(port)
+            return port, rtp, rtcp
+        raise OSError(f"no free RTP port pair in {self.low}-{self.high}")
+
+    def release(self, port: int) -> None:
+        self.in_use.discard(port)
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, receive: Callable[[bytes, tuple[str, int]], None]) -> None:
+        self.receive = receive
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.receive(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("x datagram error: %s", exc)  # ICMP unreachable from a peer that left
+
+
+class _RtpTransport:
+    """The session's MediaTransport on RTP: frames and marks go into the stream's queue."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: SipCall) -> None:
+        self.call = call
+
+    def send_audio(self, frame: bytes) -> None:
+        stream = self.call.stream
+        if stream is not None:
+            stream.queue_frame(frame)
+
+    def send_mark(self, name: str) -> None:
+        stream = self.call.stream
+        if stream is not None:
+            stream.queue_mark(name)
+
+    def send_clear(self) -> None:
+        stream = self.call.stream
+        if stream is not None:
+            stream.clear()
+
+    def wake(self) -> None:
+        """The media clock sends the next frame when due; after a clear, the clear is done.
+
+        The session asks for a clear before it stamps ``clear_requested_at`` and wakes us, so
+        its latency is taken here: the queue was dropped in ``send_clear``, synchronously.
+        """
+        session = self.call.session
+        if session is not None and session.clear_requested_at is not None:
+            session.ledger.clear_latencies.append(time.monotonic() - session.clear_requested_at)
+            session.clear_requested_at = None
+
+
+class _SipControl:
+    """The session's CallControl on SIP: BYE, and REFER for transfers."""
+
+    def __init__(self, call: SipCall) -> None:
+        self.call = call
+
+    async def hangup(self) -> None:
+        self.call.gateway.hangup(self.call.call_id, "engine hung up")
+
+    async def transfer(self, target: str) -> None:
+        await self.call.gateway.transfer(self.call.call_id, target)
+
+
+@dataclass
+class _Prompt:
+    """A say/play/voicemail action, answered without a speech engine (see module doc)."""
+
+    kind: str
+
+
+class SipCall:
+    """One call's media and engine; created by :class:`SipGateway`, never by users."""
+
+    def __init__(self, gateway: SipGateway, call_id: str, ledger: CallLedger) -> None:
+        self.gateway = gateway
+        self.call_id = call_id
+        self.ledger = ledger
+        self.stream: RtpStream | None = None
+        self.session: CallSession | None = None
+        self.port: int | None = None
+        self.rtp: asyncio.DatagramTransport | None = None
+        self.rtcp: asyncio.DatagramTransport | None = None
+        self.offer = b""
+        self.local_sdp: SessionDescription | None = None
+        self.sdp_version = 1
+        self.session_id = random.getrandbits(31)
+        self.ended = asyncio.Event()
+        self.end_reason = ""
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.limit: asyncio.TimerHandle | None = None
+        self.record = False
+        self.recording: Path | None = None
+
+    # -- media -------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        stream, session, rtp = self.stream, self.session, self.rtp
+        if stream is None or rtp is None:
+            return
+        packets, marks = stream.tick(now)
+        remote = stream.remote
+        for packet in packets:
+            rtp.sendto(packet, remote)
+        if session is not None:
+            for name in marks:
+                session.receive_mark(name)
+        self._deliver(now)
+        report = stream.rtcp_due(now, time.time())
+        if report is not None and self.rtcp is not None:
+            self.rtcp.sendto(report, stream.remote_rtcp)
+
+    def on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
+        stream = self.stream
+        if stream is None:
+            return
+        now = time.monotonic()
+        stream.receive(data, addr, now)
+        self._deliver(now)
+
+    def on_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.stream is not None:
+            self.stream.receive_rtcp(data, addr, time.monotonic())
+
+    def _deliver(self, now: float) -> None:
+        stream, session = self.stream, self.session
+        if stream is None or session is None:
+            return
+        for ulaw, timestamp_ms in stream.audio_ready(now):
+            session.receive_audio(ulaw, timestamp_ms)
+        for digit in stream.dtmf_received():
+            session.receive_dtmf(digit)
+
+    def send_dtmf(self, digits: str) -> bool:
+        """Send DTMF as RFC 4733 events; False if the call did not negotiate them."""
+        return self.stream is not None and self.stream.send_dtmf(digits)
+
+    def hangup(self) -> None:
+        self.gateway.hangup(self.call_id)
+
+    def settle_ledger(self) -> None:
+        """Put the RTP stream's counts into the ledger: garbage and strangers as violations,
+        the rest as one timeline entry."""
+        stream = self.stream
+        if stream is None:
+            return
+        stats, jitter = stream.stats, stream.jitter.stats
+        ledger = self.ledger
+        for kind, count in (
+            ("rtp-garbage", stats.bad_packets),
+            ("rtp-wrong-source", stats.wrong_source),
+            ("rtp-unknown-payload", stats.unknown_payload),
+        ):
+            if count:
+                ledger.protocol_violations += count
+                ledger.violations[kind] = ledger.violations.get(kind, 0) + count
+        ledger.event(
+            time.time() - ledger.started_at,
+            "rtp",
+            f"sent {stats.packets_sent}, received {stats.packets_received}, lost "
+            f"{jitter.lost_packets}, late {jitter.late}, duplicates {jitter.duplicates}, "
+            f"reordered {jitter.reordered}, concealed {stats.concealed_ms} ms, jitter "
+            f"{jitter.jitter / 8:.1f} ms, rtcp in {stats.rtcp_received}",
+        )
+
+
+class SipGateway:
+    """The SIP carrier of one gateway process. See the module docstring."""
+
+    def __init__(
+        self,
+        settings: SipSettings,
+        engines: EngineSet,
+        calls: CallRegistry,
+        plans: PlanHolder | None = None,
+        *,
+        lifecycle: Lifecycle | None = None,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        mark_every: int = 1,
+        recordings_dir: str = "",
+    ) -> None:
+        if settings.host in ("0.0.0.0", "::") and not settings.public_host:
+            raise ConfigError("listening on a wildcard address needs OVERTALK_SIP_PUBLIC_HOST")
+        self.settings = settings
+        self.engines = engines
+        self.registry = calls
+        self.plans = plans
+        self.lifecycle = lifecycle or Lifecycle()
+        self.wall_clock = wall_clock
+        self.mark_every = mark_every
+        self.recordings_dir = recordings_dir
+        credentials = (
+            Credentials(settings.username, settings.password) if settings.username else None
+        )
+        self.credentials = credentials
+        self.ports = PortPool(settings.host, settings.rtp_port_min, settings.rtp_port_max)
+        self.media = MediaClock()
+        self.calls: dict[str, SipCall] = {}
+        self.ua: UserAgent | None = None
+        self.port = settings.port
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp_server: asyncio.Server | None = None
+        self._tcp: dict[tuple[str, int], asyncio.StreamWriter] = {}
+        self._tcp_pending: dict[tuple[str, int], list[bytes]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._outbound: dict[str, asyncio.Future[UaEvent]] = {}
+        self._refers: dict[str, asyncio.Future[int]] = {}
+        self.registered = asyncio.Event()
+        self.registration_error: RegistrationFailed | None = None
+        self.trunk_peer: Peer | None = None
+        self.trunk_uri: Uri | None = None
+
+    # -- start and stop ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        if "udp" in settings.transports:
+            self._udp, _ = await loop.create_datagram_endpoint(
+                lambda: _Datagrams(self._on_udp), local_addr=(settings.host, settings.port)
+            )
+            self.port = self._udp.get_extra_info("sockname")[1]
+        if "tcp" in settings.transports:
+            self._tcp_server = await asyncio.start_server(
+                self._on_tcp_connection, settings.host, self.port
+            )
+            self.port = self._tcp_server.sockets[0].getsockname()[1]
+        self.ua = UserAgent(
+            UaConfig(
+                host=settings.contact_host,
+                port=self.port,
+                user=settings.user,
+                credentials=self.credentials,
+                registrar=settings.registrar,
+                aor=settings.aor,
+                register_expires=settings.register_expires,
+                answer_timeout=settings.answer_timeout,
+            )
+        )
+        if settings.trunk:
+            self.trunk_uri = Uri.parse(
+                settings.trunk if settings.trunk.startswith("sip") else f"sip:{settings.trunk}"
+            )
+            self.trunk_peer = await self._resolve(self.trunk_uri)
+        log.info(
+            "= SIP listening on %s:%d (%s), contact %s, RTP ports %d-%d",
+            settings.host,
+            self.port,
+            "+".join(settings.transports),
+            settings.contact_host,
+            settings.rtp_port_min,
+            settings.rtp_port_max,
+        )
+        if settings.registrar:
+            peer = await self._resolve(Uri.parse(settings.registrar))
+            self.ua.register(peer, time.monotonic())
+            self._flush()
+
+    async def stop(self) -> None:
+        """Hang up every call (BYE), unregister, and close every socket."""
+        ua = self.ua
+        if ua is not None:
+            for call_id in list(self.calls):
+                self.hangup(call_id, "gateway shutting down")
+            if self.registered.is_set() and ua.registrar_peer is not None:
+                ua.register(ua.registrar_peer, time.monotonic(), expires=0)
+                self._flush()
+            await asyncio.sleep(0)  # let the BYEs and the un-REGISTER leave
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp_server is not None:
+            self._tcp_server.close()
+            for writer in list(self._tcp.values()):
+                writer.close()
+            await self._tcp_server.wait_closed()
+
+    # -- SIP in and out ----------------------------------------------------------------------
+
+    def _on_udp(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.ua is not None
+        self.ua.receive(data, Peer("udp", addr[0], addr[1]), time.monotonic())
+        self._flush()
+
+    async def _on_tcp_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        host, port = writer.get_extra_info("peername")[:2]
+        await self._read_tcp(reader, writer, (str(host), int(port)))
+
+    async def _read_tcp(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: tuple[str, int]
+    ) -> None:
+        assert self.ua is not None
+        self._tcp[key] = writer
+        framer = SipFramer(self.ua.limits)
+        peer = Peer("tcp", *key)
+        try:
+            while data := await reader.read(65536):
+                try:
+                    messages = framer.feed(data)
+                except RemoteProtocolError as exc:
+                    log.warning("x SIP over TCP from %s:%d: %s; closing", *key, exc.reason)
+                    return
+                if framer.pings:
+                    framer.pings = 0
+                    writer.write(b"\r\n")  # RFC 5626 4.4.1: a pong
+                for message in messages:
+                    self.ua.receive(message, peer, time.monotonic())
+                self._flush()
+        except (ConnectionError, OSError) as exc:
+            log.debug("x TCP connection %s:%d: %s", *key, exc)
+        finally:
+            if self._tcp.get(key) is writer:
+                del self._tcp[key]
+            writer.close()
+
+    def _send(self, data: bytes, peer: Peer) -> None:
+        log.debug(
+            "> %s:%d %s", peer.host, peer.port, data[: data.find(b"\r\n")].decode(errors="replace")
+        )
+        if peer.transport == "udp":
+            if self._udp is not None:
+                self._udp.sendto(data, (peer.host, peer.port))
+            return
+        key = (peer.host, peer.port)
+        writer = self._tcp.get(key)
+        if writer is not None:
+            writer.write(data)
+            return
+        pending = self._tcp_pending.get(key)
+        if pending is not None:
+            pending.append(data)
+            return
+        self._tcp_pending[key] = [data]
+        self._spawn(self._connect_tcp(key))
+
+    async def _connect_tcp(self, key: tuple[str, int]) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(*key)
+        except OSError as exc:
+            log.warning("x cannot connect to %s:%d over TCP: %s", *key, exc)
+            self._tcp_pending.pop(key, None)
+            return
+        for data in self._tcp_pending.pop(key, []):
+            writer.write(data)
+        await self._read_tcp(reader, writer, key)
+
+    def _flush(self) -> None:
+        """Send what the UA produced and act on its events, until both are empty."""
+        ua = self.ua
+        assert ua is not None
+        while True:
+            datagrams = ua.datagrams_to_send()
+            events = ua.events()
+            if not datagrams and not events:
+                break
+            for data, peer in datagrams:
+                self._send(data, peer)
+            for event in events:
+                try:
+                    self._handle(event)
+                except Exception:  # one call's failure must never stop the SIP stack
+                    log.exception("x handling %s failed", type(event).__name__)
+        self._arm()
+
+    def _arm(self) -> None:
+        assert self.ua is not None
+        deadline = self.ua.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            delay = deadline - time.monotonic()
+            self._timer = loop.call_at(loop.time() + max(0.0, delay), self._on_timer)
+
+    def _on_timer(self) -> None:
+        assert self.ua is not None
+        self._timer = None
+        self._timer_at = None
+        self.ua.handle_timer(time.monotonic())
+        self._flush()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("x SIP task %s failed", task.get_coro(), exc_info=exc)
+
+    async def _resolve(self, uri: Uri) -> Peer:
+        """A URI's host as an address (names resolved once, off the SIP path)."""
+        loop = asyncio.get_running_loop()
+        port = uri.port or 5060
+        infos = await loop.getaddrinfo(uri.host.strip("[]"), port, type=socket.SOCK_DGRAM)
+        if not infos:
+            raise ConfigError(f"cannot resolve {uri.host}")
+        return Peer(uri.transport, str(infos[0][4][0]), port)
+
+    # -- UA events ---------------------------------------------------------------------------
+
+    def _handle(self, event: UaEvent) -> None:
+        assert self.ua is not None
+        match event:
+            case IncomingCall():
+                self._on_incoming(event)
+            case CallConfirmed(call_id=call_id, body=body):
+                call = self.calls.get(call_id)
+                if call is not None and body and call.stream is not None:
+                    self._apply_answer(call, body)  # the answer to the offer in our 2xx
+            case CallEnded(call_id=call_id, reason=reason, by=by):
+                log.info("= SIP call %s ended (%s, by %s)", call_id, reason, by)
+                call = self.calls.get(call_id)
+                if call is not None and not call.ledger.outcome:
+                    call.ledger.outcome = "caller-hung-up" if by == "remote" else "completed"
+                self._finish(call_id, reason)
+            case CallAnswered() | UaCallFailed():
+                future = self._outbound.pop(event.call_id, None)
+                if future is not None and not future.done():
+                    future.set_result(event)
+            case CallProgress(call_id=call_id, status=status):
+                log.info("< call %s: %d", call_id, status)
+            case OfferReceived():
+                self._on_offer(event)
+            case DtmfReceived(call_id=call_id, digit=digit):
+                call = self.calls.get(call_id)
+                if call is not None and call.session is not None:
+                    call.session.receive_dtmf(digit)
+            case ReferStatus(call_id=call_id, status=status):
+                refer = self._refers.get(call_id)
+                if refer is not None and not refer.done() and status >= 200:
+                    refer.set_result(status)
+            case Registered(expires=expires):
+                log.info("= registered with %s for %d s", self.settings.registrar, expires)
+                self.registration_error = None
+                self.registered.set()
+            case RegistrationFailed(status=status, reason=reason):
+                log.warning("x registration failed: %d %s", status, reason)
+                self.registration_error = event
+                self.registered.clear()
+
+    def _on_incoming(self, event: IncomingCall) -> None:
+        ua = self.ua
+        assert ua is not None
+        now = time.monotonic()
+        call_id = event.call_id
+        current_call.set(call_id)
+        log.info("< SIP call %s from %s to %s", call_id, event.caller, event.called)
+        if not self.lifecycle.accepting:
+            log.info("x refusing call %s: draining", call_id)
+            ua.reject(call_id, 503, now)  # a trunk tries its next gateway on 503
+            return
+        if event.offer:
+            try:
+                offered = SessionDescription.parse(event.offer)
+                answer(offered, host=self.settings.contact_host, port=0, session_id=0, version=0)
+            except NoCommonCodec as exc:
+                log.info("x call %s: %s: 488", call_id, exc.reason)
+                ua.reject(call_id, 488, now)
+                return
+            except RemoteProtocolError as exc:
+                log.info("x call %s: bad SDP (%s): 400", call_id, exc.reason)
+                ua.reject(call_id, 400, now, "Bad SDP")
+                return
+        action: Any = None
+        route_name = ""
+        if self.plans is not None:
+            facts = CallFacts(
+                to=event.called, from_=event.caller, at=self.wall_clock(), direction="inbound"
+            )
+            decision = route(self.plans.current, facts, engine_available=self.engines.available)
+            action = decision.action
+            route_name = decision.route
+            log.info(
+                "= call %s -> route %s, %s: %s",
+                call_id,
+                decision.route,
+                decision.branch,
+                action.action,
+            )
+        match action:
+            case None | BotAction():
+                self._start_bot(event, action, route_name)
+            case TransferAction(to=to):
+                target = self._target_uri(to, event.request.uri)
+                log.info("= call %s: transfer before answering: 302 to %s", call_id, target)
+                ua.redirect(call_id, target, now)
+            case RejectAction(reason=reason):
+                ua.reject(call_id, 486 if reason == "busy" else 603, now)
+            case HangupAction():
+                ua.reject(call_id, 603, now)
+            case _:
+                self._start_prompt(event, _Prompt(action.action), route_name)
+
+    def _new_call(self, event: IncomingCall, engine: str, route_name: str) -> SipCall:
+        ledger = CallLedger(
+            call_id=event.call_id,
+            carrier="sip",
+            engine=engine,
+            caller=event.caller,
+            called=event.called,
+            route=route_name,
+            started_at=time.time(),
+        )
+        call = SipCall(self, event.call_id, ledger)
+        call.offer = event.offer
+        self.calls[event.call_id] = call
+        return call
+
+    def _start_bot(self, event: IncomingCall, bot: BotAction | None, route_name: str) -> None:
+        engine = (bot.engine if bot is not None else None) or self.engines.default
+        call = self._new_call(event, engine, route_name)
+        call.record = bot is not None and bool(bot.record)
+        context = CallContext(
+            call_id=event.call_id,
+            caller=event.caller,
+            called=event.called,
+            direction="inbound",
+            parameters=_bot_parameters(bot),
+        )
+        assert self.ua is not None
+        self.ua.ring(event.call_id, time.monotonic())
+        call.tasks.append(self._spawn(self._answer_bot(call, context, bot)))
+
+    async def _answer_bot(self, call: SipCall, context: CallContext, bot: BotAction | None) -> None:
+        ua = self.ua
+        assert ua is not None
+        try:
+            engine_session = await self.engines.get(call.ledger.engine).open(context)
+        except EngineError as exc:
+            log.error("x engine %s unavailable for call %s: %s", call.ledger.engine,
+                      call.call_id, exc)  # fmt: skip
+            call.ledger.engine_errors += 1
+            call.ledger.outcome = "engine-unavailable"
+            self._refuse(call, 503, f"engine unavailable: {exc}")
+            return
+        if call.call_id not in self.calls:  # cancelled while the engine was opening
+            await engine_session.close()
+            return
+        try:
+            await self._open_media(call)
+        except OSError as exc:
+            log.error("x call %s: %s", call.call_id, exc)
+            await engine_session.close()
+            self._refuse(call, 503, str(exc))
+            return
+        sdp = self._local_answer(call, call.offer)
+        self._start_session(call, engine_session)
+        ua.answer(call.call_id, sdp, time.monotonic())
+        self._flush()
+        if bot is not None and bot.max_duration:
+            session = call.session
+            assert session is not None
+            call.limit = asyncio.get_running_loop().call_later(
+                bot.max_duration, session.end_call, f"call length limit {bot.max_duration} s"
+            )
+
+    def _refuse(self, call: SipCall, status: int, reason: str) -> None:
+        assert self.ua is not None
+        call.ledger.end_reason = reason
+        if call.call_id in self.calls:
+            with contextlib.suppress(LocalProtocolError):
+                self.ua.reject(call.call_id, status, time.monotonic())
+            self._flush()
+            self._finish(call.call_id, reason)
+
+    async def _open_media(self, call: SipCall) -> None:
+        port, rtp_sock, rtcp_sock = self.ports.allocate()
+        call.port = port
+        loop = asyncio.get_running_loop()
+        call.rtp, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(call.on_rtp), sock=rtp_sock
+        )
+        call.rtcp, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(call.on_rtcp), sock=rtcp_sock
+        )
+
+    def _local_answer(self, call: SipCall, offer_body: bytes) -> bytes:
+        """Our SDP for ``offer_body`` (or our offer when it is empty); updates the stream."""
+        host = self.settings.contact_host
+        port = call.port
+        assert port is not None
+
+        def build(version: int) -> tuple[SessionDescription, MediaParams]:
+            if offer_body:
+                return answer(
+                    SessionDescription.parse(offer_body),
+                    host=host,
+                    port=port,
+                    session_id=call.session_id,
+                    version=version,
+                )
+            ours = offer(host=host, port=port, session_id=call.session_id, version=version)
+            return ours, MediaParams("0.0.0.0", 0, 0, "PCMU", 101, "sendrecv")
+
+        local, params = build(call.sdp_version)
+        # RFC 3264 8: the o= version moves only when the description changes.
+        if call.local_sdp is not None and _body(local) != _body(call.local_sdp):
+            call.sdp_version += 1
+            local, params = build(call.sdp_version)
+        call.local_sdp = local
+        if call.stream is None:
+            call.stream = RtpStream(params, self.media.next_tick())
+        else:
+            call.stream.update(params)
+        return local.encode()
+
+    def _apply_answer(self, call: SipCall, body: bytes) -> None:
+        try:
+            params = accept_answer(SessionDescription.parse(body))
+        except RemoteProtocolError as exc:
+            log.warning("x call %s: unusable SDP answer (%s); hanging up", call.call_id, exc)
+            self.hangup(call.call_id, "unusable SDP answer")
+            return
+        assert call.stream is not None
+        call.stream.update(params)
+
+    def _start_session(self, call: SipCall, engine_session: EngineSession) -> None:
+        recording = self._recording_path(call)
+        session = CallSession(
+            engine_session,
+            _RtpTransport(call),
+            _SipControl(call),
+            call.ledger,
+            playout=Playout(lead=self.settings.lead_ms / 1000.0, mark_every=self.mark_every),
+            recorder=CallRecorder(time.monotonic()) if recording is not None else None,
+        )
+        call.session = session
+        call.recording = recording
+        self.registry.started(call.ledger, session.end_call)
+        self.media.attach(call)
+        call.tasks.append(self._spawn(self._pump_engine(call, session)))
+        log.info("= call %s streaming to engine %s", call.call_id, call.ledger.engine)
+
+    def _recording_path(self, call: SipCall) -> Path | None:
+        if self.recordings_dir:
+            return Path(self.recordings_dir) / f"{call.call_id}.wav"
+        if call.record:
+            log.warning("x call %s asks to be recorded but no recordings_dir is set", call.call_id)
+        return None
+
+    async def _pump_engine(self, call: SipCall, session: CallSession) -> None:
+        current_call.set(call.call_id)
+        try:
+            await session.run_engine_events()
+        except EngineFailed:
+            call.ledger.outcome = "engine-failed"
+            self.hangup(call.call_id, "engine failed")
+            return
+        # The engine ended its stream: the conversation is over from its side.
+        self.hangup(call.call_id, "engine ended the session")
+
+    def _start_prompt(self, event: IncomingCall, prompt: _Prompt, route_name: str) -> None:
+        call = self._new_call(event, "", route_name)
+        note = (
+            f"dial-plan action {prompt.kind!r} needs a speech engine to render its prompt; "
+            "the SIP carrier answered the call silently and hung up"
+        )
+        log.warning("x call %s: %s", event.call_id, note)
+        call.ledger.errors.append(note)
+        call.tasks.append(self._spawn(self._answer_prompt(call)))
+
+    async def _answer_prompt(self, call: SipCall) -> None:
+        assert self.ua is not None
+        try:
+            await self._open_media(call)
+        except OSError as exc:
+            self._refuse(call, 503, str(exc))
+            return
+        sdp = self._local_answer(call, call.offer)
+        self.registry.started(
+            call.ledger, lambda reason, outcome: self.hangup(call.call_id, reason)
+        )
+        self.media.attach(call)  # comfort silence while the line is up
+        self.ua.answer(call.call_id, sdp, time.monotonic())
+        self._flush()
+        await asyncio.sleep(PROMPT_HOLD)
+        self.hangup(call.call_id, f"prompt-only action ({call.ledger.errors[-1][:40]}...)")
+
+    def _on_offer(self, event: OfferReceived) -> None:
+        ua = self.ua
+        assert ua is not None
+        now = time.monotonic()
+        call = self.calls.get(event.call_id)
+        if call is None or call.stream is None:
+            ua.reject_offer(event.call_id, 491, now)
+            return
+        if not event.offer and call.local_sdp is not None and event.method == "UPDATE":
+            ua.answer_offer(event.call_id, b"", now)
+            return
+        try:
+            sdp = self._local_answer(call, event.offer)
+        except RemoteProtocolError as exc:
+            log.info("x call %s: re-offer refused: %s", call.call_id, exc.reason)
+            ua.reject_offer(event.call_id, exc.status or 488, now)
+            return
+        params = call.stream.params
+        log.info("= call %s re-negotiated: %s %s", call.call_id, params.codec, params.direction)
+        ua.answer_offer(event.call_id, sdp, now)
+
+    # -- ending calls ------------------------------------------------------------------------
+
+    def hangup(self, call_id: str, reason: str = "local hangup") -> None:
+        """End a call from our side (BYE, CANCEL or a decline, whichever fits)."""
+        ua = self.ua
+        if ua is None:
+            return
+        ua.hangup(call_id, time.monotonic(), reason)
+        self._flush()
+        if call_id in self.calls and call_id not in ua.calls:
+            self._finish(call_id, reason)
+
+    def _finish(self, call_id: str, reason: str) -> None:
+        call = self.calls.pop(call_id, None)
+        if call is None:
+            return
+        call.end_reason = reason
+        self.media.detach(call)
+        future = self._outbound.pop(call_id, None)
+        if future is not None and not future.done():
+            future.set_result(UaCallFailed(call_id, 487, reason))
+        refer = self._refers.pop(call_id, None)
+        if refer is not None and not refer.done():
+            refer.set_result(487)
+        if call.limit is not None:
+            call.limit.cancel()
+        self._spawn(self._close_call(call, reason))
+
+    async def _close_call(self, call: SipCall, reason: str) -> None:
+        current = asyncio.current_task()
+        for task in call.tasks:
+            if task is not current and not task.done():
+                task.cancel()
+        await asyncio.gather(*(t for t in call.tasks if t is not current), return_exceptions=True)
+        call.settle_ledger()
+        call.ledger.outcome = call.ledger.outcome or "completed"
+        if call.session is not None:
+            await call.session.close(reason)
+            recorder = call.session.recorder
+            if call.recording is not None and recorder is not None:
+                try:
+                    await asyncio.to_thread(recorder.write, call.recording)
+                except OSError as exc:
+                    call.ledger.errors.append(f"recording not written: {exc}")
+        else:
+            call.ledger.end_reason = call.ledger.end_reason or reason
+            call.ledger.ended_at = time.time()
+        for transport in (call.rtp, call.rtcp):
+            if transport is not None:
+                transport.close()
+        if call.port is not None:
+            self.ports.release(call.port)
+        self.registry.ended(call.ledger)
+        call.ended.set()
+
+    # -- transfers and outbound calls --------------------------------------------------------
+
+    def _target_uri(self, target: str, request_uri: str = "") -> str:
+        """A transfer or dial target as a SIP URI: as given, or a number at a known host."""
+        if target.startswith(("sip:", "sips:")):
+            return target
+        domain = self.settings.transfer_domain
+        if not domain and self.trunk_uri is not None:
+            domain = self.trunk_uri.host + (
+                f":{self.trunk_uri.port}" if self.trunk_uri.port else ""
+            )
+        if not domain and request_uri:
+            domain = Uri.parse(request_uri).host
+        if not domain:
+            raise LocalProtocolError(f"no domain for {target!r}: set OVERTALK_SIP_TRANSFER_DOMAIN")
+        return f"sip:{target}@{domain}"
+
+    async def transfer(self, call_id: str, target: str) -> None:
+        """REFER the caller to ``target``; on success the call is ended (BYE)."""
+        ua = self.ua
+        assert ua is not None
+        uri = self._target_uri(target)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._refers[call_id] = future
+        ua.refer(call_id, uri, time.monotonic())
+        self._flush()
+        try:
+            status = await asyncio.wait_for(future, REFER_TIMEOUT)
+        except TimeoutError:
+            status = 408
+        finally:
+            self._refers.pop(call_id, None)
+        if not 200 <= status < 300:
+            raise CallFailed(status, f"transfer to {uri} failed")
+        log.info("= call %s transferred to %s", call_id, uri)
+        self.hangup(call_id, f"transferred to {uri}")
+
+    async def place_call(
+        self,
+        to: str,
+        from_: str,
+        *,
+        engine: str | None = None,
+        parameters: Mapping[str, str] | None = None,
+    ) -> SipCall:
+        """Call ``to`` (a number or SIP URI) through the trunk, streaming to ``engine``.
+
+        Returns once the call is answered, with the media running; ``SipCall.ended`` is set
+        when it ends. Raises :class:`~gateway.carriers.sip.errors.CallFailed` with the final
+        status when it is not answered (busy 486, declined 603, 408 no answer, ...), and
+        ``EngineError`` when the engine cannot take the call (nothing is dialled then).
+        """
+        ua = self.ua
+        assert ua is not None
+        if to.startswith(("sip:", "sips:")):
+            target = Uri.parse(to)
+            peer = self.trunk_peer or await self._resolve(target)
+        else:
+            if self.trunk_uri is None or self.trunk_peer is None:
+                raise LocalProtocolError("no trunk configured: set OVERTALK_SIP_TRUNK")
+            target = Uri(user=to, host=self.trunk_uri.host, port=self.trunk_uri.port)
+            peer = self.trunk_peer
+        name = engine or self.engines.default
+        context = CallContext(
+            call_id="",
+            caller=from_,
+            called=to,
+            direction="outbound-api",
+            parameters=dict(parameters or {}),
+        )
+        engine_session = await self.engines.get(name).open(context)
+        port, rtp_sock, rtcp_sock = self.ports.allocate()
+        host = self.settings.contact_host
+        session_id = random.getrandbits(31)
+        local = offer(host=host, port=port, session_id=session_id, version=1)
+        from_uri = from_ if from_.startswith("sip") else f"sip:{from_}@{host}"
+        call_id = ua.invite(
+            target=str(target),
+            from_uri=from_uri,
+            to_uri=str(target),
+            sdp=local.encode(),
+            peer=peer,
+            now=time.monotonic(),
+        )
+        ledger = CallLedger(
+            call_id=call_id,
+            carrier="sip",
+            engine=name,
+            caller=from_,
+            called=to,
+            started_at=time.time(),
+        )
+        call = SipCall(self, call_id, ledger)
+        call.port, call.session_id, call.local_sdp = port, session_id, local
+        loop = asyncio.get_running_loop()
+        call.rtp, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(call.on_rtp), sock=rtp_sock
+        )
+        call.rtcp, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(call.on_rtcp), sock=rtcp_sock
+        )
+        future: asyncio.Future[UaEvent] = loop.create_future()
+        self._outbound[call_id] = future
+        self.calls[call_id] = call
+        self._flush()
+        log.info("> calling %s from %s (%s)", target, from_uri, call_id)
+        result = await future
+        if not isinstance(result, CallAnswered):
+            assert isinstance(result, UaCallFailed)
+            await engine_session.close()
+            self._finish(call_id, f"{result.status} {result.reason}")
+            await call.ended.wait()
+            raise CallFailed(result.status, result.reason)
+        try:
+            params = accept_answer(SessionDescription.parse(result.body))
+        except RemoteProtocolError as exc:
+            await engine_session.close()
+            self.hangup(call_id, f"unusable SDP answer: {exc.reason}")
+            raise CallFailed(488, exc.reason) from exc
+        call.stream = RtpStream(params, self.media.next_tick())
+        self._start_session(call, engine_session)
+        return call
+
+
+def _bot_parameters(bot: BotAction | None) -> dict[str, str]:
+    """A bot action's settings as the engine sees them: strings in the call context."""
+    if bot is None:
+        return {}
+    values: dict[str, object] = {
+        "greeting": bot.greeting,
+        "prompt": bot.prompt,
+        "voice": bot.voice,
+        "language": bot.language,
+        "flow": bot.flow,
+        "record": bot.record,
+        **bot.options,
+    }
+    return {k: str(v) for k, v in values.items() if v is not None}
+
+
+def _body(sdp: SessionDescription) -> str:
+    """An SDP without its o= line, to tell whether a description changed."""
+    return "\n".join(line for line in str(sdp).splitlines() if not line.startswith("o="))
+
+
+@asynccontextmanager
+async def sip_server(
+    settings: SipSettings,
+    engines: EngineSet,
+    calls: CallRegistry,
+    plans: PlanHolder | None = None,
+    *,
+    lifecycle: Lifecycle | None = None,
+    wall_clock: Callable[[], datetime] | None = None,
+    recordings_dir: str = "",
+) -> AsyncIterator[SipGateway]:
+    """Run the SIP carrier for the block's duration (the app's lifespan wraps it)."""
+    gateway = SipGateway(
+        settings, engines, calls, plans, lifecycle=lifecycle, recordings_dir=recordings_dir
+    )
+    if wall_clock is not None:
+        gateway.wall_clock = wall_clock
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
