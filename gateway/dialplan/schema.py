@@ -193,6 +193,19 @@ class BotAction(_Model):
     options: dict[Name, str | int | float | bool] = Field(default_factory=dict)
     fallback: Action | None = None
 
+    def context_parameters(self) -> dict[str, str]:
+        """The bot's settings as an engine sees them: strings in ``CallContext.parameters``."""
+        values: dict[str, object] = {
+            "greeting": self.greeting,
+            "prompt": self.prompt,
+            "voice": self.voice,
+            "language": self.language,
+            "flow": self.flow,
+            "record": self.record,
+            **self.options,
+        }
+        return {k: str(v) for k, v in values.items() if v is not None}
+
     @field_validator("flow", mode="before")
     @classmethod
     def _flow_exists(cls, value: Any, info: ValidationInfo) -> Any:

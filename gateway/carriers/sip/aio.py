@@ -716,7 +716,7 @@ class SipGateway:
             caller=event.caller,
             called=event.called,
             direction="inbound",
-            parameters=_bot_parameters(bot),
+            parameters=bot.context_parameters() if bot is not None else {},
         )
         assert self.ua is not None
         self.ua.ring(event.call_id, time.monotonic())
@@ -1075,22 +1075,6 @@ class SipGateway:
         call.stream = RtpStream(params, self.media.next_tick())
         self._start_session(call, engine_session)
         return call
-
-
-def _bot_parameters(bot: BotAction | None) -> dict[str, str]:
-    """A bot action's settings as the engine sees them: strings in the call context."""
-    if bot is None:
-        return {}
-    values: dict[str, object] = {
-        "greeting": bot.greeting,
-        "prompt": bot.prompt,
-        "voice": bot.voice,
-        "language": bot.language,
-        "flow": bot.flow,
-        "record": bot.record,
-        **bot.options,
-    }
-    return {k: str(v) for k, v in values.items() if v is not None}
 
 
 def _body(sdp: SessionDescription) -> str:

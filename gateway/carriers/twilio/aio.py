@@ -281,22 +281,6 @@ class TwilioCarrier:
         await call.run()
 
 
-def _bot_parameters(bot: BotAction | None) -> dict[str, str]:
-    """A bot action's settings as the engine sees them: strings in the call context."""
-    if bot is None:
-        return {}
-    values: dict[str, object] = {
-        "greeting": bot.greeting,
-        "prompt": bot.prompt,
-        "voice": bot.voice,
-        "language": bot.language,
-        "flow": bot.flow,
-        "record": bot.record,
-        **bot.options,
-    }
-    return {k: str(v) for k, v in values.items() if v is not None}
-
-
 class _TwilioTransport:
     """MediaTransport over a TwilioStream; the writer coroutine drains it to the socket."""
 
@@ -410,7 +394,7 @@ class _MediaCall:
             caller=params.get("from", ""),
             called=params.get("to", ""),
             direction=params.get("direction", "inbound"),
-            parameters={**params, **_bot_parameters(bot)},
+            parameters={**params, **(bot.context_parameters() if bot is not None else {})},
         )
         try:
             engine_session = await engines.get(ledger.engine).open(context)
