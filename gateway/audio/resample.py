@@ -1,13 +1,16 @@
-"""Streaming sample-rate conversion with soxr, for one direction of one call.
+"""Streaming sample-rate conversion for one direction of one call.
 
 A streaming resampler keeps its filter state between frames, so 20 ms chunks join without the
-clicks and phase jumps that resampling each frame alone produces. soxr's default streaming mode
-buffers output in blocks of ~100 ms (it returned nothing for the first five 20 ms chunks, then
-1660 samples at once, measured here), which would add that much latency and jitter to every
-turn. Its variable-rate engine (``vr=True``) returns every chunk's worth at once, with a fixed
-lag (8->16 kHz: 30 ms; 16->8 kHz: 15 ms; 24->8 kHz: 25 ms), and still keeps a 6 kHz tone
-going to 8 kHz at the int16 noise floor (about -85 dB, tests/audio/test_resample.py), where
-``audioop.ratecv`` leaks it at about -2 dB.
+clicks and phase jumps that resampling each frame alone produces.
+
+Latency decides the choice. soxr's default streaming mode buffers output in blocks of ~100 ms
+(measured here: nothing for the first five 20 ms chunks, then 1660 samples at once); its
+variable-rate mode (``vr=True``) returns every chunk's worth at once but still holds back a
+fixed 30 ms going 8->16 kHz, 15 ms going 16->8 kHz and 25 ms going 24->8 kHz. For the integer
+ratios calls use (8 kHz <-> 16 or 24 kHz), ``fir.IntegerResampler`` holds back about 4 ms with
+80 dB of stopband: every turn's latency is 35-45 ms shorter. Other ratios (a TTS voice at
+22.05 kHz, say) use soxr's variable-rate mode. Both keep a 6 kHz tone going to 8 kHz far below
+audibility (tests/audio/test_resample.py), where ``audioop.ratecv`` leaks it at about -2 dB.
 """
 
 from __future__ import annotations
@@ -15,49 +18,73 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
+from gateway.audio.fir import IntegerResampler
 
-class StreamResampler:
-    """int16 PCM bytes at ``in_rate`` -> int16 PCM bytes at ``out_rate``, chunk by chunk.
 
-    When the rates are equal it passes bytes through untouched (no copy, no delay).
-    Output lags input by the filter's group delay; :meth:`flush` drains it at the end of an
-    utterance and :meth:`reset` discards it (after a ``clear``, the tail is stale audio).
-    """
+class _SoxrStream:
+    """soxr's variable-rate streaming engine behind the IntegerResampler interface."""
 
     __slots__ = ("in_rate", "out_rate", "_stream", "pending")
 
     def __init__(self, in_rate: int, out_rate: int) -> None:
         self.in_rate = in_rate
         self.out_rate = out_rate
-        self._stream = self._new_stream()
-        #: True while the filter holds input that :meth:`flush` would release.
-        self.pending = False
+        self.reset()
 
-    def _new_stream(self) -> soxr.ResampleStream | None:
-        if self.in_rate == self.out_rate:
-            return None
-        return soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="int16", vr=True)
+    def reset(self) -> None:
+        self._stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="int16", vr=True)
+        self.pending = False
 
     def process(self, pcm: bytes) -> bytes:
-        """Resample the next chunk; may return fewer samples than the ratio implies at first."""
-        stream = self._stream
-        if stream is None:
-            return pcm
         self.pending = True
-        out = stream.resample_chunk(np.frombuffer(pcm, dtype=np.int16))
-        return out.tobytes()
+        return self._stream.resample_chunk(np.frombuffer(pcm, dtype=np.int16)).tobytes()
 
     def flush(self) -> bytes:
-        """Drain what the filter still holds (end of stream)."""
-        stream = self._stream
-        if stream is None or not self.pending:
+        if not self.pending:
             return b""
-        out = stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
-        self._stream = self._new_stream()
-        self.pending = False
-        return out.tobytes()
+        out = self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True).tobytes()
+        self.reset()
+        return out
+
+
+class StreamResampler:
+    """int16 PCM bytes at ``in_rate`` -> int16 PCM bytes at ``out_rate``, chunk by chunk.
+
+    When the rates are equal it passes bytes through untouched (no copy, no delay). Output is
+    aligned with input (sample n is time n / rate) and lags it by the filter's delay;
+    :meth:`flush` releases that tail at the end of an utterance and :meth:`reset` discards it
+    (after a ``clear``, the tail is stale audio).
+    """
+
+    __slots__ = ("in_rate", "out_rate", "_engine")
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self._engine: IntegerResampler | _SoxrStream | None
+        if in_rate == out_rate:
+            self._engine = None
+        elif in_rate % out_rate == 0 or out_rate % in_rate == 0:
+            self._engine = IntegerResampler(in_rate, out_rate)
+        else:
+            self._engine = _SoxrStream(in_rate, out_rate)
+
+    @property
+    def pending(self) -> bool:
+        """True while the filter holds input that :meth:`flush` would release."""
+        return self._engine is not None and self._engine.pending
+
+    def process(self, pcm: bytes) -> bytes:
+        """Resample the next chunk (a little less than the ratio implies at first)."""
+        engine = self._engine
+        return pcm if engine is None else engine.process(pcm)
+
+    def flush(self) -> bytes:
+        """Drain what the filter still holds (end of stream); the next chunk starts afresh."""
+        engine = self._engine
+        return b"" if engine is None else engine.flush()
 
     def reset(self) -> None:
         """Forget buffered input: the next chunk starts a fresh stream."""
-        self._stream = self._new_stream()
-        self.pending = False
+        if self._engine is not None:
+            self._engine.reset()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -69,6 +70,20 @@ async def until(predicate: Callable[[], bool], what: str, limit: float = DEADLIN
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def udp_bound(port: int, what: str, limit: float = DEADLINE) -> None:
+    """Wait until another process (SIPp) has bound UDP ``port`` on 127.0.0.1."""
+    deadline = time.monotonic() + limit
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return  # taken: the peer is listening
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} to listen on {port}")
         await asyncio.sleep(0.02)
 
 

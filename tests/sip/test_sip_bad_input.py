@@ -97,8 +97,12 @@ async def test_rtp_from_wrong_address_loss_and_reordering(start_gateway: StartGa
             caller.sendto(packet, target)
             if n == 50:
                 stranger.sendto(bytes(RtpPacket(0, 5000, 1, 99, voice)), target)
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)
+            await asyncio.sleep(0.02)  # the caller's own 20 ms packet clock
+
+        def all_arrived() -> bool:
+            return any(ledger.frames_in >= 96 for ledger in calls.active.values())
+
+        await until(all_arrived, "the 96 packets sent to reach the session")
         assert (await uac.bye()).status == 200
     finally:
         uac.close()

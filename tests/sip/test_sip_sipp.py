@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 from gateway.carriers.sip import CallFailed
-from tests.sip.conftest import SCENARIOS, RecordingEcho, StartGateway, need, sipp, until
+from tests.sip.conftest import (
+    SCENARIOS,
+    RecordingEcho,
+    StartGateway,
+    need,
+    run_tool,
+    sipp,
+    udp_bound,
+    until,
+)
 
 pytestmark = pytest.mark.usefixtures("sipp_installed")
 
@@ -151,7 +160,6 @@ async def test_gateway_places_call_to_sipp_uas(start_gateway: StartGateway, tmp_
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         uas_port = probe.getsockname()[1]
-    from tests.sip.conftest import run_tool  # noqa: PLC0415
 
     uas = asyncio.create_task(
         run_tool(
@@ -179,7 +187,7 @@ async def test_gateway_places_call_to_sipp_uas(start_gateway: StartGateway, tmp_
     gateway, engine, calls = await start_gateway(
         engine=RecordingEcho(rate=8000, mode="stream"), trunk=f"127.0.0.1:{uas_port}"
     )
-    await asyncio.sleep(0.3)  # let SIPp bind
+    await udp_bound(uas_port, "the SIPp UAS")
     call = await gateway.place_call("15550001111", "bot")
     await until(lambda: call.ledger.frames_in > 25, "echoed audio from the callee")
     call.hangup()
@@ -206,7 +214,6 @@ async def test_register_with_digest_to_sipp_registrar(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    from tests.sip.conftest import run_tool  # noqa: PLC0415
 
     registrar = asyncio.create_task(
         run_tool(
@@ -227,7 +234,7 @@ async def test_register_with_digest_to_sipp_registrar(
             limit=30,
         )  # fmt: skip
     )
-    await asyncio.sleep(0.3)
+    await udp_bound(port, "the SIPp registrar")
     gateway, _, _ = await start_gateway(
         registrar=f"sip:127.0.0.1:{port}", aor="sip:bot@sipp.test", username="bot",
         password="s3cret",
