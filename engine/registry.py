@@ -20,6 +20,12 @@ def _tone(**options: Any) -> Engine:
     return ToneEngine(**options)
 
 
+def _local(**options: Any) -> Engine:
+    from engine.local import LocalEngine
+
+    return LocalEngine(**options)
+
+
 def _openai(**options: Any) -> Engine:
     from engine.remote.openai import OpenAIRealtimeEngine
 
@@ -41,6 +47,7 @@ def _moshi(**options: Any) -> Engine:
 #: Name -> factory taking the engine's options. Imports are deferred so that naming an engine
 #: costs nothing until it is used (model-backed engines load heavy libraries).
 ENGINES: Mapping[str, Callable[..., Engine]] = {
+    "local": _local,
     "echo": _echo,
     "tone": _tone,
     "openai": _openai,

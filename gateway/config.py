@@ -26,7 +26,7 @@ class Settings:
     #: checked against it, and ``<Stream url>`` is built from it. Unset: taken from each request,
     #: which is only right when nothing (proxy, tunnel) sits in between.
     public_url: str = ""
-    engine: str = "echo"
+    engine: str = "local"
     #: Dial-plan file routing inbound calls (``dialplans/default.yaml``). Unset: every call goes
     #: to ``engine``.
     dialplan: str = ""

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import tempfile
 from dataclasses import replace
 from pathlib import Path
+
+import orjson
 
 from gateway.app import create_app
 from gateway.config import Settings
@@ -28,11 +31,14 @@ BARGE_IN_LINE = "Sorry, actually, can you hold on a second?"
 def _script(wavs: list[str], lines: list[str]):  # type: ignore[no-untyped-def]
     from gateway.sim.script import CallerScript, synthesize
 
-    if wavs:
-        return CallerScript.from_files(wavs)
-    if lines:
-        return CallerScript.from_text(lines)
-    script = CallerScript()
+    # A caller listens to the greeting before speaking.
+    script = CallerScript().wait_for_bot()
+    if wavs or lines:
+        for path in wavs:
+            script.say_file(path).wait_for_bot()
+        for line in lines:
+            script.say_text(line).wait_for_bot()
+        return script
     script.say_text(DEFAULT_LINES[0]).wait_for_bot()
     script.say_text(DEFAULT_LINES[1])
     script.barge_in(800, synthesize(BARGE_IN_LINE), BARGE_IN_LINE)
@@ -53,7 +59,22 @@ async def _demo(settings: Settings, script, record: str | None) -> int:  # type:
             record=Path(record) if record else None,
         )
     print(report.format())
+    _print_transcript(Path(settings.records_dir) / f"{report.call_sid}.json")
     return 0 if report.ok else 1
+
+
+def _print_transcript(record: Path) -> None:
+    """What each side said, from the call's record (the gateway's own ledger)."""
+    try:
+        data = orjson.loads(record.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return
+    lines = data.get("transcript") or []
+    if lines:
+        print("\ntranscript:")
+        for role, text in lines:
+            print(f"  {role:>6}: {text}")
+    print(f"\ncall record: {record}")
 
 
 def run_demo(
@@ -62,6 +83,8 @@ def run_demo(
     """Run the demo call; exit status 0 when the call worked and the protocol was kept."""
     # Sign everything with a throwaway token: the demo exercises the real signature checks.
     settings = replace(settings, twilio_auth_token=secrets.token_hex(16), public_url="")
+    if not settings.records_dir:
+        settings = replace(settings, records_dir=tempfile.mkdtemp(prefix="overtalk-demo-"))
     print("synthesising the caller's lines...")
     script = _script(wavs, lines)
     return asyncio.run(_demo(settings, script, record))

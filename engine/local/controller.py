@@ -65,7 +65,7 @@ class TurnConfig:
     #: Consecutive speech windows that start a caller utterance while the bot is silent...
     onset_windows: int = 2
     #: ...and that interrupt the bot while it is audible.
-    barge_windows: int = 3
+    barge_windows: int = 2
     #: Silence before the words so far are transcribed (the pause might be the end).
     pause_ms: int = 64
     #: Silence that ends the turn, by how finished the words look.

@@ -19,6 +19,8 @@ worker) feeds it.
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 import soxr
 
@@ -46,9 +48,10 @@ class EchoMonitor:
         self.estimate_every = estimate_every
         self.floor = 10 ** (floor_db / 10)
         self.line_rate = line_rate
-        self._ref = np.zeros(_RING, np.float32)
+        # The reference as (start, audio) pieces in start order: a reply is placed up to tens
+        # of seconds ahead of now, further than any ring of recent audio would reach.
+        self._pieces: list[tuple[int, np.ndarray]] = []
         self._near = np.zeros(_RING, np.float32)
-        self._ref_end = 0  # samples of reference written so far (timeline end)
         self._near_end = 0
         self._windows_since_estimate = estimate_every
         #: Delay of the echo path in samples (None until found).
@@ -58,15 +61,14 @@ class EchoMonitor:
 
     def add_reference(self, audio: np.ndarray, start: int) -> None:
         """Bot audio (float32 at ``rate``) the caller is expected to hear from sample ``start``."""
-        if self.line_rate < self.rate:
+        if self.line_rate < self.rate and len(audio):
             band = soxr.resample(audio, self.rate, self.line_rate)
             audio = soxr.resample(band, self.line_rate, self.rate)[: len(audio)]
-        if start > self._ref_end:
-            _write(
-                self._ref, self._ref_end, np.zeros(min(start - self._ref_end, _RING), np.float32)
-            )
-        _write(self._ref, start, audio.astype(np.float32, copy=False))
-        self._ref_end = max(self._ref_end, start + len(audio))
+        bisect.insort(self._pieces, (start, audio.astype(np.float32, copy=False)), key=_start)
+
+    def cut_reference(self, at: int) -> None:
+        """The bot's audio stopped at caller sample ``at``: nothing after it will come back."""
+        self._pieces = [(start, audio[: at - start]) for start, audio in self._pieces if start < at]
 
     def assess(self, window: np.ndarray, end: int) -> float:
         """dB of ``window`` (caller audio ending at sample ``end``) left unexplained by echo.
@@ -77,6 +79,9 @@ class EchoMonitor:
         n = len(window)
         _write(self._near, end - n, window)
         self._near_end = end
+        horizon = end - 2 * (self.max_delay + self.estimate_len)
+        while self._pieces and self._pieces[0][0] + len(self._pieces[0][1]) < horizon:
+            self._pieces.pop(0)
         self._windows_since_estimate += 1
         x = window.astype(np.float64)
         e_near = float(x @ x) / n
@@ -126,7 +131,18 @@ class EchoMonitor:
             self.delay = lags - k
 
     def _read_ref(self, lo: int, hi: int) -> np.ndarray:
-        return _read(self._ref, lo, hi, self._ref_end)
+        out = np.zeros(hi - lo, np.float32)
+        for start, audio in self._pieces:
+            if start >= hi:
+                break
+            a, b = max(lo, start), min(hi, start + len(audio))
+            if a < b:
+                out[a - lo : b - lo] += audio[a - start : b - start]
+        return out
+
+
+def _start(piece: tuple[int, np.ndarray]) -> int:
+    return piece[0]
 
 
 def _write(ring: np.ndarray, start: int, data: np.ndarray) -> None:

@@ -418,6 +418,10 @@ class LocalSession(EngineSession):
         if turn.emitted == len(turn.phrases) and not turn.streaming:
             turn.finished = True
             reply = turn.reply
+            if reply.ends_call:
+                # The gateway plays all of it before ending the call: the words are final now,
+                # and the stream may close before this session sees them played.
+                self._complete_turn(turn)
             if reply.hangup:
                 self.ended = True
                 self.channel.put(Hangup("flow finished"))
@@ -460,6 +464,7 @@ class LocalSession(EngineSession):
         self.channel.put(Interrupt())
         self.controller.bot_stopped(self._samples)
         self._play_end = min(self._play_end, self._samples)
+        self.workers.vad.cut_reference(self._stream, self._samples)
         if turn is None:
             return
         turn.suspended = True

@@ -151,15 +151,23 @@ class VadWorker(_Thread):
 
     def add_reference(self, stream: VadStream, audio: np.ndarray, start: int) -> None:
         """Bot audio the caller should hear from sample ``start`` (for the echo check)."""
-        self._put((stream, audio, -start - 1))  # negative end marks a reference
+        self._put((stream, audio, -start - 1))  # a negative end marks a reference
 
-    def _work(self, items: list[tuple[VadStream, np.ndarray, int]]) -> None:
+    def cut_reference(self, stream: VadStream, at: int) -> None:
+        """The bot was cut off at sample ``at``: no echo of what was to follow."""
+        self._put((stream, None, at))
+
+    def _work(self, items: list[tuple[VadStream, np.ndarray | None, int]]) -> None:
         pending: dict[VadStream, list[tuple[np.ndarray, int]]] = {}
         for stream, audio, end in items:
             if stream.closed:
                 continue
-            if end < 0:
-                if stream.echo is not None:
+            if audio is None or end < 0:
+                if stream.echo is None:
+                    continue
+                if audio is None:
+                    stream.echo.cut_reference(end)
+                else:
                     stream.echo.add_reference(audio, -end - 1)
                 continue
             first = end - len(audio) * WINDOW

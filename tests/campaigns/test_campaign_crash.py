@@ -126,7 +126,7 @@ async def run_crashing_campaign(tmp_path: Path, dsn: str, *, diallers: int, kill
     store = open_store(dsn)
     async with serve(sim.app()) as api:
         settings = Settings(twilio_auth_token=TOKEN, twilio_account_sid=sim.account_sid,
-                            twilio_api_base=api)  # fmt: skip
+                            twilio_api_base=api, engine="echo")  # fmt: skip
         app = create_app(settings)
         from gateway.campaigns.carrier import TwilioCalls
 

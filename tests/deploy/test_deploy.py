@@ -126,6 +126,9 @@ async def test_deploy_image_entry_point_configured_by_environment(tmp_path):
         "OVERTALK_PORT": str(port),
         "OVERTALK_DIALPLAN": str(plan),
         "OVERTALK_RECORDS_DIR": str(tmp_path / "records"),
+        # The image's default engine is the embedded one; this test is about configuration,
+        # so a light engine keeps it quick.
+        "OVERTALK_ENGINE": "echo",
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.cli", "serve", env=run_env, stderr=asyncio.subprocess.PIPE

@@ -16,7 +16,19 @@ import numpy as np
 from gateway.sim.caller import place_call
 from gateway.sim.script import CallerScript
 
-PLANS = Path(__file__).resolve().parents[2] / "dialplans"
+#: Every call to the echo engine: these tests are about the process's lifetime, not speech.
+ECHO_PLAN = """version: 1
+default_route: everyone
+routes:
+  everyone:
+    otherwise: {action: bot, engine: echo}
+"""
+
+
+def echo_plan(folder: Path) -> Path:
+    path = folder / "echo-plan.yaml"
+    path.write_text(ECHO_PLAN)
+    return path
 
 
 def free_port() -> int:
@@ -44,7 +56,7 @@ async def test_gateway_sigterm_drains_without_cutting_calls(tmp_path):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
         "--records-dir", str(tmp_path), "--log-format", "json",
-        "--dialplan", str(PLANS / "default.yaml"),
+        "--dialplan", str(echo_plan(tmp_path)), "--engine", "echo",
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -107,6 +119,7 @@ async def test_gateway_drain_limit_hangs_up_calls_left(tmp_path):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
         "--records-dir", str(tmp_path), "--drain-limit", "0.5", "--log-level", "warning",
+        "--dialplan", str(echo_plan(tmp_path)), "--engine", "echo",
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -1,0 +1,639 @@
+"""The local engine, measured on the real recordings through the gateway and the simulator.
+
+    python tests/bench/bench_local.py [--quick] [--calls 4,8,16]
+        [--sections asr,latency,pause,barge,noise,echo,backchannel,load]
+
+Every call goes through the whole path: ``create_app(Settings(), engine=LocalEngine(...))``
+under ``gateway.server.serve``, placed with ``gateway.sim.caller.place_call``, audio as 8 kHz
+mu-law on the wire. Figures are taken where a carrier would see them (the simulator's report),
+plus the engine's own ``Metric`` events where the wire cannot tell (when the answer behind an
+acknowledgement was ready). Flows: ``dialplans/flows/local-bench-listen.yaml`` (answers every
+utterance by repeating it, so each answer must be synthesised) and ``local-bench-talk.yaml``
+(long readings to talk over).
+
+Sections:
+
+- asr: word error rate and time per utterance over the speech recordings after a telephone
+  round trip (8 kHz mu-law), for the default recogniser and two other window settings;
+- latency: caller's end of speech -> first bot audio on the wire (p50, p90), and -> the answer's
+  own first audio (behind the acknowledgement);
+- pause: utterances spliced with a 0.5-1.0 s pause mid-sentence; how often bot audio starts in
+  the pause, and how often it lasts 1 s or more there (Full-Duplex-Bench's "takes the turn");
+- barge: speech over the bot: onset -> ``clear`` (p50) and the share caught;
+- noise: non-speech recordings played over the bot, by kind: how often the bot was cut, and
+  how often it did not carry on (the interruption stood);
+- echo: the bot's own played audio fed back at -10 dB, 100/200/300 ms late (the simulator has
+  no echo, so this benchmark adds it to the caller's frames from the played-out audio), with
+  and without real barge-ins on top;
+- backchannel: "uh-huh", "yeah", "right" (Piper) said over the bot;
+- load: concurrent calls, each answering three utterances: response latency and misses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import re
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "local"))
+
+import localkit as lk  # noqa: E402
+
+import gateway.sim.caller as sim_caller  # noqa: E402
+from engine.base import CallContext, EventChannel, Metric  # noqa: E402
+from engine.local import LocalEngine  # noqa: E402
+from engine.local.asr import AsrRequest, WhisperRecognizer  # noqa: E402
+from gateway.app import create_app  # noqa: E402
+from gateway.config import Settings  # noqa: E402
+from gateway.server import serve  # noqa: E402
+from gateway.sim.media import PlayedAudio  # noqa: E402
+from gateway.sim.script import BotActivity, CallerScript, FrameOut, ScriptRunner  # noqa: E402
+from gateway.sim.script import synthesize as piper_8k  # noqa: E402
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+FLOWS = ROOT / "dialplans" / "flows"
+VOICED = int(32768 * 10 ** (-45 / 20))
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def manifest() -> list[dict[str, str]]:
+    path = lk.DATA / "manifest.csv"
+    if not path.exists():
+        sys.exit(f"the shared recordings are not under {lk.DATA}")
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def pcm8k(audio16: np.ndarray) -> bytes:
+    """16 kHz float -> 8 kHz int16 bytes (what the caller script sends)."""
+    return lk.pcm16(soxr.resample(audio16, 16000, 8000))
+
+
+def trim(audio: np.ndarray, below_peak_db: float = 30.0, margin: float = 0.03) -> np.ndarray:
+    """The recording's speech span: 10 ms frames within ``below_peak_db`` of its loudest, plus
+    ``margin``, with the room noise outside replaced by silence.
+
+    The simulator dates speech by a fixed level (-45 dBFS); several recordings have a noise
+    floor above it, which would move "end of speech" to the end of the file and "onset" to its
+    start. Trimming makes the wire's speech edges the speaker's.
+    """
+    hop = 160
+    n = len(audio) // hop
+    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop) ** 2, axis=1))
+    loud = np.flatnonzero(20 * np.log10(rms + 1e-9) > 20 * np.log10(rms.max()) - below_peak_db)
+    pad = int(margin * 16000)
+    lo, hi = max(0, loud[0] * hop - pad), min(len(audio), (loud[-1] + 1) * hop + pad)
+    span = audio[lo:hi].copy()
+    fade = min(160, len(span) // 2)
+    span[:fade] *= np.linspace(0, 1, fade)
+    span[-fade:] *= np.linspace(1, 0, fade)
+    return span
+
+
+def speech(min_s: float = 0.0, max_s: float = 99.0) -> list[tuple[str, str, np.ndarray]]:
+    """(file, transcript, 16 kHz float audio trimmed to its speech) in a duration range."""
+    out = []
+    for row in manifest():
+        if row["kind"] == "speech" and min_s <= float(row["duration"]) <= max_s:
+            out.append((row["file"], row["transcript"], trim(lk.load(row["file"]))))
+    return out
+
+
+def noise_clips(per_kind: int, seconds: float = 2.0) -> dict[str, list[np.ndarray]]:
+    """Up to ``per_kind`` clips of each noise kind (several from one long file if needed)."""
+    kinds = {
+        "dog_bark": "dog barks",
+        "door_knock": "knocks/footsteps",
+        "footsteps": "knocks/footsteps",
+        "keyboard_typing": "typing",
+        "snoring_breathing": "breath/snoring",
+        "music": "music",
+        "household_kitchen": "dishes",
+        "babble_restaurant": "babble/crowd",
+        "crowd_babble": "babble/crowd",
+        "applause": "babble/crowd",
+        "street_background": "street",
+    }
+    out: dict[str, list[np.ndarray]] = {}
+    for row in manifest():
+        kind = kinds.get(row["category"])
+        if row["kind"] != "noise" or kind is None:
+            continue
+        audio = lk.load(row["file"], seconds=seconds * per_kind + 1)
+        clips = out.setdefault(kind, [])
+        n = max(1, min(per_kind - len(clips), int(len(audio) / 16000 // seconds)))
+        for i in range(n):
+            clip = audio[int(i * seconds * 16000) : int((i + 1) * seconds * 16000)]
+            if len(clips) < per_kind and np.sqrt(np.mean(clip**2)) > 10 ** (-55 / 20):
+                clips.append(clip)
+    return out
+
+
+# ------------------------------------------------------------------------------ words
+
+
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def _spell(n: int) -> str:
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        rest = "" if n % 100 == 0 else " " + _spell(n % 100)
+        return _ONES[n // 100] + " hundred" + rest
+    return _spell(n // 1000) + " thousand" + ("" if n % 1000 == 0 else " " + _spell(n % 1000))
+
+
+def norm(text: str) -> list[str]:
+    text = text.lower().replace("mr.", "mister").replace("-", " ")
+    text = re.sub(r"(\d+)(st|nd|rd|th)\b", lambda m: m.group(1), text)
+    text = re.sub(r"\d+", lambda m: f" {_spell(int(m.group()))} ", text)
+    return re.sub(r"[^a-z' ]", " ", text).split()
+
+
+def edits(ref: list[str], hyp: list[str]) -> int:
+    row = list(range(len(hyp) + 1))
+    for i in range(1, len(ref) + 1):
+        prev, row[0] = row[:], i
+        for j in range(1, len(hyp) + 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ref[i - 1] != hyp[j - 1]))
+    return row[len(hyp)]
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+# --------------------------------------------------------------------- engine and calls
+
+
+class _TapChannel(EventChannel):
+    """The session's event channel, also logging each event with the session's sample clock."""
+
+    def __init__(self, session, log: list[tuple[int, object]]) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self._events = session.channel._events  # what the session put before the tap
+        self.session, self.log = session, log
+        for event in self._events:
+            log.append((0, event))
+
+    def put(self, event) -> None:  # type: ignore[no-untyped-def]
+        self.log.append((self.session._samples, event))
+        super().put(event)
+
+
+class Tap:
+    """Records every engine event of every call, with the caller-sample time it came at."""
+
+    def __init__(self, engine: LocalEngine) -> None:
+        self.calls: list[list[tuple[int, object]]] = []
+        opener = engine.open
+
+        async def open_and_tap(context: CallContext):  # type: ignore[no-untyped-def]
+            session = await opener(context)
+            events: list[tuple[int, object]] = []
+            self.calls.append(events)
+            session.channel = _TapChannel(session, events)
+            return session
+
+        engine.open = open_and_tap  # type: ignore[method-assign]
+
+    def metrics(self, name: str) -> list[float]:
+        return [
+            e.value
+            for call in self.calls
+            for _, e in call
+            if isinstance(e, Metric) and e.name == name
+        ]
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+
+def engines(turn: dict[str, float]) -> tuple[LocalEngine, LocalEngine]:
+    listen = LocalEngine(flow=str(FLOWS / "local-bench-listen.yaml"), turn=turn)
+    talk = LocalEngine(
+        flow=str(FLOWS / "local-bench-talk.yaml"),
+        turn=turn,
+        recognizer=listen.recognizer,
+        synthesizer=listen.synthesizer,
+        vad=listen.workers.vad.model,
+    )
+    return listen, talk
+
+
+async def calls(url: str, scripts: list[CallerScript], *, record: Path | None = None):  # type: ignore[no-untyped-def]
+    """Place the calls at once; reports in order (recordings as record/<i>.wav)."""
+    return await asyncio.gather(
+        *[
+            sim_caller.place_call(
+                url, s, auth_token=None, record=(record / f"{i}.wav") if record else None
+            )
+            for i, s in enumerate(scripts)
+        ]
+    )
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# ------------------------------------------------------------------------------ echo
+
+
+class EchoBotActivity(BotActivity):
+    """BotActivity that also keeps the played-out audio, to send it back as echo."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.played: list[tuple[float, np.ndarray]] = []
+
+    def feed(self, played) -> None:  # type: ignore[no-untyped-def]
+        pieces: list[PlayedAudio] = list(played)
+        super().feed(pieces)
+        for p in pieces:
+            self.played.append((p.time, np.frombuffer(p.pcm(), "<i2").astype(np.float32)))
+        if len(self.played) > 400:
+            del self.played[:200]
+
+    def audio_at(self, start: float, n: int) -> np.ndarray:
+        out = np.zeros(n, np.float32)
+        for t, pcm in self.played[-60:]:
+            offset = int(round((t - start) * 8000))
+            lo, hi = max(0, offset), min(n, offset + len(pcm))
+            if lo < hi:
+                out[lo:hi] += pcm[lo - offset : hi - offset]
+        return out
+
+
+class EchoRunner(ScriptRunner):
+    """Mixes the bot's played audio, ``delay`` s late at ``gain``, into every caller frame.
+
+    The echo runs on its own sample clock (160 samples a frame from the first frame on), as a
+    phone line's would: taking it from each frame's send time instead would jitter it by the
+    sender's scheduling, a distortion no real echo path has.
+    """
+
+    delay = 0.2
+    gain = 10 ** (-10 / 20)
+
+    def next_frame(self, now: float, bot: BotActivity) -> FrameOut:
+        out = super().next_frame(now, bot)
+        if not isinstance(bot, EchoBotActivity):
+            return out
+        if not hasattr(self, "_echo_at"):
+            self._echo_at = now - self.delay
+        echo = bot.audio_at(self._echo_at, len(out.ulaw)) * self.gain
+        self._echo_at += len(out.ulaw) / 8000
+        caller = np.frombuffer(audioop.ulaw2lin(out.ulaw, 2), "<i2").astype(np.float32)
+        mixed = np.clip(caller + echo, -32768, 32767).astype("<i2").tobytes()
+        return FrameOut(audioop.lin2ulaw(mixed, 2), out.voiced, out.dtmf)
+
+
+@contextlib.contextmanager
+def echo_line(delay: float, gain_db: float = -10.0) -> Iterator[None]:
+    """While inside, simulated callers send the bot's own audio back as echo."""
+    EchoRunner.delay, EchoRunner.gain = delay, 10 ** (gain_db / 20)
+    saved = sim_caller.BotActivity, sim_caller.ScriptRunner
+    sim_caller.BotActivity, sim_caller.ScriptRunner = EchoBotActivity, EchoRunner  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        sim_caller.BotActivity, sim_caller.ScriptRunner = saved  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+def bench_asr(quick: bool) -> list[str]:
+    items = [(t, lk.phone(a)) for _, t, a in speech()]
+    configs = [
+        ("default: 6 s window, timestamps", {}),
+        ("10 s window, no timestamps", {"window_s": 10.0, "timestamps": False}),
+        ("30 s window (Whisper's own)", {"window_s": 30.0, "timestamps": False}),
+    ]
+    lines = []
+    for label, options in configs[: 1 if quick else 3]:
+        asr = WhisperRecognizer(**options)  # type: ignore[arg-type]
+        asr.transcribe([AsrRequest(np.zeros(8000, np.float32))])
+        errors = words = 0
+        times = []
+        for ref, audio in items:
+            t0 = time.perf_counter()
+            hyp = asr.transcribe([AsrRequest(audio)])[0].text
+            times.append(time.perf_counter() - t0)
+            errors += edits(norm(ref), norm(hyp))
+            words += len(norm(ref))
+        lines.append(
+            f"  {label:34} WER {100 * errors / words:5.1f} %   time per utterance p50 "
+            f"{1000 * pct(times, 50):4.0f} ms  p90 {1000 * pct(times, 90):4.0f} ms  "
+            f"({len(items)} utterances, {words} words)"
+        )
+    batch = WhisperRecognizer()
+    four = [AsrRequest(a) for _, a in items[:4]]
+    t0 = time.perf_counter()
+    batch.transcribe(four)
+    lines.append(f"  batch of 4 in one pass: {1000 * (time.perf_counter() - t0):.0f} ms")
+    return lines
+
+
+async def bench_latency(url: str, tap: Tap, quick: bool) -> list[str]:
+    items = speech(1.0, 8.0)[: 8 if quick else 24]
+    scripts = []
+    for group in chunks(items, 6):
+        script = CallerScript().wait_for_bot(600, 10)
+        for name, _, audio in group:
+            script.say(pcm8k(audio), Path(name).name).wait_for_bot(700, 15)
+        scripts.append(script)
+    tap.reset()
+    reports = []
+    for script in scripts:  # one call at a time: latency, not load
+        reports.extend(await calls(url, [script]))
+    wire = [r for rep in reports for r in rep.response_latencies_ms]
+    missed = sum(
+        1 for rep in reports for t in rep.turns if t.kind == "say" and t.response_ms is None
+    )
+    first = tap.metrics("turn.first_audio_ms")
+    answer = tap.metrics("turn.answer_audio_ms")
+    decision = tap.metrics("turn.decision_ms")
+    extra = [a - f for a, f in zip(answer, first, strict=False)]
+    asr_ms = tap.metrics("asr.ms")
+    return [
+        f"  end of speech -> first bot audio on the wire: p50 {pct(wire, 50):.0f} ms, "
+        f"p90 {pct(wire, 90):.0f} ms  ({len(wire)} turns, {missed} unanswered)",
+        f"  engine clock: end of speech -> turn decided p50 {pct(decision, 50):.0f} ms, -> first "
+        f"audio emitted p50 {pct(first, 50):.0f} ms, -> answer audio emitted p50 "
+        f"{pct(answer, 50):.0f} ms / p90 {pct(answer, 90):.0f} ms",
+        f"  answer behind the acknowledgement: ready {pct(extra, 50):.0f} ms (p50) after the "
+        f"acknowledgement started, i.e. ~{pct(wire, 50) + pct(extra, 50):.0f} ms on the wire",
+        f"  recognition per request in calls: p50 {pct(asr_ms, 50):.0f} ms, "
+        f"p90 {pct(asr_ms, 90):.0f} ms",
+    ]
+
+
+def splice(audio: np.ndarray, pause: float) -> np.ndarray:
+    """Insert ``pause`` s of silence at the quietest point of the utterance's middle third."""
+    hop = 160
+    frames = len(audio) // hop
+    rms = np.sqrt(np.mean(audio[: frames * hop].reshape(frames, hop) ** 2, axis=1))
+    voiced = np.flatnonzero(rms > 10 ** (-40 / 20))
+    lo, hi = voiced[0], voiced[-1]
+    a, b = lo + (hi - lo) // 3, lo + 2 * (hi - lo) // 3
+    smooth = np.convolve(rms, np.ones(5) / 5, mode="same")
+    cut = (a + int(np.argmin(smooth[a:b]))) * hop
+    return np.concatenate((audio[:cut], np.zeros(int(pause * 16000), np.float32), audio[cut:]))
+
+
+def _voiced_frames(track: np.ndarray) -> np.ndarray:
+    n = len(track) // 160
+    frames = track[: n * 160].astype(np.float32).reshape(n, 160)
+    return np.sqrt(np.mean(frames**2, axis=1)) > VOICED
+
+
+async def bench_pause(url: str, quick: bool) -> list[str]:
+    items = speech(2.5, 8.0)[: 6 if quick else 16]
+    pauses = [0.5 + 0.1 * (i % 6) for i in range(len(items))]
+    scripts = []
+    for group in chunks(list(zip(items, pauses, strict=True)), 4):
+        script = CallerScript().wait_for_bot(600, 10)
+        for (name, _, audio), pause in group:
+            script.say(pcm8k(splice(audio, pause)), Path(name).name).wait_for_bot(700, 15)
+        scripts.append(script)
+    any_audio = took = total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, script in enumerate(scripts):
+            (report,) = await calls(url, [script], record=Path(tmp) / str(i))
+            stereo, _ = soundfile.read(str(Path(tmp) / str(i) / "0.wav"), dtype="int16")
+            caller, bot = _voiced_frames(stereo[:, 0]), _voiced_frames(stereo[:, 1])
+            for turn in report.turns:
+                if turn.kind != "say" or turn.speech_start_ms is None:
+                    continue
+                a, b = int(turn.speech_start_ms / 20), int(turn.speech_end_ms / 20)
+                gaps, run, start = [], 0, a
+                for k in range(a, b):
+                    if not caller[k]:
+                        run, start = run + 1, start if run else k
+                    else:
+                        if run:
+                            gaps.append((run, start))
+                        run = 0
+                if not gaps:
+                    continue
+                length, start = max(gaps)
+                if length < 20:  # the spliced pause is >= 0.5 s; shorter ones are the speaker's
+                    continue
+                total += 1
+                window = bot[start : start + length]
+                if window.any():
+                    any_audio += 1
+                    first = int(np.argmax(window))
+                    if window[first:].sum() >= 50:  # >= 1 s of bot audio in the pause
+                        took += 1
+    return [
+        f"  bot audio starting in a 0.5-1.0 s mid-sentence pause: {any_audio}/{total} "
+        f"({100 * any_audio / max(1, total):.0f} %); lasting >= 1 s there (takes the turn): "
+        f"{took}/{total} ({100 * took / max(1, total):.0f} %)"
+    ]
+
+
+async def bench_barge(url: str, tap: Tap, quick: bool) -> list[str]:
+    items = speech(1.0, 5.0)[: 8 if quick else 24]
+    scripts = []
+    for group in chunks(items, 4):
+        script = CallerScript().pause(300)
+        for k, (name, _, audio) in enumerate(group):
+            script.barge_in(1200 + 400 * k, pcm8k(audio), Path(name).name, timeout_s=20)
+            script.pause(2500)
+        scripts.append(script)
+    tap.reset()
+    reports = []
+    for script in scripts:
+        reports.extend(await calls(url, [script]))
+    turns = [t for rep in reports for t in rep.turns if t.kind == "barge_in" and t.speech_start_ms]
+    caught = [t.barge_in_ms for t in turns if t.barge_in_ms is not None]
+    resumed = len(tap.metrics("barge_in.resumed"))
+    return [
+        f"  speech onset over the bot -> clear: p50 {pct(caught, 50):.0f} ms, p90 "
+        f"{pct(caught, 90):.0f} ms; caught {len(caught)}/{len(turns)} "
+        f"({100 * len(caught) / max(1, len(turns)):.0f} %); wrongly resumed {resumed}"
+    ]
+
+
+def _talk_over(clips: list[np.ndarray], gap_ms: int = 1500) -> CallerScript:
+    script = CallerScript().pause(800)
+    for clip in clips:
+        script.barge_in(600, pcm8k(clip), timeout_s=25).pause(gap_ms)
+    return script
+
+
+async def bench_noise(url: str, tap: Tap, quick: bool) -> list[str]:
+    kinds = noise_clips(3 if quick else 6)
+    lines = []
+    for kind, clips in kinds.items():
+        tap.reset()
+        (report,) = await calls(url, [_talk_over(clips)])
+        turns = [t for t in report.turns if t.kind == "barge_in" and t.speech_start_ms is not None]
+        played = sum(1 for t in report.turns if t.kind == "barge_in" and "never" not in t.note)
+        cut = sum(1 for t in turns if t.barge_in_ms is not None)
+        stood = len(tap.metrics("barge_in.confirmed"))
+        lines.append(
+            f"  {kind:18} {played:2} clips: bot cut {cut} ({100 * cut / max(1, played):.0f} %), "
+            f"did not carry on {stood} ({100 * stood / max(1, played):.0f} %)"
+        )
+    return lines
+
+
+async def bench_echo(url: str, tap: Tap, quick: bool) -> list[str]:
+    lines = []
+    barge = speech(1.5, 4.0)[:4]
+    for delay in (0.1, 0.2, 0.3):
+        tap.reset()
+        with echo_line(delay):
+            quiet = CallerScript().pause(8000 if quick else 20000)
+            talk = CallerScript().pause(2000)
+            for k, (name, _, audio) in enumerate(barge[: 2 if quick else 4]):
+                talk.barge_in(1000 + 300 * k, pcm8k(audio), Path(name).name, timeout_s=20)
+                talk.pause(3000)
+            quiet_report, talk_report = await calls(url, [quiet, talk])
+        turns = [t for t in talk_report.turns if t.kind == "barge_in" and t.speech_start_ms]
+        caught = [t.barge_in_ms for t in turns if t.barge_in_ms is not None]
+        lines.append(
+            f"  echo {int(delay * 1000)} ms late at -10 dB: clears with the caller silent "
+            f"{quiet_report.clears_received} over {quiet_report.bot_audio_played_s:.0f} s of bot "
+            f"speech; real barge-ins through the echo caught {len(caught)}/{len(turns)}, p50 "
+            f"{pct(caught, 50):.0f} ms"
+        )
+    return lines
+
+
+async def bench_backchannel(url: str, tap: Tap, quick: bool) -> list[str]:
+    lines = []
+    for word in ("Uh-huh.", "Yeah.", "Right."):
+        said = np.frombuffer(piper_8k(word), "<i2").astype(np.float32) / 32768
+        clip = soxr.resample(said, 8000, 16000)
+        tap.reset()
+        (report,) = await calls(url, [_talk_over([clip] * (3 if quick else 5), 2000)])
+        turns = [t for t in report.turns if t.kind == "barge_in" and t.speech_start_ms is not None]
+        cut = sum(1 for t in turns if t.barge_in_ms is not None)
+        resumed = len(tap.metrics("barge_in.resumed"))
+        stood = len(tap.metrics("barge_in.confirmed"))
+        lines.append(
+            f"  {word:8} x{len(turns)}: bot cut {cut}, carried on (Resume) {resumed}, "
+            f"stopped for good {stood}"
+        )
+    return lines
+
+
+async def bench_load(url: str, engine: LocalEngine, counts: list[int]) -> list[str]:
+    items = speech(1.5, 5.0)
+    lines = []
+    for n in counts:
+        scripts = []
+        for i in range(n):
+            script = CallerScript().pause(200 * (i % 10)).wait_for_bot(600, 15)
+            for k in range(3):
+                _, _, audio = items[(3 * i + k) % len(items)]
+                script.say(pcm8k(audio)).wait_for_bot(700, 20)
+            scripts.append(script)
+        vad, asr = engine.workers.vad, engine.workers.asr
+        w0, f0, a0, c0 = vad.windows, vad.forwards, asr.busy_s, asr.calls
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        reports = await calls(url, scripts)
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        resp = [r for rep in reports for r in rep.response_latencies_ms]
+        missed = sum(
+            1 for rep in reports for t in rep.turns if t.kind == "say" and t.response_ms is None
+        )
+        late = sum(rep.frames_late for rep in reports)
+        sent = sum(rep.frames_sent for rep in reports)
+        batch = (vad.windows - w0) / max(1, vad.forwards - f0)
+        lines.append(
+            f"  {n:3} calls: response p50 {pct(resp, 50):5.0f} ms p90 {pct(resp, 90):5.0f} ms, "
+            f"unanswered {missed}/{3 * n}, caller frames late {100 * late / max(1, sent):.1f} %, "
+            f"CPU {100 * cpu / wall:.0f} % of a core (both cores = 200 %), VAD batch {batch:.1f}, "
+            f"ASR passes {asr.calls - c0} ({asr.busy_s - a0:.1f} s)"
+        )
+    return lines
+
+
+async def run(sections: list[str], quick: bool, counts: list[int], turn: dict[str, float]) -> None:
+    out: dict[str, list[str]] = {}
+    if "asr" in sections:
+        print("asr ...", flush=True)
+        out["recognition (telephone round trip)"] = bench_asr(quick)
+    listen, talk = engines(turn)
+    listen_tap, talk_tap = Tap(listen), Tap(talk)
+    async with (
+        serve(create_app(Settings(), engine=listen)) as listen_url,
+        serve(create_app(Settings(), engine=talk)) as talk_url,
+    ):
+        steps = [
+            ("latency", "response latency", lambda: bench_latency(listen_url, listen_tap, quick)),
+            ("pause", "pause handling", lambda: bench_pause(listen_url, quick)),
+            ("barge", "barge-in", lambda: bench_barge(talk_url, talk_tap, quick)),
+            (
+                "noise",
+                "false interruptions by noise",
+                lambda: bench_noise(talk_url, talk_tap, quick),
+            ),
+            ("echo", "the bot's own echo", lambda: bench_echo(talk_url, talk_tap, quick)),
+            ("backchannel", "backchannels", lambda: bench_backchannel(talk_url, talk_tap, quick)),
+            ("load", "concurrent calls", lambda: bench_load(listen_url, listen, counts)),
+        ]
+        for key, title, step in steps:
+            if key in sections:
+                print(f"{key} ...", flush=True)
+                out[title] = await step()
+    await listen.aclose()
+    await talk.aclose()
+    print()
+    for title, lines in out.items():
+        print(title)
+        for line in lines:
+            print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    all_sections = "asr,latency,pause,barge,noise,echo,backchannel,load"
+    parser.add_argument("--sections", default=all_sections)
+    parser.add_argument("--quick", action="store_true", help="fewer items per section")
+    parser.add_argument("--calls", default="4,8,16", help="concurrent calls for the load section")
+    parser.add_argument(
+        "--turn", default="", help="TurnConfig overrides, e.g. barge_windows=2,complete_gap_ms=150"
+    )
+    args = parser.parse_args()
+    counts = [int(c) for c in args.calls.split(",")]
+    turn = {k: float(v) for k, v in (kv.split("=") for kv in args.turn.split(",") if kv)}
+    turn = {k: int(v) if v.is_integer() else v for k, v in turn.items()}
+    asyncio.run(run(args.sections.split(","), args.quick, counts, turn))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""Turn-taking decisions: first on invented VAD scores and words (pure), then on recordings
+through a telephone round trip with the real VAD, echo check and recogniser.
+
+Times are caller samples at 16 kHz (the controller's only clock), so every assertion about
+"how soon" is about the decision logic, not about how fast this machine is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import localkit as lk
+import numpy as np
+import pytest
+
+from engine.local import controller as ctl
+from engine.local.asr import AsrRequest
+from engine.local.echo import EchoMonitor
+from engine.local.nlu import Expectation
+from engine.local.vad import WINDOW, VadState
+
+MS = 16  # samples per millisecond
+
+
+class Driver:
+    """Feeds a controller window by window; answers Transcribe requests after ``delay``
+    windows (standing in for the recogniser's time) with ``words(start, end)``."""
+
+    def __init__(self, words: Callable[[int, int], str], delay: int = 2, **config: object) -> None:
+        self.c = ctl.TurnController(ctl.TurnConfig(**config))  # type: ignore[arg-type]
+        self.words = words
+        self.delay = delay
+        self.t = 0
+        self.log: list[ctl.Decision] = []
+        self._due: list[tuple[int, ctl.Transcribe]] = []
+
+    def window(self, prob: float, echo_db: float = 0.0, level_db: float = -20.0) -> None:
+        self.t += WINDOW
+        self._take(self.c.window(self.t, prob, echo_db, level_db))
+        for due, req in [d for d in self._due if d[0] <= self.t]:
+            self._due.remove((due, req))
+            self._take(self.c.transcript(req.segment, req.end, self.words(req.start, req.end)))
+
+    def run(self, probs: list[float], **kw: float) -> None:
+        for p in probs:
+            self.window(p, **kw)
+
+    def _take(self, decisions: list[ctl.Decision]) -> None:
+        for d in decisions:
+            self.log.append(d)
+            if isinstance(d, ctl.Transcribe):
+                self._due.append((self.t + self.delay * WINDOW, d))
+
+    def of(self, kind: type) -> list:
+        return [d for d in self.log if isinstance(d, kind)]
+
+
+SPEECH, QUIET = 0.95, 0.02
+
+
+# ---------------------------------------------------------------------- invented inputs
+
+
+def test_controller_ends_a_complete_answer_quickly() -> None:
+    d = Driver(lambda s, e: "Yes, that's right.")
+    d.run([QUIET] * 5 + [SPEECH] * 30 + [QUIET] * 20)
+    (eot,) = d.of(ctl.EndOfTurn)
+    assert eot.text == "Yes, that's right."
+    assert eot.at - eot.speech_end <= 200 * MS  # pause detection + transcript, no more
+
+
+def test_controller_waits_through_a_pause_after_unfinished_words() -> None:
+    words = {True: "I'd like a table for", False: "I'd like a table for four people."}
+    d = Driver(lambda s, e: words[e < 60 * WINDOW])
+    d.run([SPEECH] * 30 + [QUIET] * 25)  # an 800 ms pause after "for"
+    assert d.of(ctl.EndOfTurn) == []
+    d.run([SPEECH] * 20 + [QUIET] * 20)
+    (eot,) = d.of(ctl.EndOfTurn)
+    assert eot.text == "I'd like a table for four people."
+
+
+def test_controller_uses_the_expected_answer_to_end_early() -> None:
+    d = Driver(lambda s, e: "four")
+    d.c.expectation = Expectation("number")
+    d.run([SPEECH] * 12 + [QUIET] * 10)
+    assert len(d.of(ctl.EndOfTurn)) == 1
+    free = Driver(lambda s, e: "four")  # no question asked: one word could go on
+    free.run([SPEECH] * 12 + [QUIET] * 10)
+    assert free.of(ctl.EndOfTurn) == []
+
+
+def test_controller_drops_segments_without_words() -> None:
+    d = Driver(lambda s, e: "")
+    d.run([SPEECH] * 8 + [QUIET] * 20)
+    assert d.of(ctl.EndOfTurn) == [] and len(d.of(ctl.Discard)) == 1
+
+
+def test_controller_interrupts_the_bot_on_speech_and_confirms_with_words() -> None:
+    d = Driver(lambda s, e: "Sorry, can you hold on a second?")
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([QUIET] * 5 + [SPEECH] * d.c.config.barge_windows)
+    (interrupt,) = d.of(ctl.Interrupt)
+    assert interrupt.at - interrupt.onset == d.c.config.barge_windows * WINDOW
+    assert not d.c.bot_audible(d.t)
+    d.run([SPEECH] * 30 + [QUIET] * 10)
+    assert len(d.of(ctl.InterruptConfirmed)) == 1 and d.of(ctl.Resume) == []
+    (eot,) = d.of(ctl.EndOfTurn)
+    assert eot.barge_in
+
+
+def test_controller_ignores_a_blip_over_the_bot() -> None:
+    d = Driver(lambda s, e: "hm")
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([SPEECH] * (d.c.config.barge_windows - 1) + [QUIET] * 3 + [SPEECH, QUIET] * 5)
+    assert d.of(ctl.Interrupt) == [] and d.of(ctl.SpeechStarted) == []
+
+
+def test_controller_ignores_the_bots_echo() -> None:
+    d = Driver(lambda s, e: "the bot's own words")
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([SPEECH] * 40, echo_db=-20.0)
+    assert d.of(ctl.SpeechStarted) == []
+
+
+def test_controller_resumes_after_a_backchannel() -> None:
+    d = Driver(lambda s, e: "Uh-huh.")
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([SPEECH] * 12 + [QUIET] * 8)
+    assert [type(x) for x in d.log if not isinstance(x, ctl.Transcribe)] == [
+        ctl.SpeechStarted,
+        ctl.Interrupt,
+        ctl.Resume,
+        ctl.Backchannel,
+    ]
+    assert d.of(ctl.Resume)[0].reason == "backchannel"
+
+
+def test_controller_resumes_after_noise_the_recogniser_doubts() -> None:
+    c = ctl.TurnController()
+    c.bot_audible_until(10_000 * MS)
+    t, out = 0, []
+    for p in [SPEECH] * 6 + [QUIET] * 3:
+        t += WINDOW
+        out += c.window(t, p, 0.0, -20.0)
+    (req,) = [d for d in out if isinstance(d, ctl.Transcribe)]
+    after = c.transcript(req.segment, req.end, "I'm not going to be able to do that.", True)
+    assert [type(x) for x in after][:2] == [ctl.Resume, ctl.Discard]
+
+
+def test_controller_a_long_interruption_stands_whatever_the_words() -> None:
+    d = Driver(lambda s, e: "yeah", delay=100)  # words come very late
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([SPEECH] * 40)
+    assert len(d.of(ctl.InterruptConfirmed)) == 1 and d.of(ctl.Resume) == []
+
+
+# ------------------------------------------------------------------ recorded audio
+
+
+class Pipeline:
+    """The real listening path on one call, synchronously: Silero VAD and the echo monitor
+    per window, Whisper for transcripts (answered two windows later)."""
+
+    def __init__(self, silero, whisper) -> None:
+        self.silero, self.whisper = silero, whisper
+        self.state = VadState()
+        self.echo = EchoMonitor()
+
+    def run(self, caller: np.ndarray, bot: np.ndarray | None = None, bot_at: float = 0.0) -> Driver:
+        if bot is not None:
+            start = int(bot_at * lk.RATE)
+            self.echo.add_reference(bot, start)
+        heard = caller
+
+        def words(start: int, end: int) -> str:
+            return self.whisper.transcribe([AsrRequest(heard[start:end])])[0].text
+
+        d = Driver(words)
+        if bot is not None:
+            d.c.bot_audible_until(start + len(bot))
+        for i in range(0, len(caller) - WINDOW + 1, WINDOW):
+            w = caller[i : i + WINDOW]
+            prob = float(self.silero.forward(w[None], [self.state])[0])
+            echo_db = self.echo.assess(w, i + WINDOW)
+            level = 10 * np.log10(np.mean(w.astype(np.float64) ** 2) + 1e-12)
+            d.window(prob, echo_db, level)
+        return d
+
+
+@pytest.fixture
+def pipeline(silero, whisper) -> Pipeline:
+    return Pipeline(silero, whisper)
+
+
+def _call(*parts: np.ndarray) -> np.ndarray:
+    return lk.phone(np.concatenate(parts))
+
+
+def _voice_onset(audio: np.ndarray) -> int:
+    """First 10 ms frame above -35 dBFS: where the recording's speech begins."""
+    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+    loud = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) > 10 ** (-35 / 20))
+    return int(loud[0]) * 160
+
+
+def test_controller_on_recordings_ends_the_turn_after_a_sentence(pipeline: Pipeline) -> None:
+    speech = lk.load("speech/cmu-arctic-pyroomacoustics/cmu_arctic_us_axb_a0005.wav")
+    d = pipeline.run(_call(lk.silence(0.5), speech, lk.silence(1.5)))
+    (eot,) = d.of(ctl.EndOfTurn)
+    assert "forget it" in eot.text.lower()
+    assert d.of(ctl.Interrupt) == []
+    assert eot.at - eot.speech_end <= 250 * MS
+
+
+def test_controller_on_recordings_interrupts_for_speech_over_the_bot(pipeline: Pipeline) -> None:
+    bot = lk.load("speech/librispeech-arm-mlek/another_door.wav")
+    caller = lk.load("speech/librispeech-arm-mlek/i_tell_you.wav")
+    d = pipeline.run(_call(lk.silence(1.0), caller, lk.silence(1.5)), bot=bot, bot_at=0.2)
+    (interrupt,) = d.of(ctl.Interrupt)
+    onset = int(1.0 * lk.RATE) + _voice_onset(caller)
+    assert abs(interrupt.onset - onset) <= 100 * MS
+    assert interrupt.at - onset <= 200 * MS  # speech onset to the decision to stop
+    assert d.of(ctl.Resume) == [] and len(d.of(ctl.InterruptConfirmed)) == 1
+    assert "poison" in d.of(ctl.EndOfTurn)[0].text.lower()
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        "noise/ibm-max-audio-samples/typing.wav",
+        "noise/doggy-daycare-ambience/629986__flem0527__knocking-on-wood-door-2.ogg",
+        "noise/doggy-daycare-dogs/20240222_094422_34_charlie.ogg",
+        "noise/ibm-max-audio-samples/snoring.wav",
+        "noise/speech-commands-bg-pyroomacoustics/doing_the_dishes.wav",
+    ],
+)
+def test_controller_on_recordings_no_interruption_by_noise(pipeline: Pipeline, noise: str) -> None:
+    bot = lk.load("speech/librispeech-arm-mlek/another_door.wav")
+    d = pipeline.run(_call(lk.silence(0.5), lk.load(noise, seconds=3.0)), bot=bot, bot_at=0.2)
+    assert d.of(ctl.Interrupt) == [] or d.of(ctl.Resume)  # never stopped, or carried on
+
+
+def test_controller_on_recordings_no_interruption_by_echo(pipeline: Pipeline) -> None:
+    bot = lk.load("speech/cmu-arctic-pyroomacoustics/cmu_arctic_us_aew_a0003.wav")
+    delay = int(0.25 * lk.RATE)
+    line = np.zeros(len(bot) + delay + lk.RATE, np.float32)
+    line[delay : delay + len(bot)] = bot * 10 ** (-10 / 20)  # -10 dB, 250 ms late
+    d = pipeline.run(lk.phone(line), bot=bot, bot_at=0.0)
+    assert d.of(ctl.SpeechStarted) == []
+
+
+def test_controller_on_recordings_interrupts_through_the_echo(pipeline: Pipeline) -> None:
+    bot = lk.load("speech/cmu-arctic-pyroomacoustics/cmu_arctic_us_aew_a0003.wav")
+    caller = lk.load("speech/librispeech-arm-mlek/i_tell_you.wav")
+    delay = int(0.2 * lk.RATE)
+    line = np.zeros(len(caller) + 2 * lk.RATE, np.float32)
+    line[delay : delay + len(bot)] += bot[: len(line) - delay] * 10 ** (-10 / 20)
+    line[lk.RATE : lk.RATE + len(caller)] += caller
+    d = pipeline.run(lk.phone(line), bot=bot, bot_at=0.0)
+    (interrupt,) = d.of(ctl.Interrupt)
+    assert interrupt.onset >= int(0.9 * lk.RATE)  # the caller, not the echo before them
+
+
+@pytest.mark.parametrize("word", ["Yeah.", "Right."])
+def test_controller_on_recordings_backchannel_does_not_take_the_turn(
+    pipeline: Pipeline, piper, word: str
+) -> None:
+    bot = lk.load("speech/librispeech-arm-mlek/another_door.wav")
+    said = np.frombuffer(piper.synthesize(word), "<i2").astype(np.float32) / 32768
+    d = pipeline.run(_call(lk.silence(1.0), said, lk.silence(1.5)), bot=bot, bot_at=0.2)
+    assert d.of(ctl.EndOfTurn) == []
+    assert d.of(ctl.Interrupt) == [] or [r.reason for r in d.of(ctl.Resume)] == ["backchannel"]

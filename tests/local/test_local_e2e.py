@@ -1,0 +1,56 @@
+"""The local engine on a real gateway, called over the simulated Twilio: the demo flow holds a
+short conversation, with the real VAD, recogniser and voice, and hangs up at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.server import serve
+from gateway.sim.caller import place_call
+from gateway.sim.script import CallerScript
+
+DEMO = Path(__file__).resolve().parents[2] / "dialplans" / "flows" / "demo.yaml"
+
+
+def _transcript(records: Path) -> list[tuple[str, str]]:
+    """The call's transcript from the ledger the gateway wrote."""
+    (record,) = records.glob("*.json")
+    return [tuple(t) for t in json.loads(record.read_text())["transcript"]]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from engine.local import LocalEngine
+
+    return LocalEngine(flow=str(DEMO))
+
+
+async def test_local_e2e_demo_flow_conversation(engine, tmp_path: Path) -> None:
+    script = (
+        CallerScript()
+        .wait_for_bot(silence_ms=800, timeout_s=15)
+        .say_text("I would like to check on my order.")
+        .wait_for_bot(timeout_s=15)
+        .say_text("It is order number four two seven.")
+        .wait_for_bot(timeout_s=15)
+        .say_text("No, thanks.")
+        .wait_for_bot(timeout_s=15)
+        .pause(3000)
+    )
+    app = create_app(Settings(records_dir=str(tmp_path)), engine=engine)
+    async with serve(app) as url:
+        report = await place_call(url, script, auth_token=None)
+    assert report.violations == []
+    assert report.ended_by == "gateway" and report.close_code in (1000, 1001)  # the bot hung up
+    assert len(report.response_latencies_ms) == 3  # every answer was spoken
+    transcript = _transcript(tmp_path)
+    bot = " ".join(text for role, text in transcript if role == "bot")
+    caller = [text for role, text in transcript if role == "caller"]
+    assert "Order 4 2 7 is out for delivery" in bot
+    assert "Goodbye" in bot
+    assert any("427" in text or "four two seven" in text.lower() for text in caller)

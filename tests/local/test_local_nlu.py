@@ -1,0 +1,118 @@
+"""Reading callers' answers: yes/no, numbers, digits, dates, times, names, completeness."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+
+from engine.local import nlu
+from engine.local.nlu import Completeness, Expectation
+
+TODAY = date(2026, 3, 10)  # a Tuesday
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Yes, that's right.", True),
+        ("Yeah.", True),
+        ("That is correct", True),
+        ("No problem", True),
+        ("No, not quite.", False),
+        ("Nope", False),
+        ("That's wrong", False),
+        ("Maybe later", None),
+        ("", None),
+    ],
+)
+def test_nlu_reads_yes_no(text: str, expected: bool | None) -> None:
+    assert nlu.parse_yes_no(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Four people.", 4),
+        ("twenty five", 25),
+        ("A table for 6, please", 6),
+        ("For.", 4),  # a lone homophone answering "how many?"
+        ("a couple", 2),
+        ("one hundred and twenty", 120),
+        ("I don't know", None),
+    ],
+)
+def test_nlu_reads_numbers(text: str, expected: int | None) -> None:
+    assert nlu.parse_number(text) == expected
+
+
+def test_nlu_reads_digit_strings() -> None:
+    assert nlu.parse_digits("It is order number four two seven.") == "427"
+    assert nlu.parse_digits("4 2 7") == "427"
+    assert nlu.parse_digits("double four two") == "442"
+    assert nlu.parse_digits("no idea") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tomorrow", date(2026, 3, 11)),
+        ("the day after tomorrow", date(2026, 3, 12)),
+        ("Friday", date(2026, 3, 13)),
+        ("next Tuesday", date(2026, 3, 17)),
+        ("on the 12th", date(2026, 3, 12)),
+        ("the 3rd", date(2026, 4, 3)),  # passed this month: next month
+        ("March 3rd", date(2027, 3, 3)),  # passed this year: next year
+        ("May 3", date(2026, 5, 3)),
+        ("may I book a table", None),
+    ],
+)
+def test_nlu_reads_dates_relative_to_today(text: str, expected: date | None) -> None:
+    assert nlu.parse_date(text, TODAY) == expected
+
+
+def test_nlu_reads_times_and_names() -> None:
+    assert nlu.parse_time("7 pm") == time(19, 0)
+    assert nlu.parse_time("half past seven in the evening") == time(19, 30)
+    assert nlu.parse_time("noon") == time(12, 0)
+    assert nlu.parse_name("My name is John Smith.") == "John Smith"
+    assert nlu.parse_name("It's Anna, thanks") == "Anna"
+    assert nlu.parse_name("the") is None
+
+
+def test_nlu_matches_intents_by_longest_phrase() -> None:
+    intents = {"order": ["order"], "cancel": ["cancel my order"]}
+    assert nlu.match_intent("I want to cancel my order", intents) == "cancel"
+    assert nlu.match_intent("where is my order?", intents) == "order"
+    assert nlu.match_intent("hello", intents) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expect", "expected"),
+    [
+        ("", None, Completeness.EMPTY),
+        ("Thank you.", None, Completeness.EMPTY),  # Whisper's habit on silence
+        ("I'd like a table for", None, Completeness.INCOMPLETE),
+        ("Another engineer rushed toward the door...", None, Completeness.INCOMPLETE),
+        ("Where is my order?", None, Completeness.COMPLETE),
+        ("I would like to book a table.", None, Completeness.COMPLETE),
+        ("yes", Expectation("yes_no"), Completeness.COMPLETE),
+        ("four", Expectation("number"), Completeness.COMPLETE),
+        ("four two", Expectation("digits"), Completeness.UNSURE),  # digit strings run on
+        ("Friday", Expectation("date"), Completeness.COMPLETE),
+        ("Jonathan", None, Completeness.UNSURE),
+    ],
+)
+def test_nlu_judges_completeness(
+    text: str, expect: Expectation | None, expected: Completeness
+) -> None:
+    assert nlu.completeness(text, expect, today=TODAY) is expected
+
+
+def test_nlu_tells_backchannels_and_repeat_requests() -> None:
+    assert nlu.is_backchannel("Uh-huh.")
+    assert nlu.is_backchannel("yeah right")
+    assert not nlu.is_backchannel("yeah I want to book a table")
+    assert nlu.is_repeat_request("Sorry, can you say that again?")
+    assert nlu.is_repeat_request("What?")
+    assert not nlu.is_repeat_request("What time do you open?")

@@ -1,0 +1,157 @@
+"""The local engine's sessions with stand-in models: flows spoken through the session, DTMF,
+the phrase cache, interruption bookkeeping, and that a slow model never holds up another call.
+
+The VAD is an energy fake, the recogniser answers scripted words, the voice renders tones:
+the workers, the controller and the session are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import localkit as lk
+import pytest
+from localkit import Call, until
+
+from engine.base import Audio, CallContext, Interrupt, Metric, Resume, Transcript
+from engine.local import LocalEngine
+from engine.local.session import LocalSession
+
+DEMO = Path(__file__).resolve().parents[2] / "dialplans" / "flows" / "demo.yaml"
+
+
+@pytest.fixture
+def voice() -> lk.ToneVoice:
+    return lk.ToneVoice()
+
+
+@pytest.fixture
+def words() -> dict[str, str]:
+    """What the fake recogniser hears next (``text``), settable by each test."""
+    return {"text": ""}
+
+
+@pytest.fixture
+async def engine(voice: lk.ToneVoice, words: dict[str, str]):
+    recognizer = lk.ScriptedRecognizer(lambda seconds: words["text"])
+    eng = LocalEngine(flow=str(DEMO), recognizer=recognizer, synthesizer=voice, vad=lk.EnergyVad())
+    yield eng
+    await eng.aclose()
+
+
+async def _open(engine: LocalEngine, **params: str) -> Call:
+    session = await engine.open(CallContext("CA" + "0" * 32, parameters=params))
+    assert isinstance(session, LocalSession)
+    return Call(session)
+
+
+async def _let_greeting_play(call: Call) -> None:
+    """Feed silence until the bot's opening lines have played (on the caller's clock)."""
+    await until(lambda: len(call.of(Audio)) >= 2, "the greeting audio")
+    while call.session._samples < call.session._play_end + 8000:
+        call.feed(lk.silence(0.2))
+        await asyncio.sleep(0)
+
+
+async def test_session_greets_from_the_prerendered_cache(engine: LocalEngine, voice) -> None:
+    rendered = list(voice.rendered)
+    assert "Would you like to book a table, or check on an order?" in rendered
+    call = await _open(engine)
+    await until(lambda: len(call.of(Audio)) >= 2, "the greeting audio")
+    assert call.said() == [
+        "Thanks for calling Luigi's.",
+        "Would you like to book a table, or check on an order?",
+    ]
+    assert voice.rendered == rendered  # every opening phrase came from the cache
+    await call.close()
+
+
+async def test_session_caches_a_routes_greeting_after_first_use(engine: LocalEngine, voice) -> None:
+    first = await _open(engine, greeting="Good evening, Luigi's here.")
+    await until(lambda: len(first.of(Audio)) >= 2, "the first call's greeting")
+    second = await _open(engine, greeting="Good evening, Luigi's here.")
+    await until(lambda: len(second.of(Audio)) >= 2, "the second call's greeting")
+    assert voice.rendered.count("Good evening, Luigi's here.") == 1
+    await first.close()
+    await second.close()
+
+
+async def test_session_voice_turn_moves_the_flow_on(engine: LocalEngine, words) -> None:
+    call = await _open(engine)
+    await _let_greeting_play(call)
+    words["text"] = "I would like to book a table."
+    call.feed(lk.tone(1.0))
+    call.feed(lk.silence(0.6))
+    await until(lambda: "What name" in " ".join(call.said()), "the flow's next question")
+    assert Transcript("caller", "I would like to book a table.", final=True) in call.events
+    metrics = {m.name for m in call.of(Metric)}
+    assert {"turn.decision_ms", "turn.first_audio_ms", "asr.ms"} <= metrics
+    await call.close()
+
+
+async def test_session_dtmf_interrupts_and_answers(engine: LocalEngine) -> None:
+    call = await _open(engine)
+    await until(lambda: len(call.of(Audio)) >= 2, "the greeting audio")
+    call.session.dtmf("2")  # 2 = an order, while the menu is still playing
+    await until(lambda: "What's the order number?" in call.said(), "the order question")
+    assert len(call.of(Interrupt)) == 1
+    for key in "427#":
+        call.session.dtmf(key)
+    await until(lambda: any("Order 4 2 7" in s for s in call.said()), "the order status")
+    await call.close()
+
+
+async def test_session_keeps_only_what_was_heard_of_a_cut_turn(engine: LocalEngine, words) -> None:
+    call = await _open(engine)
+    await until(lambda: len(call.of(Audio)) >= 2, "the greeting audio")
+    words["text"] = "Hang on, I need to check something first."
+    call.feed(lk.tone(0.3))
+    await until(lambda: call.of(Interrupt), "the interruption")
+    call.session.played(500)  # as the gateway reports it: 0.5 s of "Thanks for calling..."
+    call.feed(lk.tone(1.0))
+    await until(
+        lambda: any(e.role == "bot" and e.final for e in call.of(Transcript)), "the cut transcript"
+    )
+    (cut,) = [e.text for e in call.of(Transcript) if e.role == "bot" and e.final]
+    assert cut == "Thanks ..."  # 0.5 s of a 1.1 s phrase: its first word
+    await call.close()
+
+
+async def test_session_resumes_after_a_backchannel(engine: LocalEngine, words) -> None:
+    call = await _open(engine)
+    await until(lambda: len(call.of(Audio)) >= 2, "the greeting audio")
+    words["text"] = "Yeah."
+    call.feed(lk.tone(0.3))
+    call.feed(lk.silence(0.4))
+    await until(lambda: call.of(Resume), "the resume")
+    assert len(call.of(Interrupt)) == 1
+    assert not any(e.role == "caller" and e.final for e in call.of(Transcript))
+    await call.close()
+
+
+async def test_session_slow_recognition_delays_no_other_call(voice, words) -> None:
+    recognizer = lk.ScriptedRecognizer(lambda seconds: "I would like to book a table.")
+    engine = LocalEngine(
+        flow=str(DEMO), recognizer=recognizer, synthesizer=voice, vad=lk.EnergyVad()
+    )
+    try:
+        slow, other = await _open(engine), await _open(engine)
+        await _let_greeting_play(slow)
+        recognizer.gate.clear()  # the recogniser now hangs until released
+        recognizer.entered.clear()
+        slow.feed(lk.tone(1.0))
+        slow.feed(lk.silence(0.5))
+        await until(lambda: recognizer.entered.is_set(), "the held recognition")
+        await until(lambda: len(other.of(Audio)) >= 2, "the other call's greeting")
+        other.feed(lk.tone(0.3))  # talks over its greeting: VAD only, no recognition needed
+        await until(lambda: other.of(Interrupt), "the other call's interruption")
+        assert not recognizer.gate.is_set()  # it happened while recognition was held
+        assert not any(e.role == "caller" and e.final for e in slow.of(Transcript))
+        recognizer.gate.set()
+        await until(lambda: "What name" in " ".join(slow.said()), "the held call's answer")
+        await slow.close()
+        await other.close()
+    finally:
+        recognizer.gate.set()
+        await engine.aclose()
