@@ -13,7 +13,8 @@ from gateway.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("overtalk")
 
-#: Used by ``serve`` and ``demo`` when no plan is named and this file exists (run from a checkout).
+#: Used by ``serve`` and ``demo`` when neither a plan nor an engine is named and this file
+#: exists (run from a checkout). Naming an engine alone means "every call to that engine".
 DEFAULT_DIALPLAN = "dialplans/default.yaml"
 
 
@@ -30,7 +31,8 @@ def _add_gateway_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dialplan",
         help="dial-plan file routing inbound calls (OVERTALK_DIALPLAN; default "
-        "dialplans/default.yaml when it exists, else every call to --engine)",
+        "dialplans/default.yaml when it exists and no --engine is named; else every call "
+        "goes to --engine)",
     )
     parser.add_argument("--log-level", help="debug, info, warning (OVERTALK_LOG_LEVEL)")
     parser.add_argument("--log-format", help="text or json (OVERTALK_LOG_FORMAT)")
@@ -54,7 +56,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         )
     }  # fmt: skip
     settings = load_settings(args.config, overrides)
-    if not settings.dialplan and Path(DEFAULT_DIALPLAN).is_file():
+    engine_named = settings.engine != Settings.engine
+    if not settings.dialplan and not engine_named and Path(DEFAULT_DIALPLAN).is_file():
         settings = replace(settings, dialplan=DEFAULT_DIALPLAN)
     return settings
 
