@@ -56,7 +56,7 @@ def test_cli_check_fails_broken_file_with_position(plans):
     )
     good = REPO / "dialplans" / "default.yaml"
     out = io.StringIO()
-    status = run_check(parse("check", str(good), str(broken)), engines={"echo"}, out=out)
+    status = run_check(parse("check", str(good), str(broken)), engines={"local"}, out=out)
     assert status == 1
     first, summary = out.getvalue().splitlines()
     match = re.fullmatch(r"(.+):(\d+):(\d+): (.+)", first)

@@ -98,5 +98,5 @@ async def test_engine_channel_delivers_events_in_order_and_ends_on_close():
 def test_engine_registry_names_and_errors():
     assert {"echo", "tone"} <= ENGINE_NAMES
     assert create_engine("tone", seconds=0.2).seconds == 0.2
-    with pytest.raises(ValueError, match="known: echo, gemini, moshi, openai, tone"):
+    with pytest.raises(ValueError, match="known: echo, gemini, local, moshi, openai, tone"):
         create_engine("nope")
