@@ -50,6 +50,8 @@ FRAME_BYTES = 160  # 20 ms of 8 kHz G.711
 MAX_GAP_FILL_MS = 2000
 #: How long a Hangup/Transfer waits for the speech before it to finish playing.
 MAX_DRAIN_BEFORE_ACTION = 30.0
+#: A pause in the bot's playback shorter than this continues the same run on the timeline.
+RUN_GAP = 0.2
 #: Release the outbound resampler's tail this long before the carrier's buffer runs dry.
 FLUSH_MARGIN = 0.040
 
@@ -99,7 +101,11 @@ class CallSession:
         self.recorder = recorder
         #: Monotonic time the call started: the origin of the ledger's timeline.
         self.origin = clock()
+        # Playback runs for the timeline: a run ends when everything sent has played, and a gap
+        # shorter than RUN_GAP before the next audio continues it (streamed speech arrives in
+        # chunks, and a timeline entry per chunk would cost work per frame and say nothing).
         self._bot_playing = False
+        self._bot_stopped_at: float | None = None
         rate = engine.sample_rate
         # An engine that speaks mu-law gets the carrier's bytes untouched, both ways.
         self._passthrough = engine.audio_format == "mulaw"
@@ -162,7 +168,7 @@ class CallSession:
             if playout.idle:
                 if self._bot_playing:
                     self._bot_playing = False
-                    self.ledger.event(now - self.origin, "bot-stop")
+                    self._bot_stopped_at = now
                 if self._after_playout:
                     self._start_pending_action()
 
@@ -236,6 +242,7 @@ class CallSession:
         if self.recorder is not None:
             self.recorder.cut_bot(now)
         self._bot_playing = False
+        self._bot_stopped_at = None  # the clear ends the run on the timeline
         self.transport.send_clear()
         self.clear_requested_at = now
         self.transport.wake()
@@ -279,7 +286,12 @@ class CallSession:
         if items:
             if not self._bot_playing:
                 self._bot_playing = True
-                self.ledger.event(play_at - self.origin, "bot-start")
+                stopped = self._bot_stopped_at
+                if stopped is None or play_at - stopped > RUN_GAP:
+                    if stopped is not None:
+                        self.ledger.event(stopped - self.origin, "bot-stop")
+                    self.ledger.event(play_at - self.origin, "bot-start")
+                self._bot_stopped_at = None
             transport = self.transport
             recorder = self.recorder
             for item in items:
@@ -387,6 +399,8 @@ class CallSession:
         now = self.clock()
         if self._bot_playing:
             ledger.event(min(now, playout.play_end) - self.origin, "bot-stop")
+        elif self._bot_stopped_at is not None:
+            ledger.event(self._bot_stopped_at - self.origin, "bot-stop")
         ledger.event(now - self.origin, "end", reason)
         ledger.end_reason = ledger.end_reason or reason
         ledger.ended_at = time.time()
