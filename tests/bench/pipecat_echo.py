@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import uvicorn
@@ -45,9 +46,9 @@ class Echo(FrameProcessor):
             await self.push_frame(frame, direction)
 
 
-# Pipecat logs every frame's journey at DEBUG by default; production runs at WARNING.
+# Pipecat logs at DEBUG by default; production runs at WARNING (PIPECAT_LOG_LEVEL to compare).
 logger.remove()
-logger.add(sys.stderr, level="WARNING")
+logger.add(sys.stderr, level=os.environ.get("PIPECAT_LOG_LEVEL", "WARNING"))
 
 app = FastAPI()
 
