@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import xml.etree.ElementTree as ET
+from asyncio.subprocess import Process
 from pathlib import Path
 
 import httpx
@@ -50,25 +51,33 @@ async def wait_until(predicate, limit: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_gateway_sigterm_drains_without_cutting_calls(tmp_path):
+async def start_gateway(tmp_path: Path, *options: str) -> tuple[Process, str, Path]:
+    """``overtalk serve`` (echo engine) in its own process; returns once it answers."""
     port = free_port()
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the gateway
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+            "--records-dir", str(tmp_path), "--dialplan", str(echo_plan(tmp_path)),
+            "--engine", "echo", *options, stderr=out,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
-        "--records-dir", str(tmp_path), "--log-format", "json",
-        "--dialplan", str(echo_plan(tmp_path)), "--engine", "echo",
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+
+    async def up() -> bool:
+        try:
+            async with httpx.AsyncClient() as http:
+                return (await http.get(url + "/healthz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await wait_until(up)
+    return proc, url, log
+
+
+async def test_gateway_sigterm_drains_without_cutting_calls(tmp_path):
+    proc, url, log = await start_gateway(tmp_path, "--log-format", "json")
     try:
         async with httpx.AsyncClient(base_url=url) as http:
-
-            async def up() -> bool:
-                try:
-                    return (await http.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_until(up)
             script = (
                 CallerScript()
                 .say(speech_like(600), "first")
@@ -105,7 +114,7 @@ async def test_gateway_sigterm_drains_without_cutting_calls(tmp_path):
         assert len(report.response_latencies_ms) == 2
         record = json.loads((tmp_path / f"{report.call_sid}.json").read_text())
         assert record["outcome"] == "completed"
-    lines = (await proc.stderr.read()).decode().splitlines()
+    lines = log.read_text().splitlines()
     entries = [json.loads(line) for line in lines if line.startswith("{")]
     assert entries and len(entries) == len([ln for ln in lines if ln.strip()])  # all JSON
     call_lines = [e for e in entries if e["call_id"] == reports[0].call_sid]
@@ -114,24 +123,9 @@ async def test_gateway_sigterm_drains_without_cutting_calls(tmp_path):
 
 
 async def test_gateway_drain_limit_hangs_up_calls_left(tmp_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
-        "--records-dir", str(tmp_path), "--drain-limit", "0.5", "--log-level", "warning",
-        "--dialplan", str(echo_plan(tmp_path)), "--engine", "echo",
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    proc, url, _ = await start_gateway(tmp_path, "--drain-limit", "0.5", "--log-level", "warning")
     try:
         async with httpx.AsyncClient(base_url=url) as http:
-
-            async def up() -> bool:
-                try:
-                    return (await http.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_until(up)
             long_call = CallerScript().pause(30_000)  # would last 30 s
             task = asyncio.create_task(place_call(url, long_call, auth_token=None))
 
