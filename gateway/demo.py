@@ -32,7 +32,7 @@ def _script(wavs: list[str], lines: list[str]):  # type: ignore[no-untyped-def]
     from gateway.sim.script import CallerScript, synthesize
 
     # A caller listens to the greeting before speaking.
-    script = CallerScript().wait_for_bot(timeout_s=4)
+    script = CallerScript().wait_for_bot(timeout_s=8)
     if wavs or lines:
         for path in wavs:
             script.say_file(path).wait_for_bot()
