@@ -23,6 +23,7 @@ class CallRegistry:
         #: Told of every call that ends (metrics).
         self.on_end: list[Callable[[CallLedger], None]] = []
         self._idle: asyncio.Event | None = None
+        self._writes: set[asyncio.Future[None]] = set()
         self.records_dir = Path(records_dir) if records_dir else None
         self.completed = 0
         #: Status callbacks received, per CallSid (bounded: the newest calls only).
@@ -53,16 +54,33 @@ class CallRegistry:
             ledger.clears,
         )
         if self.records_dir is not None:
+            # A long call's record (its timeline) is large: encode and write it off the loop.
             try:
-                self.records_dir.mkdir(parents=True, exist_ok=True)
-                record = orjson.dumps(ledger.to_dict())
-                (self.records_dir / f"{ledger.call_id}.json").write_bytes(record)
-            except OSError as exc:
-                log.error("x cannot write the record of call %s: %s", ledger.call_id, exc)
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._write_record(ledger)
+            else:
+                write = loop.run_in_executor(None, self._write_record, ledger)
+                self._writes.add(write)
+                write.add_done_callback(self._writes.discard)
         for listener in self.on_end:
             listener(ledger)
         if not self.active and self._idle is not None:
             self._idle.set()
+
+    def _write_record(self, ledger: CallLedger) -> None:
+        assert self.records_dir is not None
+        try:
+            self.records_dir.mkdir(parents=True, exist_ok=True)
+            record = orjson.dumps(ledger.to_dict())
+            (self.records_dir / f"{ledger.call_id}.json").write_bytes(record)
+        except OSError as exc:
+            log.error("x cannot write the record of call %s: %s", ledger.call_id, exc)
+
+    async def flush(self) -> None:
+        """Wait for the records still being written (at shut-down)."""
+        if self._writes:
+            await asyncio.gather(*self._writes)
 
     async def wait_idle(self) -> None:
         """Return once no call is active."""

@@ -189,6 +189,10 @@ class GeminiProtocol:
         self._bot_text: list[str] = []
         self._emitted_since_cut = False
         self._audible_until = 0.0
+        # After we cut a reply ourselves, its remaining audio may still be on the way: drop it
+        # until the server ends that turn (``interrupted`` or ``turnComplete``).
+        self._muted = False
+        self.stale_audio_dropped = 0
         self.violations = 0
         self.last_violation = ""
         self.audio_dropped = 0
@@ -324,9 +328,12 @@ class GeminiProtocol:
         if isinstance(heard, dict) and isinstance(heard.get("text"), str) and heard["text"]:
             self._caller_text.append(heard["text"])
             if self.config.interrupts and self._emitted_since_cut and now < self._audible_until:
-                # Talked over a reply the server had finished generating: stop it here.
+                # Talked over a reply the server has finished generating, or has not yet told
+                # us it stopped: stop it here. If its turn is still open, more of it may be on
+                # the way; none of that may reach the caller after the clear.
                 self.client_interrupts += 1
                 events.append(self._cut())
+                self._muted = self._in_turn
         turn = content.get("modelTurn")
         if isinstance(turn, dict):
             for part in turn.get("parts") or ():
@@ -338,6 +345,7 @@ class GeminiProtocol:
             self._bot_text.append(said["text"])
         if content.get("interrupted"):
             self._turn_interrupted = True
+            self._muted = False  # the server stopped the cut turn: what follows is new
             if self._emitted_since_cut:
                 events.append(self._cut())
         if content.get("turnComplete"):
@@ -363,6 +371,9 @@ class GeminiProtocol:
             return self._violation("inlineData is not base64")
         if not pcm:
             return []
+        if self._muted:
+            self.stale_audio_dropped += 1
+            return []
         self._in_turn = True
         self._handle_fresh = False
         self._emitted_since_cut = True
@@ -383,6 +394,7 @@ class GeminiProtocol:
         self._bot_text.clear()
         self._turn_interrupted = False
         self._in_turn = False
+        self._muted = False
         return events
 
     def _on_tool_call(self, call: dict[str, Any]) -> list[EngineEvent]:

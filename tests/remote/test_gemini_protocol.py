@@ -92,6 +92,29 @@ def test_caller_speech_over_a_finished_reply_interrupts_it_client_side():
     assert protocol.receive(speech, 3.5) == []  # that reply ended long ago
 
 
+def test_caller_cut_mid_generation_drops_the_rest_of_that_reply():
+    protocol = ready(GeminiProtocol(config()))
+    protocol.receive(audio(500), 0.0)  # the reply is still being generated
+    speech = msg(serverContent={"inputTranscription": {"text": "stop"}})
+    assert protocol.receive(speech, 0.2) == [Interrupt()]
+    # The server had more of that reply on the wire before it saw the caller: none plays.
+    assert protocol.receive(audio(200), 0.25) == []
+    assert protocol.stale_audio_dropped == 1
+    protocol.receive(msg(serverContent={"interrupted": True}), 0.3)
+    # The answer to the interruption is a new turn and plays.
+    assert protocol.receive(audio(100), 0.6) == [Audio(b"\x01\x00" * 2400)]
+
+
+def test_caller_cut_after_the_reply_finished_lets_the_next_reply_play():
+    protocol = ready(GeminiProtocol(config()))
+    protocol.receive(audio(2000), 0.0)
+    protocol.receive(msg(serverContent={"turnComplete": True}), 0.05)
+    assert protocol.receive(msg(serverContent={"inputTranscription": {"text": "wait"}}), 0.5) == [
+        Interrupt()
+    ]
+    assert protocol.receive(audio(100), 0.9) == [Audio(b"\x01\x00" * 2400)]
+
+
 def test_go_away_switches_between_turns_once_a_fresh_handle_arrives():
     protocol = ready(GeminiProtocol(config()))
     protocol.receive(msg(sessionResumptionUpdate={"newHandle": "h1", "resumable": True}), 0.0)
