@@ -148,16 +148,7 @@ async def place_call(
 
     # 3. The Media Stream.
     try:
-        async with connect(
-            ws_url,
-            ssl=tls_context() if ws_scheme == "wss" else None,
-            additional_headers=ws_headers,
-            compression=None,  # Twilio does not negotiate permessage-deflate
-            ping_interval=None,
-            max_size=2**24,
-            open_timeout=10,
-            close_timeout=2,
-        ) as ws:
+        async with open_media(ws_url, ws_headers) as ws:
             report.streamed = True
             pump = CallPump(ws, sim, ScriptRunner(script), max_duration_s, record is not None)
             await pump.run()
@@ -175,6 +166,20 @@ async def place_call(
         pump.write_recording(record)
         report.record_path = record
     return report
+
+
+def open_media(url: str, headers: dict[str, str]) -> connect:
+    """Open a Media Streams websocket the way Twilio does (inbound and outbound legs alike)."""
+    return connect(
+        url,
+        ssl=tls_context() if url.startswith("wss:") else None,
+        additional_headers=headers,
+        compression=None,  # Twilio does not negotiate permessage-deflate
+        ping_interval=None,
+        max_size=2**24,
+        open_timeout=10,
+        close_timeout=2,
+    )
 
 
 @functools.cache

@@ -59,11 +59,10 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from twilio.request_validator import RequestValidator
-from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake
 
 from gateway.sim.callee import Callee, CalleeBook, Kind
-from gateway.sim.caller import CallPump, parse_twiml, tls_context
+from gateway.sim.caller import CallPump, open_media, parse_twiml, tls_context
 from gateway.sim.media import MediaStreamSim, new_sid
 from gateway.sim.report import CallReport, TwimlVerb
 from gateway.sim.script import CallerScript, ScriptRunner
@@ -546,18 +545,8 @@ class TwilioRestSim:
         limit = float(call.params.get("TimeLimit") or 14400)
         target = self.route(signed)
         try:
-            async with connect(
-                target,
-                ssl=tls_context() if target.startswith("wss:") else None,
-                additional_headers={
-                    "X-Twilio-Signature": self.validator.compute_signature(signed, {})
-                },
-                compression=None,
-                ping_interval=None,
-                max_size=2**24,
-                open_timeout=10,
-                close_timeout=2,
-            ) as ws:
+            headers = {"X-Twilio-Signature": self.validator.compute_signature(signed, {})}
+            async with open_media(target, headers) as ws:
                 report.streamed = True
                 pump = CallPump(ws, sim, runner, limit, False)
                 stopper = asyncio.create_task(self._stop_on_update(call, runner))
