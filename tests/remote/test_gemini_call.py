@@ -17,11 +17,17 @@ WINDOW = 320  # 40 ms at 8 kHz: 25 Hz resolution, enough to tell 100 Hz apart
 
 
 def dominant(track: np.ndarray) -> list[tuple[int, float]]:
-    """(start sample, peak frequency) of each loud 40 ms window of a track."""
+    """(start sample, peak frequency) of each 40 ms window that a tone fills.
+
+    A window is judged only when each of its quarters is loud: one holding just the first
+    or last few milliseconds of a tone has a spectrum too wide to name the tone (the end of
+    a 500 Hz reply can peak at 400 Hz), so counting it would confuse one reply with another.
+    """
     out = []
     for start in range(0, len(track) - WINDOW, WINDOW):
         w = track[start : start + WINDOW].astype(np.float64)
-        if np.sqrt(np.mean(w * w)) < 500:
+        quarters = w.reshape(4, -1)
+        if np.sqrt(np.mean(quarters * quarters, axis=1)).min() < 500:
             continue
         spectrum = np.abs(np.fft.rfft(w * np.hanning(WINDOW)))
         out.append((start, float(np.argmax(spectrum) * 8000 / WINDOW)))
