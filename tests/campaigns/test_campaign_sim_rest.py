@@ -175,7 +175,7 @@ async def test_campaign_runs_over_the_simulator_with_amd(tmp_path: Path, on_mach
             twilio_auth_token=TOKEN,
             twilio_account_sid=sim.account_sid,
             twilio_api_base=api,
-            engine="echo",  # the plan's bots name echo: the recording engine serves them
+            engine="local",  # the plan's bots name local: the recording engine stands in for it
         )
         app = create_app(settings, engine=engine)
         app.include_router(campaign_router(store, twilio_auth_token=TOKEN, carrier=carrier))

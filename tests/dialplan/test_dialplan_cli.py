@@ -85,7 +85,7 @@ def test_cli_route_prints_route_action_and_reasons():
         "--at",
         "2026-12-24T18:30",
     )
-    assert run_route(args, engines={"echo"}, out=out) == 0
+    assert run_route(args, engines={"local"}, out=out) == 0
     text = out.getvalue()
     assert text.startswith("route: front-desk (branch christmas-eve")
     assert "action: say" in text
@@ -103,8 +103,33 @@ def test_cli_route_reads_naive_time_in_route_zone():
         "--at",
         "2026-03-09T09:30",
     )
-    assert run_route(args, engines={"echo"}, out=out) == 0
-    assert "branch open matched: Mon 09:30" in out.getvalue()
+    assert run_route(args, engines={"local"}, out=out) == 0
+    text = out.getvalue()
+    assert "branch open matched: Mon 09:30" in text
+    # The bot runs on the local engine with the front-desk flow, not the fallback transfer.
+    action = text[text.index("action:") : text.index("  fallback:")]
+    assert "engine: local" in action and "flows/front-desk.yaml" in action
+    assert "engine local is unavailable" not in text
+
+
+def test_cli_route_sends_campaign_call_to_outbound_flow():
+    out = io.StringIO()
+    args = parse(
+        "route",
+        str(REPO / "dialplans" / "campaign-callback.yaml"),
+        "--to",
+        "+13125550170",
+        "--from",
+        "+13125550150",
+        "--direction",
+        "outbound-api",
+        "--at",
+        "2026-03-09T09:30",
+    )
+    assert run_route(args, engines={"local"}, out=out) == 0
+    text = out.getvalue()
+    assert text.startswith("route: callback-line (branch campaign-call")
+    assert "engine: local" in text and "flows/campaign-outbound.yaml" in text
 
 
 def test_cli_route_refuses_unknown_direction(capsys):

@@ -20,6 +20,7 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 
 from engine.echo import EchoEngine
+from engine.local.flow import FlowRunner, load_flow
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.server import serve
@@ -41,16 +42,28 @@ def short_script() -> CallerScript:
     return CallerScript().pause(100).say(speech_like(), "hello").wait_for_bot(300, timeout_s=3)
 
 
+class LocalStandIn(EchoEngine):
+    """Serves the calls the shipped plans send to the local engine (the gateway's default), and
+    keeps each call's context: these tests are about routing, not speech, so no models load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contexts = []
+
+    async def open(self, context):
+        self.contexts.append(context)
+        return await super().open(context)
+
+
 async def call(plan: str, to: str, from_: str, at: datetime, tmp_path: Path):
     settings = Settings(
         dialplan=str(PLANS / plan), twilio_auth_token=TOKEN, records_dir=str(tmp_path)
     )
-    # The echo engine stands in for the local engine (the default) that default.yaml names:
-    # these tests are about routing, not speech.
-    app = create_app(settings, EchoEngine(), wall_clock=lambda: at)
+    engine = LocalStandIn()
+    app = create_app(settings, engine, wall_clock=lambda: at)
     async with serve(app) as url:
         report = await place_call(url, short_script(), auth_token=TOKEN, caller=from_, called=to)
-    return report, app
+    return report, app, engine
 
 
 def stream_parameters(report) -> dict[str, str]:
@@ -65,12 +78,18 @@ def verbs(report) -> list[str]:
     return [verb for verb, _, _ in report.twiml_verbs()]
 
 
+def bot(flow: str | None = None, **parameters: str) -> dict[str, object]:
+    """A bot on the local engine: the flow file it runs and call parameters it must receive."""
+    return {"flow": flow, "parameters": parameters}
+
+
 # (plan, to, from, local time, route, branch, what the caller meets)
 CASES = [
     ("default.yaml", "+15005550001", "+15005550006", datetime(2026, 12, 2, 10, tzinfo=NY),
-     "everyone", "otherwise", "bot"),
+     "everyone", "otherwise", bot("demo.yaml")),
     ("business-hours.yaml", "+12125550100", "+13475550123", datetime(2026, 12, 2, 10, tzinfo=NY),
-     "front-desk", "open", "bot"),
+     "front-desk", "open", bot("front-desk.yaml", transfer_to="+12125550111",
+                               greeting="Riverside Dental, good Wednesday! How can I help you?")),
     ("business-hours.yaml", "+12125550100", "+13475550123", datetime(2026, 12, 25, 10, tzinfo=NY),
      "front-desk", "holiday", ["Say", "Record"]),
     ("business-hours.yaml", "+12125550100", "+13475550123",
@@ -81,13 +100,24 @@ CASES = [
     ("business-hours.yaml", "+12125550100", "+13475550123", datetime(2026, 12, 5, 22, tzinfo=NY),
      "front-desk", "otherwise", ["Say", "Record"]),
     ("multi-number.yaml", "+14155550101", "+13475550123", datetime(2026, 12, 2, 10, tzinfo=NY),
-     "support", "otherwise", "bot"),
+     "support", "otherwise", bot("support.yaml", transfer_to="sip:support@pbx.acme.example",
+                                 greeting="Acme support. What can I help you with?")),
+    ("multi-number.yaml", "+14155550100", "+13475550123", datetime(2026, 12, 2, 10, tzinfo=NY),
+     "sales", "otherwise", bot(None, voice="en_US-joe-medium",
+                               prompt="You are Acme's sales assistant. Be brief and friendly. "
+                                      "Today is Wednesday, December 02.")),
     ("multi-number.yaml", "+14155550100", "+16505550123", datetime(2026, 12, 2, 10, tzinfo=NY),
      "sales", "key-account", ["Dial", "Sip"]),
     ("multi-number.yaml", "+14155550999", "+13475550123", datetime(2026, 12, 2, 10, tzinfo=NY),
      "local-block", "otherwise", ["Say"]),
     ("campaign-callback.yaml", "+13125550150", "+13475550123",
-     datetime(2026, 12, 2, 10, tzinfo=CHI), "callback-line", "open", "bot"),
+     datetime(2026, 12, 2, 10, tzinfo=CHI), "callback-line", "open",
+     bot("campaign-callback.yaml",
+         greeting="Thanks for calling the Lakeside Clinic reminder line.")),
+    ("campaign-callback.yaml", "+13125550150", "+13125550170",
+     datetime(2026, 12, 2, 10, tzinfo=CHI), "callback-line", "known-contact",
+     bot("campaign-callback.yaml",
+         greeting="Thanks for calling back. This is the Lakeside Clinic reminder line.")),
     ("campaign-callback.yaml", "+13125550150", "anonymous", datetime(2026, 12, 2, 10, tzinfo=CHI),
      "callback-line", "withheld", ["Say", "Record"]),
 ]  # fmt: skip
@@ -97,16 +127,27 @@ CASES = [
 async def test_gateway_routes_call_by_shipped_plan(
     tmp_path, plan, to, from_, at, route, branch, meets
 ):
-    report, app = await call(plan, to, from_, at, tmp_path)
+    report, app, engine = await call(plan, to, from_, at, tmp_path)
     assert report.http_status == 200 and not report.violations
-    if meets == "bot":
+    if isinstance(meets, dict):
         assert report.streamed
         params = stream_parameters(report)
         assert (params["route"], params["branch"]) == (route, branch)
         assert params["plan"] == app.state.plans.current.digest
         record = json.loads((tmp_path / f"{report.call_sid}.json").read_text())
         # the media session found the plan's bot and opened the engine it names
-        assert record["engine"] == ("local" if plan == "default.yaml" else "echo")
+        assert record["engine"] == "local"
+        (context,) = engine.contexts
+        sent = context.parameters
+        assert {k: sent.get(k) for k in meets["parameters"]} == meets["parameters"]
+        if meets["flow"] is None:
+            assert "flow" not in sent
+        else:
+            # The flow the plan names loads, and opens with the plan's greeting.
+            assert Path(sent["flow"]).name == meets["flow"]
+            opening = FlowRunner(load_flow(sent["flow"]), sent).start()
+            assert opening.lines[0] == sent.get("greeting", opening.lines[0])
+            assert not opening.ends_call and opening.no_input_after is not None  # it asks
     else:
         assert not report.streamed
         assert verbs(report)[: len(meets)] == meets
@@ -114,7 +155,7 @@ async def test_gateway_routes_call_by_shipped_plan(
 
 async def test_gateway_transfer_no_answer_continues_with_plans_on_no_answer(tmp_path):
     at = datetime(2026, 12, 5, 22, tzinfo=NY)
-    report, _ = await call("business-hours.yaml", "+12125550100", "+12125550199", at, tmp_path)
+    report, _, _ = await call("business-hours.yaml", "+12125550100", "+12125550199", at, tmp_path)
     dial = next(attrs for verb, attrs, _ in report.twiml_verbs() if verb == "Dial")
     action = dial["action"]
     assert action.startswith("http")
