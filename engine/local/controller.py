@@ -18,12 +18,13 @@ It sees both channels:
 
 Ends of turn are decided from words and pause together: a pause after a complete answer (a
 yes/no to a yes/no question, a number to "how many?", a sentence with a full stop) ends the
-turn as soon as the transcript is in, about a tenth of a second after the caller stops; a pause
-after "I'd like a table for" waits well past a thinking pause. Interruptions are decided from
-speech that the echo does not explain, held for a few windows (a bark or a knock is not speech
-to the VAD); the bot stops at once (:class:`Interrupt`), and if the words then show a
-backchannel ("uh-huh") or nothing at all, the bot carries on where it was cut
-(:class:`Resume`): fast barge-in without losing the turn to a cough.
+turn as soon as the transcript is in, about a tenth of a second after the caller stops; words
+that could go on ("four", with no question asked) wait a little longer; a pause after "I'd like
+a table for" (a dangling word, a trailing comma or dash) waits well past a thinking pause.
+Interruptions are decided from speech that the echo does not explain, held for a few windows
+(a bark or a knock is not speech to the VAD); the bot stops at once (:class:`Interrupt`), and
+if the words then show a backchannel ("uh-huh") or nothing at all, the bot carries on where it
+was cut (:class:`Resume`): fast barge-in without losing the turn to a cough.
 """
 
 from __future__ import annotations
@@ -68,9 +69,12 @@ class TurnConfig:
     barge_windows: int = 2
     #: Silence before the words so far are transcribed (the pause might be the end).
     pause_ms: int = 64
-    #: Silence that ends the turn, by how finished the words look.
+    #: Silence that ends the turn, by how finished the words look. Unsure words (no closing
+    #: punctuation, no dangling word) wait only a little longer than finished ones: a wrong
+    #: early end costs an acknowledgement the caller talks over, and their continuation is
+    #: merged back into the turn (``continuation_ms``); waiting a second costs every such turn.
     complete_gap_ms: int = 100
-    unsure_gap_ms: int = 1100
+    unsure_gap_ms: int = 300
     incomplete_gap_ms: int = 1600
     #: A segment whose words are empty (noise) is dropped after this much silence.
     empty_gap_ms: int = 300

@@ -390,7 +390,7 @@ def completeness(
     stripped = text.strip()
     if not ws or " ".join(ws) in _HALLUCINATIONS:
         return Completeness.EMPTY
-    if stripped.endswith(("...", "…", ",", "-", ":")) or ws[-1] in _DANGLING:
+    if stripped.endswith(("...", "…", ",", "-", "—", "–", ":")) or ws[-1] in _DANGLING:
         return Completeness.INCOMPLETE
     kind = expect.kind if expect else "text"
     if kind == "yes_no" and parse_yes_no(text) is not None and len(ws) <= 6:

@@ -383,9 +383,14 @@ async def bench_latency(url: str, tap: Tap, quick: bool) -> list[str]:
     decision = tap.metrics("turn.decision_ms")
     extra = [a - f for a, f in zip(answer, first, strict=False)]
     asr_ms = tap.metrics("asr.ms")
+    slowest = sorted(
+        ((t.response_ms, t.label) for rep in reports for t in rep.turns if t.response_ms),
+        reverse=True,
+    )[:4]
     return [
         f"  end of speech -> first bot audio on the wire: p50 {pct(wire, 50):.0f} ms, "
         f"p90 {pct(wire, 90):.0f} ms  ({len(wire)} turns, {missed} unanswered)",
+        "  slowest: " + ", ".join(f"{label} {ms:.0f} ms" for ms, label in slowest),
         f"  engine clock: end of speech -> turn decided p50 {pct(decision, 50):.0f} ms, -> first "
         f"audio emitted p50 {pct(first, 50):.0f} ms, -> answer audio emitted p50 "
         f"{pct(answer, 50):.0f} ms / p90 {pct(answer, 90):.0f} ms",

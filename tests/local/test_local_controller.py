@@ -82,11 +82,20 @@ def test_controller_waits_through_a_pause_after_unfinished_words() -> None:
 def test_controller_uses_the_expected_answer_to_end_early() -> None:
     d = Driver(lambda s, e: "four")
     d.c.expectation = Expectation("number")
-    d.run([SPEECH] * 12 + [QUIET] * 10)
+    d.run([SPEECH] * 12 + [QUIET] * 6)
     assert len(d.of(ctl.EndOfTurn)) == 1
-    free = Driver(lambda s, e: "four")  # no question asked: one word could go on
-    free.run([SPEECH] * 12 + [QUIET] * 10)
+    free = Driver(lambda s, e: "four")  # no question asked: one word could go on...
+    free.run([SPEECH] * 12 + [QUIET] * 6)
     assert free.of(ctl.EndOfTurn) == []
+    free.run([QUIET] * 6)  # ...but not for long
+    assert len(free.of(ctl.EndOfTurn)) == 1
+
+
+def test_controller_waits_long_after_a_trailing_dash_or_comma() -> None:
+    for text in ("to consider how much—", "Lord, but I am glad to see you again,"):
+        d = Driver(lambda s, e, text=text: text)
+        d.run([SPEECH] * 30 + [QUIET] * 30)  # a 960 ms pause
+        assert d.of(ctl.EndOfTurn) == [], text
 
 
 def test_controller_drops_segments_without_words() -> None:
