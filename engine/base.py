@@ -95,7 +95,18 @@ class Metric:
     value: float
 
 
-EngineEvent = Audio | Interrupt | Resume | Transcript | Hangup | Transfer | SendDtmf | Metric
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What the conversation has settled so far (answers a flow stored, outcomes it set), as
+    text by name. Each one replaces the last: an answer taken back disappears from it. The
+    gateway keeps the latest in the call record, where campaigns and operators read it."""
+
+    values: Mapping[str, str]
+
+
+EngineEvent = (
+    Audio | Interrupt | Resume | Transcript | Hangup | Transfer | SendDtmf | Metric | Result
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ class CallLedger:
     #: Positions (output-timeline ms) reported to the engine as heard at each clear.
     heard_at_clear: list[float] = field(default_factory=list)
     transcript: list[tuple[str, str]] = field(default_factory=list)
+    #: The engine's latest :class:`~engine.base.Result`: what the conversation settled.
+    results: dict[str, str] = field(default_factory=dict)
     #: Engine Metric events by name, every value in order (per-turn latencies...).
     metrics: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)

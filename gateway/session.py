@@ -28,6 +28,7 @@ from engine.base import (
     Hangup,
     Interrupt,
     Metric,
+    Result,
     Resume,
     SendDtmf,
     Transcript,
@@ -189,6 +190,13 @@ class CallSession:
                     self.ledger.event(self.clock() - self.origin, f"said-{role}", text)
             case Metric(name=name, value=value):
                 self.ledger.metrics.setdefault(name, []).append(value)
+            case Result(values=values):
+                self.ledger.results = dict(values)
+                self.ledger.event(
+                    self.clock() - self.origin,
+                    "results",
+                    ", ".join(f"{k}={v}" for k, v in values.items()),
+                )
             case SendDtmf(digits=digits):
                 try:
                     pcm = dtmf_pcm(digits, self.engine.sample_rate)

@@ -115,7 +115,7 @@ def render(record: dict[str, Any], recording: Path | None = None) -> str:
             )
             svg.append(f'<text x="{x + 3:.1f}" y="{top + 14}" fill="#e53e3e">clear '
                        f"(heard {html.escape(str(detail))} ms)</text>")  # fmt: skip
-        elif kind in ("dtmf", "said-caller", "said-bot", "end"):
+        elif kind in ("dtmf", "said-caller", "said-bot", "results", "end"):
             row = (row + 1) % 3
             color = {"said-caller": "#2b6cb0", "said-bot": "#2f855a"}.get(kind, "#4a5568")
             label = html.escape(f"{kind}: {detail}"[:60])
@@ -146,6 +146,10 @@ def render(record: dict[str, Any], recording: Path | None = None) -> str:
         f"<li><b>{html.escape(role)}</b>: {html.escape(text)}</li>"
         for role, text in record.get("transcript", [])
     )
+    results = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in record.get("results", {}).items()
+    )
     title = html.escape(f"call {record.get('call_id', '?')}")
     summary = html.escape(
         f"{record.get('caller', '')} -> {record.get('called', '')}, route "
@@ -158,5 +162,6 @@ def render(record: dict[str, Any], recording: Path | None = None) -> str:
         "</style></head><body>"
         f"<h1>{title}</h1><p>{summary}</p>{''.join(svg)}"
         f"<h2>Measurements</h2><table>{table}</table>"
+        f"<h2>Results</h2><table>{results or '<tr><td>none</td></tr>'}</table>"
         f"<h2>Transcript</h2><ul>{transcript or '<li>none</li>'}</ul></body></html>"
     )

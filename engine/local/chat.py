@@ -132,6 +132,10 @@ class ChatResponder:
     def restore(self, snapshot: object) -> None:
         del self.messages[int(snapshot) :]  # type: ignore[call-overload]
 
+    def results(self) -> dict[str, str]:
+        """A free conversation settles nothing a program could read back."""
+        return {}
+
     async def _reply(self) -> AsyncIterator[str]:
         parts: list[str] = []
         try:

@@ -23,6 +23,11 @@ and no-match handling (re-prompt, then give up to a state), and "say that again"
         on: {yes: done, no: ask_party}
       done: {say: "You're booked. Goodbye!", hangup: true}
 
+What a call settles is its *results* (:meth:`FlowRunner.results`): every ``store``d answer
+and every variable a state's ``set`` assigned (``set: {outcome: booked}``). The engine reports
+them to the gateway, which keeps them in the call record; campaigns export them, and the result
+``do_not_call: "yes"`` puts the number called on the do-not-call list.
+
 The runner is pure and synchronous: it takes the caller's words (or keys) and returns a
 :class:`Reply` saying what to speak and what happens next. It reads no clock: dates are parsed
 relative to the ``today`` it is given.
@@ -37,7 +42,7 @@ import re
 import string
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -318,6 +323,8 @@ class FlowRunner:
         self._keys = ""
         #: Values read from answers, by the state's ``store`` name (typed: int, date, bool...).
         self.values: dict[str, object] = {}
+        #: Variables a state's ``set`` has assigned in this call (outcomes the flow reached).
+        self._assigned: set[str] = set()
 
     @property
     def state(self) -> State:
@@ -333,17 +340,25 @@ class FlowRunner:
     def snapshot(self) -> object:
         """Where the flow stands, to go back to if the answer just given turns out unfinished."""
         return (
-            self.state_name, dict(self.vars), dict(self.values), self.waiting, self.ended,
-            self._no_input, self._no_match,
+            self.state_name, dict(self.vars), dict(self.values), set(self._assigned),
+            self.waiting, self.ended, self._no_input, self._no_match,
         )  # fmt: skip
 
     def restore(self, snapshot: object) -> None:
         """Go back to a :meth:`snapshot` (the caller was still talking: re-read the answer)."""
-        state, variables, values, waiting, ended, no_input, no_match = snapshot  # type: ignore[misc]
+        state, variables, values, assigned, waiting, ended, no_input, no_match = snapshot  # type: ignore[misc]
         self.state_name, self.waiting, self.ended = state, waiting, ended
         self.vars = _Vars(variables)
         self.values = dict(values)
+        self._assigned = set(assigned)
         self._no_input, self._no_match, self._keys = no_input, no_match, ""
+
+    def results(self) -> dict[str, str]:
+        """What the call has settled: every stored answer in a form programs read (dates
+        ISO 8601, times 24-hour, yes/no), and every variable a ``set`` assigned."""
+        out = {name: _result_text(value) for name, value in self.values.items()}
+        out.update((name, self.vars[name]) for name in sorted(self._assigned))
+        return out
 
     def render(self, text: str) -> str:
         return re.sub(r"\s+", " ", text.format_map(self.vars)).strip()
@@ -496,6 +511,7 @@ class FlowRunner:
             st = self.state
             for var, template in st.set.items():
                 self.vars[var] = self.render(template)
+                self._assigned.add(var)
             lines.extend(self.render(s) for s in st.say)
             if st.ask:
                 return self._waiting_reply(lines + [self.render(a) for a in st.ask])
@@ -506,6 +522,17 @@ class FlowRunner:
             assert st.next is not None  # checked at load
             name = st.next
         raise RuntimeError(f"flow {self.flow.name!r} loops without asking anything at {name!r}")
+
+
+def _result_text(value: object) -> str:
+    """A stored answer for the call record: ISO dates, 24-hour times, yes/no, plain digits."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.isoformat(timespec="minutes")
+    return str(value)
 
 
 def _spoken(value: object) -> str:

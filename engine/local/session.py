@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,6 +39,7 @@ from engine.base import (
     Hangup,
     Interrupt,
     Metric,
+    Result,
     Resume,
     Transcript,
     Transfer,
@@ -79,6 +81,8 @@ class Responder(Protocol):
     def snapshot(self) -> object: ...
 
     def restore(self, snapshot: object) -> None: ...
+
+    def results(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,7 @@ class LocalSession(EngineSession):
         self._heard_ms: float | None = None
         self._last_activity = 0  # caller sample of the last caller speech or bot audio
         self._answered: _Answered | None = None
+        self._results: Mapping[str, str] = {}
         self._continuing: int | None = None  # segment that continues the answered turn
         self._closed = False
         self.ended = False
@@ -339,6 +344,10 @@ class LocalSession(EngineSession):
 
     def _speak(self, reply: Reply, *, speech_end: int | None) -> None:
         """Start a bot turn: phrases rendered (cache, else the TTS worker) and emitted in order."""
+        results = self.responder.results()
+        if results != self._results:  # an answer settled something, or was taken back
+            self._results = results
+            self.channel.put(Result(results))
         self._reply = reply
         self._cut_turn = None
         self.controller.expectation = reply.expect

@@ -324,7 +324,7 @@ class Dialler:
                 log.info("= call %s not canceled: %s", sid, exc)
 
     def _import_transcripts(self) -> None:
-        """Copy transcripts from the gateway's per-call ledgers (``--records-dir``)."""
+        """Copy transcripts and results from the gateway's call records (``--records-dir``)."""
         assert self.records_dir is not None
         for sid in self.store.untranscribed(self.campaign_id):
             path = self.records_dir / f"{sid}.json"
@@ -333,4 +333,6 @@ class Dialler:
             except (OSError, ValueError):
                 continue
             lines = [f"{role}: {text}" for role, text in record.get("transcript", [])]
-            self.store.record_transcript(sid, "\n".join(lines))
+            raw = record.get("results")
+            results = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+            self.store.record_transcript(sid, "\n".join(lines), results, self.clock.now())

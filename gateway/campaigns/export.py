@@ -1,4 +1,7 @@
-"""A campaign's results as CSV: one row per contact, its variables, and its latest attempt."""
+"""A campaign's results as CSV: one row per contact, its variables, and its latest attempt.
+
+After the fixed columns come the contact's own columns, then one ``result.<name>`` column per
+result the calls' conversations settled (``result.attend``, ``result.new_date``...)."""
 
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ def export_csv(store: Store, campaign_id: str) -> str:
     """The results; the contact's own columns follow the fixed ones, in first-seen order."""
     rows = store.contacts(campaign_id)
     extra: dict[str, None] = {}
+    settled: dict[str, None] = {}
     for row in rows:
         extra.update(dict.fromkeys(row["variables"]))
+        settled.update(dict.fromkeys(row["results"]))
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*EXPORT_COLUMNS, *extra])
+    writer.writerow([*EXPORT_COLUMNS, *extra, *(f"result.{name}" for name in settled)])
     for r in rows:
         writer.writerow(
             [
@@ -39,6 +44,7 @@ def export_csv(store: Store, campaign_id: str) -> str:
                 "" if r["duration"] is None else f"{r['duration']:g}", r["error"] or "",
                 r["recording_url"] or "", r["transcript"] or "",
                 *(r["variables"].get(name, "") for name in extra),
+                *(r["results"].get(name, "") for name in settled),
             ]
         )  # fmt: skip
     return out.getvalue()

@@ -68,6 +68,12 @@ _PROGRESS = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3}
 #: Due contacts examined per round of a claim (those outside their window are pushed on).
 _SCAN = 25
 
+#: Columns added since a table was first created: (table, column, type). Opening a store made
+#: by an earlier version adds any it lacks, so an upgrade keeps its campaigns.
+_ADDED_COLUMNS = (("attempts", "results", "TEXT"),)
+#: The flow result by which a person called asks not to be called again.
+OPT_OUT_RESULT = "do_not_call"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
     id TEXT PRIMARY KEY,
@@ -113,6 +119,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     duration DOUBLE PRECISION,
     error TEXT,
     transcript TEXT,
+    results TEXT,
     recording_url TEXT,
     UNIQUE (contact_id, number)
 );
@@ -254,12 +261,6 @@ class Store:
     def _tx(self) -> Iterator[None]:
         with self._lock, self._transaction():
             yield
-
-    def create_schema(self) -> None:
-        with self._tx():
-            for statement in _SCHEMA.format(serial=self.serial).split(";"):
-                if statement.strip():
-                    self._q(statement)
 
     def spec(self, campaign_id: str) -> CampaignSpec:
         """The campaign's spec (immutable once created, so cached)."""
@@ -744,11 +745,31 @@ class Store:
                 call_sid,
             )
 
-    def record_transcript(self, call_sid: str, text: str) -> bool:
+    def record_transcript(
+        self, call_sid: str, text: str, results: Mapping[str, str], now: float
+    ) -> bool:
+        """Keep what was said and settled on a call. A person who asked on the call not to
+        be called again (the result ``do_not_call: yes``) goes on the do-not-call list in the
+        same transaction, so no later attempt of any campaign dials them."""
         with self._tx():
-            return self._w(
-                "UPDATE attempts SET transcript = ? WHERE call_sid = ?", text, call_sid
-            ) == 1  # fmt: skip
+            row = self._one(
+                "SELECT c.phone FROM attempts a JOIN contacts c ON c.id = a.contact_id "
+                "WHERE a.call_sid = ?",
+                call_sid,
+            )
+            if row is None:
+                return False
+            self._q(
+                "UPDATE attempts SET transcript = ?, results = ? WHERE call_sid = ?",
+                text, json.dumps(dict(results)), call_sid,
+            )  # fmt: skip
+            if results.get(OPT_OUT_RESULT, "").lower() in ("yes", "true"):
+                self._q(
+                    "INSERT INTO do_not_call (phone, source, added_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (phone) DO NOTHING",
+                    row["phone"], f"asked on call {call_sid}", now,
+                )  # fmt: skip
+            return True
 
     def untranscribed(self, campaign_id: str) -> list[str]:
         """SIDs of answered calls with no transcript yet."""
@@ -807,7 +828,8 @@ class Store:
         rows = self._q(
             "SELECT c.id, c.line, c.phone, c.zone, c.variables, c.state, c.outcome, c.attempts, "
             "c.next_at, a.key, a.call_sid, a.status, a.answered_by, a.machine_action, "
-            "a.duration, a.error, a.transcript, a.recording_url, a.created_at AS dialled_at "
+            "a.duration, a.error, a.transcript, a.results, a.recording_url, "
+            "a.created_at AS dialled_at "
             "FROM contacts c LEFT JOIN attempts a "
             "ON a.contact_id = c.id AND a.number = c.attempts "
             "WHERE c.campaign_id = ? ORDER BY c.line",
@@ -815,6 +837,7 @@ class Store:
         )
         for r in rows:
             r["variables"] = json.loads(r["variables"])
+            r["results"] = json.loads(r["results"]) if r["results"] else {}
         return rows
 
     def attempts(self, campaign_id: str) -> list[dict[str, Any]]:
@@ -847,7 +870,16 @@ class SqliteStore(Store):
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._conn.execute("PRAGMA busy_timeout = 30000")
-        self.create_schema()
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        with self._tx():
+            for statement in _SCHEMA.format(serial=self.serial).split(";"):
+                if statement.strip():
+                    self._q(statement)
+            for table, column, kind in _ADDED_COLUMNS:  # SQLite has no ADD COLUMN IF NOT EXISTS
+                if column not in {r["name"] for r in self._q(f"PRAGMA table_info({table})")}:
+                    self._q(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -895,6 +927,8 @@ class PostgresStore(Store):
             for statement in _SCHEMA.format(serial=self.serial).split(";"):
                 if statement.strip():
                     self._conn.execute(statement)
+            for table, column, kind in _ADDED_COLUMNS:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -17,10 +17,10 @@ from gateway.sim.script import CallerScript
 DEMO = Path(__file__).resolve().parents[2] / "dialplans" / "flows" / "demo.yaml"
 
 
-def _transcript(records: Path) -> list[tuple[str, str]]:
-    """The call's transcript from the ledger the gateway wrote."""
+def _record(records: Path) -> dict:
+    """The call record the gateway wrote."""
     (record,) = records.glob("*.json")
-    return [tuple(t) for t in json.loads(record.read_text())["transcript"]]
+    return json.loads(record.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +48,11 @@ async def test_local_e2e_demo_flow_conversation(engine, tmp_path: Path) -> None:
     assert report.violations == []
     assert report.ended_by == "gateway" and report.close_code in (1000, 1001)  # the bot hung up
     assert len(report.response_latencies_ms) == 3  # every answer was spoken
-    transcript = _transcript(tmp_path)
+    record = _record(tmp_path)
+    transcript = [tuple(t) for t in record["transcript"]]
     bot = " ".join(text for role, text in transcript if role == "bot")
     caller = [text for role, text in transcript if role == "caller"]
     assert "Order 4 2 7 is out for delivery" in bot
     assert "Goodbye" in bot
     assert any("427" in text or "four two seven" in text.lower() for text in caller)
+    assert record["results"]["order"] == "427"  # what the call settled, in plain form

@@ -148,3 +148,32 @@ def test_flow_invalid_lists_every_problem() -> None:
     assert "states.s.on.maybe" in problems
     with pytest.raises(FlowInvalid, match="unknown_key|Extra inputs"):
         parse_flow({"name": "x", "start": "a", "states": {"a": {"hangup": True, "unknown_key": 1}}})
+
+
+def test_flow_results_are_stored_answers_in_plain_form_and_outcomes_set() -> None:
+    flow = parse_flow(
+        {
+            "version": 1, "name": "visit", "start": "day",
+            "states": {
+                "day": {"ask": "Which day?", "expect": "date", "store": "day", "next": "at"},
+                "at": {"ask": "What time?", "expect": "time", "store": "at", "next": "sure"},
+                "sure": {"ask": "Sure?", "expect": "yes_no", "store": "sure",
+                         "on": {"yes": "booked", "no": "day"}},
+                "booked": {"set": {"outcome": "booked"}, "say": "Booked.", "hangup": True},
+            },
+        }
+    )  # fmt: skip
+    runner = FlowRunner(flow, today=TODAY)
+    runner.start()
+    assert runner.results() == {}
+    runner.answer("Friday")
+    before_time = runner.snapshot()
+    runner.answer("half past two in the afternoon")
+    assert runner.results() == {"day": "2026-03-13", "at": "14:30"}
+    runner.restore(before_time)  # the answer was taken back: so is its result
+    assert runner.results() == {"day": "2026-03-13"}
+    runner.answer("3 pm")
+    runner.answer("Yes.")
+    assert runner.results() == {
+        "day": "2026-03-13", "at": "15:00", "sure": "yes", "outcome": "booked"
+    }  # fmt: skip
