@@ -7,6 +7,13 @@ served by vLLM, llama.cpp's server, Ollama's /v1 and LM Studio). The responder k
 conversation as chat messages, and when the caller cut the bot off it rewrites the bot's last
 message to what the caller actually heard, so the model knows what was and was not said.
 
+The model can end the call. The request offers two tools in the chat-completions ``tools``
+format: ``end_call`` always, ``transfer_call`` when the route gives a ``transfer_to``. A tool call
+streams as ``delta.tool_calls`` entries, the id and name in the first, the JSON ``arguments``
+accreting in later ones by ``index`` (some servers reuse index 0 for parallel calls and tell
+them apart by a new id only); the responder turns a finished ``end_call`` or ``transfer_call``
+into an :class:`~engine.local.flow.Ending` after the reply's words.
+
 Errors: :class:`ChatError` for anything the endpoint did wrong (HTTP status, broken stream,
 timeout); the session speaks an apology and the call goes on.
 """
@@ -17,21 +24,53 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from engine.local import nlu
-from engine.local.flow import Reply
+from engine.local.flow import Ending, Reply
 
 log = logging.getLogger("overtalk.engine.local")
 
-__all__ = ["ChatClient", "ChatError", "ChatResponder"]
+__all__ = ["ChatClient", "ChatError", "ChatResponder", "ToolCall"]
 
 DEFAULT_GREETING = "Hello! How can I help you today?"
 SPOKEN_STYLE = (
     "You are speaking on a phone call. Answer in one to three short spoken sentences, with no "
     "lists, markup or emoji. If the caller's words seem cut off or unclear, ask them briefly."
 )
+
+GOODBYE = "Thank you for calling. Goodbye!"
+END_CALL = {
+    "type": "function",
+    "function": {
+        "name": "end_call",
+        "description": "Hang up once your reply has been spoken. Use it when the conversation "
+        "is over: the caller said goodbye, or has nothing more to ask.",
+        "parameters": {"type": "object", "properties": {}},
+    },
+}
+TRANSFER_CALL = {
+    "type": "function",
+    "function": {
+        "name": "transfer_call",
+        "description": "Put the caller through to a person once your reply has been spoken. "
+        "Use it when the caller asks for a person, or you cannot help them.",
+        "parameters": {
+            "type": "object",
+            "properties": {"reason": {"type": "string", "description": "why, in a few words"}},
+        },
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool the model called: its name, and its arguments as the JSON text it wrote."""
+
+    name: str
+    arguments: str = ""
 
 
 class ChatError(Exception):
@@ -50,8 +89,10 @@ class ChatClient:
     temperature: float = 0.6
     _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
 
-    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
-        """Yield the reply's text pieces as they arrive."""
+    async def stream(
+        self, messages: list[dict[str, str]], tools: list[dict[str, Any]] | None = None
+    ) -> AsyncIterator[str | ToolCall]:
+        """Yield the reply's text pieces as they arrive, then the tools it called, in order."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         headers = {"Accept": "text/event-stream"}
@@ -64,7 +105,10 @@ class ChatClient:
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
         }
+        if tools:
+            body["tools"] = tools
         url = self.base_url.rstrip("/") + "/chat/completions"
+        calls = _ToolCalls()
         try:
             async with self._client.stream("POST", url, json=body, headers=headers) as resp:
                 if resp.status_code != 200:
@@ -75,10 +119,11 @@ class ChatClient:
                         continue  # comments, event names, keep-alives, blank separators
                     data = line[5:].strip()
                     if data == "[DONE]":
-                        return
+                        break
                     try:
-                        chunk = json.loads(data)
-                        piece = chunk["choices"][0]["delta"].get("content") or ""
+                        delta = json.loads(data)["choices"][0]["delta"]
+                        piece = delta.get("content") or ""
+                        calls.add(delta.get("tool_calls") or ())
                     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                         log.debug("x chat: ignoring a malformed event %r", data[:80])
                         continue
@@ -86,6 +131,8 @@ class ChatClient:
                         yield piece
         except httpx.HTTPError as exc:
             raise ChatError(f"chat endpoint failed: {type(exc).__name__}: {exc}") from exc
+        for call in calls.finished():
+            yield call
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -93,12 +140,43 @@ class ChatClient:
             self._client = None
 
 
-class ChatResponder:
-    """The conversation with a chat model; same interface as the flow responder."""
+class _ToolCalls:
+    """Tool calls assembled from streamed ``delta.tool_calls`` entries."""
 
-    def __init__(self, client: ChatClient, system_prompt: str, greeting: str = "") -> None:
+    def __init__(self) -> None:
+        self._calls: list[list[str]] = []  # [id, name, arguments so far]
+        self._slot: dict[int, int] = {}  # the stream's index -> position in _calls
+
+    def add(self, entries: Any) -> None:
+        for entry in entries:
+            index, call_id = entry.get("index", 0), entry.get("id") or ""
+            function = entry.get("function") or {}
+            slot = self._slot.get(index)
+            if slot is None or (call_id and call_id != self._calls[slot][0]):
+                self._calls.append([call_id, "", ""])
+                slot = self._slot[index] = len(self._calls) - 1
+            call = self._calls[slot]
+            call[1] += function.get("name") or ""
+            call[2] += function.get("arguments") or ""
+
+    def finished(self) -> list[ToolCall]:
+        return [ToolCall(name, arguments) for _, name, arguments in self._calls if name]
+
+
+class ChatResponder:
+    """The conversation with a chat model; same interface as the flow responder.
+
+    ``transfer_to`` (a number or SIP URI, from the route) lets the model put the caller through
+    to a person; without it the model can only end the call.
+    """
+
+    def __init__(
+        self, client: ChatClient, system_prompt: str, greeting: str = "", transfer_to: str = ""
+    ) -> None:
         self.client = client
         self.greeting = greeting or DEFAULT_GREETING
+        self.transfer_to = transfer_to
+        self.tools = [END_CALL, TRANSFER_CALL] if transfer_to else [END_CALL]
         self.messages: list[dict[str, str]] = [
             {"role": "system", "content": f"{system_prompt.strip()}\n\n{SPOKEN_STYLE}"}
         ]
@@ -136,16 +214,33 @@ class ChatResponder:
         """A free conversation settles nothing a program could read back."""
         return {}
 
-    async def _reply(self) -> AsyncIterator[str]:
+    async def _reply(self) -> AsyncIterator[str | Ending]:
         parts: list[str] = []
+        ending: Ending | None = None
         try:
-            async for piece in self.client.stream(self.messages):
-                parts.append(piece)
-                yield piece
+            async for item in self.client.stream(self.messages, self.tools):
+                if isinstance(item, ToolCall):
+                    ending = ending or self._ending(item)
+                    continue
+                parts.append(item)
+                yield item
+            if ending is not None:
+                if not nlu.words("".join(parts)):  # never hang up on the caller in silence
+                    parts.append(GOODBYE)
+                    yield GOODBYE
+                yield ending
         finally:
             text = "".join(parts).strip()
             if nlu.words(text):
                 self.messages.append({"role": "assistant", "content": text})
+
+    def _ending(self, call: ToolCall) -> Ending | None:
+        if call.name == "end_call":
+            return Ending(hangup=True)
+        if call.name == "transfer_call" and self.transfer_to:
+            return Ending(transfer=self.transfer_to)
+        log.info("= chat: the model called an unknown tool %r; ignored", call.name)
+        return None
 
     async def aclose(self) -> None:
         await self.client.aclose()

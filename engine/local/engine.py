@@ -14,7 +14,8 @@ Options (keyword arguments, also ``[gateway.engine_options]`` in the config file
 - ``turn``: overrides of :class:`~engine.local.controller.TurnConfig` fields.
 
 Per call, the dial plan's bot action passes ``flow`` (a path), ``prompt``, ``greeting``,
-``voice`` and ``language`` in the call context; a broken flow or a prompt with no chat endpoint
+``voice`` and ``language`` in the call context (and its ``options``: ``transfer_to`` lets a chat
+model put the caller through to a person); a broken flow or a prompt with no chat endpoint
 makes :meth:`LocalEngine.open` raise ``EngineUnavailable`` so the route's fallback runs.
 """
 
@@ -202,7 +203,9 @@ class LocalEngine(Engine):
                     "engine's llm_url and llm_model (or OVERTALK_LLM_URL / OVERTALK_LLM_MODEL)"
                 )
             client = ChatClient(self.llm_url, self.llm_model, self.llm_api_key)
-            responder = ChatResponder(client, prompt, params.get("greeting", ""))
+            responder = ChatResponder(
+                client, prompt, params.get("greeting", ""), params.get("transfer_to", "")
+            )
             self._prerender_background(responder.acknowledgements, synth)
             return responder
         path = Path(params["flow"]) if params.get("flow") else self.default_flow

@@ -53,6 +53,7 @@ from engine.local import nlu
 
 __all__ = [
     "CALL_VARIABLES",
+    "Ending",
     "Flow",
     "FlowInvalid",
     "FlowRunner",
@@ -277,13 +278,23 @@ def load_flow(path: str | Path) -> Flow:
 
 
 @dataclass(frozen=True, slots=True)
+class Ending:
+    """The last item of a streamed reply that ends the call: hang up, or transfer to
+    ``transfer``, once everything before it has been spoken."""
+
+    hangup: bool = False
+    transfer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """What the bot does next: speak ``lines`` in order, then end the call or wait for an answer.
 
     ``more`` is text still to come, streamed in pieces (a chat model's reply), spoken after
-    ``lines``. ``question`` is the text the caller is answering (it helps recognition);
-    ``expect`` how to read the answer; ``no_input_after`` seconds of silence after the speech
-    before re-prompting (None: not waiting for anything).
+    ``lines``; an :class:`Ending` among them ends the call after the text. ``question`` is the
+    text the caller is answering (it helps recognition); ``expect`` how to read the answer;
+    ``no_input_after`` seconds of silence after the speech before re-prompting (None: not
+    waiting for anything).
     """
 
     lines: tuple[str, ...] = ()
@@ -292,7 +303,7 @@ class Reply:
     expect: nlu.Expectation = nlu.Expectation()
     question: str = ""
     no_input_after: float | None = None
-    more: AsyncIterator[str] | None = None
+    more: AsyncIterator[str | Ending] | None = None
 
     @property
     def ends_call(self) -> bool:

@@ -28,7 +28,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -49,7 +49,7 @@ from engine.local import nlu
 from engine.local.asr import AsrRequest, Transcription
 from engine.local.chat import ChatError
 from engine.local.echo import EchoMonitor
-from engine.local.flow import Reply
+from engine.local.flow import Ending, Reply
 from engine.local.tts import PhraseCache, Synthesizer, split_phrases
 from engine.local.vad import RATE, WINDOW
 from engine.local.workers import AsrWorker, TtsWorker, VadResult, VadStream, VadWorker
@@ -394,6 +394,9 @@ class LocalSession(EngineSession):
             async for piece in turn.reply.more:
                 if self._turn is not turn:
                     return
+                if isinstance(piece, Ending):  # the model ended the call: after its words
+                    turn.reply = replace(turn.reply, hangup=piece.hangup, transfer=piece.transfer)
+                    continue
                 buffer += piece
                 phrases = split_phrases(buffer)
                 # All but the last are whole; the last may still grow.

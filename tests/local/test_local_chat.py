@@ -14,12 +14,41 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from localkit import Call, until
 
-from engine.base import Audio, CallContext, Transcript
+from engine.base import Audio, CallContext, Hangup, Transcript, Transfer
 from engine.local import LocalEngine
-from engine.local.chat import ChatClient, ChatError, ChatResponder
+from engine.local.chat import ChatClient, ChatError, ChatResponder, ToolCall
 from gateway.server import serve
 
 REPLY = ["We are ", "open until ten", " tonight. ", "Would you like ", "to book a table?"]
+#: Per model name: the text pieces, then the tool-call deltas the stand-in streams.
+SCRIPTS = {
+    "tiny": (REPLY, []),
+    "hangs-up": (
+        ["Glad I could help. ", "Goodbye!"],
+        [
+            [{"index": 0, "id": "call_1", "type": "function",
+              "function": {"name": "end_call", "arguments": ""}}],
+            [{"index": 0, "function": {"arguments": "{}"}}],
+        ],
+    ),
+    "hangs-up-silently": ([], [[{"index": 0, "id": "call_1", "type": "function",
+                                 "function": {"name": "end_call", "arguments": "{}"}}]]),
+    "transfers": (
+        ["Let me put you through."],
+        [
+            [{"index": 0, "id": "call_7", "type": "function",
+              "function": {"name": "transfer_call", "arguments": '{"rea'}}],
+            [{"index": 0, "function": {"arguments": 'son": "billing"}'}}],
+        ],
+    ),
+    # Some servers reuse index 0 for parallel calls, telling them apart by a new id only.
+    "two-calls-one-index": ([], [
+        [{"index": 0, "id": "a", "type": "function",
+          "function": {"name": "lookup", "arguments": "{}"}}],
+        [{"index": 0, "id": "b", "type": "function",
+          "function": {"name": "end_call", "arguments": "{}"}}],
+    ]),
+}  # fmt: skip
 
 
 def stand_in(seen: list[dict]) -> FastAPI:
@@ -40,11 +69,15 @@ def stand_in(seen: list[dict]) -> FastAPI:
             first = {"index": 0, "delta": {"role": "assistant", "content": ""}}
             yield f"data: {json.dumps({**base, 'choices': [first]})}\n\n"
             yield ": keep-alive comment\n\n"
-            for piece in REPLY:
+            pieces, calls = SCRIPTS[body["model"]]
+            for piece in pieces:
                 delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
                 yield f"data: {json.dumps({**base, 'choices': [delta]})}\n\n"
                 await asyncio.sleep(0.01)
-            end = {"index": 0, "delta": {}, "finish_reason": "stop"}
+            for entries in calls:
+                delta = {"index": 0, "delta": {"tool_calls": entries}, "finish_reason": None}
+                yield f"data: {json.dumps({**base, 'choices': [delta]})}\n\n"
+            end = {"index": 0, "delta": {}, "finish_reason": "tool_calls" if calls else "stop"}
             yield f"data: {json.dumps({**base, 'choices': [end]})}\n\n"
             yield "data: [DONE]\n\n"
 
@@ -110,3 +143,66 @@ async def test_chat_session_speaks_the_reply_sentence_by_sentence() -> None:
         assert Transcript("caller", "When do you close?", final=True) in call.events
         await call.close()
         await engine.aclose()
+
+
+async def test_chat_client_assembles_streamed_tool_calls() -> None:
+    async with serve(stand_in([])) as url:
+        client = ChatClient(url + "/v1", "transfers")
+        items = [p async for p in client.stream([{"role": "user", "content": "Billing"}])]
+        assert items == ["Let me put you through.",
+                         ToolCall("transfer_call", '{"reason": "billing"}')]  # fmt: skip
+        client = ChatClient(url + "/v1", "two-calls-one-index")
+        items = [p async for p in client.stream([{"role": "user", "content": "Bye"}])]
+        assert items == [ToolCall("lookup", "{}"), ToolCall("end_call", "{}")]
+        await client.aclose()
+
+
+async def chat_call(model: str, parameters: dict[str, str]) -> tuple[Call, list[dict]]:
+    """A chat-brained local session that has answered one caller turn."""
+    seen: list[dict] = []
+    async with serve(stand_in(seen)) as url:
+        engine = LocalEngine(
+            flow=None,
+            llm_url=url + "/v1",
+            llm_model=model,
+            recognizer=lk.ScriptedRecognizer(lambda s: "That's all, thanks."),
+            synthesizer=lk.ToneVoice(),
+            vad=lk.EnergyVad(),
+        )
+        session = await engine.open(CallContext("CA1", parameters=parameters))
+        call = Call(session)
+        await until(lambda: call.of(Audio), "the greeting")
+        while call.session._samples < call.session._play_end + 8000:
+            call.feed(lk.silence(0.2))
+            await asyncio.sleep(0)
+        call.feed(lk.tone(1.0))
+        call.feed(lk.silence(0.6))
+        await until(lambda: call.of(Hangup) or call.of(Transfer), "the call's ending")
+        await call.close()
+        await engine.aclose()
+    return call, seen
+
+
+async def test_chat_model_hangs_up_after_its_words() -> None:
+    call, seen = await chat_call("hangs-up", {"prompt": "You are Luigi's."})
+    assert call.said()[-2:] == ["Glad I could help.", "Goodbye!"]
+    assert call.events.index(call.of(Hangup)[0]) > max(
+        i for i, e in enumerate(call.events) if isinstance(e, Audio)
+    )  # the goodbye is emitted before the hang-up
+    tools = [t["function"]["name"] for t in seen[0]["body"]["tools"]]
+    assert tools == ["end_call"]  # no transfer target on this route: no transfer tool
+
+
+async def test_chat_model_that_hangs_up_in_silence_still_says_goodbye() -> None:
+    call, _ = await chat_call("hangs-up-silently", {"prompt": "You are Luigi's."})
+    assert call.said()[-2:] == ["Thank you for calling.", "Goodbye!"]
+    assert call.of(Hangup)
+
+
+async def test_chat_model_transfers_to_the_routes_target() -> None:
+    params = {"prompt": "You are Luigi's.", "transfer_to": "+12125550111"}
+    call, seen = await chat_call("transfers", params)
+    assert call.of(Transfer) == [Transfer("+12125550111")]
+    assert call.said()[-1] == "Let me put you through."
+    tools = [t["function"]["name"] for t in seen[0]["body"]["tools"]]
+    assert tools == ["end_call", "transfer_call"]
