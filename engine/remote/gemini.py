@@ -60,6 +60,10 @@ class GeminiLiveSession(RemoteSession):
     def switch_requested(self) -> bool:
         return self.protocol.switch_requested
 
+    def send_keys(self, text: str) -> bool:
+        self.protocol.keys(text)
+        return True
+
 
 class GeminiLiveEngine(Engine):
     """Factory of :class:`GeminiLiveSession`; see the module docstring for settings."""

@@ -27,6 +27,9 @@ turn, or ``GOAWAY_MARGIN_S`` before the deadline, whichever is first. Caller aud
 the last handle is kept (the server's state does not include it) and replayed on the new
 connection, followed by what was queued meanwhile, so the model loses none of the caller's
 speech to the switch. A connection dropped without warning is resumed the same way.
+
+Keypad. The caller's keys reach the model as words (:mod:`engine.remote.keypad`) in
+``realtimeInput.text``, queued and replayed with the audio.
 """
 
 from __future__ import annotations
@@ -266,7 +269,14 @@ class GeminiProtocol:
     # -- caller -> model ---------------------------------------------------------------------
 
     def append(self, pcm: bytes) -> None:
-        message = _AUDIO_PREFIX + pybase64.b64encode(pcm).decode("ascii") + self._mime
+        self._send_input(_AUDIO_PREFIX + pybase64.b64encode(pcm).decode("ascii") + self._mime)
+
+    def keys(self, text: str) -> None:
+        """The caller's keypresses in words, as realtime text: it reaches the model in order
+        with the audio, does not interrupt its turn, and is replayed after a switch like it."""
+        self._send_input(_dumps({"realtimeInput": {"text": text}}))
+
+    def _send_input(self, message: str) -> None:
         if self.phase is Phase.READY and not self.switch_requested:
             self.outbox.append(message)
             if len(self._replay) == MAX_REPLAY:

@@ -36,6 +36,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from engine.base import EngineEvent, EngineFailed, EngineSession, EngineUnavailable, Metric
 from engine.remote.errors import RemoteError, VendorError
+from engine.remote.keypad import KeypadBuffer
 
 __all__ = ["Dial", "RemoteSession", "WireProtocol", "dial"]
 
@@ -127,6 +128,8 @@ class RemoteSession(EngineSession):
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
         self.reconnects = 0
+        self._keypad = KeypadBuffer()
+        self._keypad_timer: asyncio.TimerHandle | None = None
 
     # -- hot path (gateway) ------------------------------------------------------------------
 
@@ -145,6 +148,36 @@ class RemoteSession(EngineSession):
         """The protocol queued messages outside the reader (played, dtmf): write them."""
         if self.protocol.outbox:
             self._wakeup.set()
+
+    # -- the caller's keypad -----------------------------------------------------------------
+
+    def dtmf(self, digit: str) -> None:
+        """Group the caller's keys (:mod:`engine.remote.keypad`) and tell the model in words."""
+        if self._keypad_timer is not None:
+            self._keypad_timer.cancel()
+            self._keypad_timer = None
+        text = self._keypad.press(digit, self._clock())
+        if text is not None:
+            self._tell_keys(text)
+        elif self._keypad.deadline is not None:
+            delay = self._keypad.deadline - self._clock()
+            self._keypad_timer = asyncio.get_running_loop().call_later(delay, self._keys_due)
+
+    def _keys_due(self) -> None:
+        self._keypad_timer = None
+        text = self._keypad.due(self._clock())
+        if text is not None:
+            self._tell_keys(text)
+
+    def _tell_keys(self, text: str) -> None:
+        if self.send_keys(text):
+            self.wake()
+        else:
+            log.info("= %s takes no text: keys not passed on (%s)", self.name, text)
+
+    def send_keys(self, text: str) -> bool:
+        """Give the model the words for the caller's keys; False: it takes audio only."""
+        return False
 
     # -- time (for protocols with deadlines) -------------------------------------------------
 
@@ -298,6 +331,8 @@ class RemoteSession(EngineSession):
     async def close(self) -> None:
         """Flush what is queued for the vendor, close the socket, end the event stream."""
         self._closing = True
+        if self._keypad_timer is not None:
+            self._keypad_timer.cancel()
         self._wakeup.set()
         runner = self._runner
         if runner is not None and not runner.done():

@@ -51,6 +51,10 @@ class OpenAIRealtimeSession(RemoteSession):
         self.protocol.played(ms)
         self.wake()
 
+    def send_keys(self, text: str) -> bool:
+        self.protocol.keys(text)
+        return True
+
 
 class OpenAIRealtimeEngine(Engine):
     """Factory of :class:`OpenAIRealtimeSession`; see the module docstring for settings."""

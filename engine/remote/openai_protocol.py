@@ -29,6 +29,10 @@ Reconnects. The Realtime API has no session resumption; when a session ends unde
 maximum duration, a dropped socket) a new one is opened and the conversation so far is replayed
 into it as text items (``conversation.item.create``), so the call goes on with its context.
 
+Keypad. The caller's keys reach the model as words (:mod:`engine.remote.keypad`): a user
+message (``conversation.item.create``, ``input_text``) and ``response.create``, held until the
+response being spoken is done, since the API refuses a second active response.
+
 Garbage from the server is dropped per message and counted in :attr:`violations`.
 """
 
@@ -61,6 +65,7 @@ SESSION_ENDING_CODES = frozenset({"session_expired"})
 
 VAD_TYPES = ("server_vad", "semantic_vad", "none")
 _APPEND = '{"type":"input_audio_buffer.append","audio":"'
+_RESPONSE_CREATE = '{"type":"response.create"}'
 
 
 class Phase(enum.Enum):
@@ -194,6 +199,7 @@ class RealtimeProtocol:
         self.timeline = OutputTimeline()
         self._bytes_per_ms = 8.0 if config.audio == "pcmu" else 48.0
         self._response: str | None = None
+        self._answer_keys = False
         self._cut_responses: deque[str] = deque(maxlen=MAX_CUT_RESPONSES)
         self._live_items: set[str] = set()  # assistant items of the current session
         self._truncated: dict[str, tuple[int, float]] = {}
@@ -284,6 +290,25 @@ class RealtimeProtocol:
                 self.audio_dropped += 1
             self._pending.append(message)
 
+    def keys(self, text: str) -> None:
+        """The caller's keypresses in words: a user message, then a response to it (after the
+        one being spoken, if any: ``response.create`` during a response is an error)."""
+        self._history.append(("caller", text))
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        }
+        messages = [_dumps({"type": "conversation.item.create", "item": item})]
+        if self._response is None:
+            messages.append(_RESPONSE_CREATE)
+        else:
+            self._answer_keys = True
+        if self.phase is Phase.READY:
+            self.outbox.extend(messages)
+        else:
+            self._pending.extend(messages)
+
     def played(self, heard_ms: float) -> None:
         """After an interruption: truncate every item the caller did not hear to its end."""
         for cut in self.timeline.cut(heard_ms):
@@ -335,6 +360,9 @@ class RealtimeProtocol:
                 if isinstance(response, dict):
                     if response.get("id") == self._response:
                         self._response = None
+                        if self._answer_keys:  # keys pressed while it spoke
+                            self._answer_keys = False
+                            self.outbox.append(_RESPONSE_CREATE)
                     if response.get("status") == "failed":
                         self.errors.append(f"response failed: {response.get('status_details')}")
                 return []

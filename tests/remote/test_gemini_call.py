@@ -155,3 +155,16 @@ async def test_bad_key_is_unavailable():
         engine = GeminiLiveEngine(url=standin.url, api_key="nope")
         with pytest.raises(EngineUnavailable, match="1008 API key not valid"):
             await engine.open(CallContext("CA1"))
+
+
+async def test_caller_keys_reach_the_model_as_realtime_text_and_it_answers(tmp_path):
+    script = CallerScript().pause(300).dtmf("1").wait_for_bot(500, timeout_s=8)
+    async with GeminiStandIn(GeminiScript(greeting_ms=600)) as standin:
+        async with gateway(engine_for(standin), tmp_path, plan_file(tmp_path, OPTIONS)) as url:
+            report = await place_call(url, script, auth_token=None)
+        await settle(standin)
+
+    assert report.ok, report.format()
+    (conn,) = standin.connections
+    assert conn.texts == ["The caller pressed 1 on the phone keypad."]  # after the 1.2 s gap
+    assert report.bot_audio_played_s == pytest.approx(0.6, abs=0.06)

@@ -174,3 +174,14 @@ def test_tool_calls_answered_and_garbage_counted():
 def test_durations_parse_as_protobuf_json():
     assert parse_duration("50s") == 50.0 and parse_duration("1.5s") == 1.5
     assert parse_duration("soon") is None and parse_duration(None) is None
+
+
+def test_keys_go_as_realtime_text_in_order_with_the_audio():
+    p = GeminiProtocol(config(), 24000)
+    p.append(b"\x00\x00" * 480)
+    p.keys("The caller pressed 7 on the phone keypad.")  # before set-up: both wait
+    p.connection_made()
+    p.receive(msg(setupComplete={}), 0.0)
+    inputs = [m["realtimeInput"] for m in sent(p) if "realtimeInput" in m]
+    assert "audio" in inputs[0]
+    assert inputs[1] == {"text": "The caller pressed 7 on the phone keypad."}

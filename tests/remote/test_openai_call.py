@@ -178,3 +178,25 @@ async def test_engine_gone_mid_call_fails_the_call_over_to_its_fallback(tmp_path
     assert report.ended_by == "gateway" and report.duration_s < 4
     ledger = next(tmp_path.glob("*.json")).read_text()
     assert "engine failed" in ledger and "HTTP 503" in ledger
+
+
+async def test_caller_keys_reach_the_model_as_one_message_and_it_answers(tmp_path):
+    script = (
+        CallerScript()
+        .pause(300)
+        .dtmf("4")
+        .dtmf("2")
+        .dtmf("#")
+        .wait_for_bot(silence_ms=500, timeout_s=8)
+    )
+    async with OpenAIStandIn(OpenAIScript(greeting_ms=600)) as standin:
+        engine = OpenAIRealtimeEngine(url=standin.url, api_key=standin.script.api_key)
+        async with gateway(engine, tmp_path, plan_file(tmp_path, OPTIONS)) as url:
+            report = await place_call(url, script, auth_token=None)
+        await settle(standin)
+
+    assert report.ok, report.format()
+    (conn,) = standin.connections
+    texts = [part["text"] for item in conn.items_created for part in item.get("content", [])]
+    assert texts == ["The caller pressed 4 2 pound on the phone keypad."]
+    assert report.bot_audio_played_s == pytest.approx(0.6, abs=0.06)  # the model's answer

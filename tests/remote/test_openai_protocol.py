@@ -208,3 +208,31 @@ def test_reconnect_replays_the_conversation_and_unsent_audio():
                      "conversation.item.create", "input_audio_buffer.append"]  # fmt: skip
     assert out[1]["item"]["content"] == [{"type": "input_text", "text": "my order"}]
     assert out[2]["item"]["content"] == [{"type": "output_text", "text": "ok"}]
+
+
+def test_keys_become_a_user_message_answered_now_or_after_the_reply_in_progress():
+    p = ready(RealtimeProtocol(config()))
+    sent(p)
+    p.keys("The caller pressed 1 on the phone keypad.")
+    item, create = sent(p)
+    assert item["type"] == "conversation.item.create"
+    assert item["item"]["content"] == [
+        {"type": "input_text", "text": "The caller pressed 1 on the phone keypad."}
+    ]
+    assert create == {"type": "response.create"}
+    # Keys pressed while the model speaks: response.create now would be refused by the API.
+    p.receive(ev("response.created", response={"id": "resp_9"}))
+    p.keys("The caller pressed 2 on the phone keypad.")
+    assert [m["type"] for m in sent(p)] == ["conversation.item.create"]
+    p.receive(ev("response.done", response={"id": "resp_9", "status": "completed"}))
+    assert sent(p) == [{"type": "response.create"}]
+
+
+def test_keys_before_the_session_is_ready_wait_for_it():
+    p = RealtimeProtocol(config())
+    p.keys("The caller pressed 3 on the phone keypad.")
+    assert not p.outbox
+    p.connection_made()
+    p.receive(ev("session.updated", session={}))
+    kinds = [m["type"] for m in sent(p)]
+    assert kinds[-2:] == ["conversation.item.create", "response.create"]

@@ -85,6 +85,8 @@ class GeminiRecord:
     chunk_times: list[float] = field(default_factory=list)
     received: list[str] = field(default_factory=list)
     client_content: list[dict[str, Any]] = field(default_factory=list)
+    #: ``realtimeInput.text`` received (the model answers each with a turn).
+    texts: list[str] = field(default_factory=list)
     tool_responses: list[dict[str, Any]] = field(default_factory=list)
     handles_sent: list[str] = field(default_factory=list)
     interrupted: int = 0
@@ -149,6 +151,12 @@ class _Connection:
                 self.record.tool_responses.append(msg["toolResponse"])
 
     async def on_audio(self, realtime: dict[str, Any]) -> None:
+        text = realtime.get("text")
+        if isinstance(text, str):
+            self.record.texts.append(text)
+            if self.turn is None or self.turn.done():
+                self.start_turn(self.script.greeting_ms)
+            return
         blob = realtime.get("audio")
         if not isinstance(blob, dict):
             return
