@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 
 import localkit as lk
 import pytest
@@ -114,35 +115,19 @@ def test_chat_responder_keeps_only_what_was_heard() -> None:
 
 
 async def test_chat_session_speaks_the_reply_sentence_by_sentence() -> None:
-    seen: list[dict] = []
-    voice = lk.ToneVoice()
-    async with serve(stand_in(seen)) as url:
-        engine = LocalEngine(
-            flow=None,
-            llm_url=url + "/v1",
-            llm_model="tiny",
-            recognizer=lk.ScriptedRecognizer(lambda s: "When do you close?"),
-            synthesizer=voice,
-            vad=lk.EnergyVad(),
-        )
-        session = await engine.open(CallContext("CA1", parameters={"prompt": "You are Luigi's."}))
-        call = Call(session)
-        await until(lambda: call.of(Audio), "the greeting")
-        while call.session._samples < call.session._play_end + 8000:
-            call.feed(lk.silence(0.2))
-            await asyncio.sleep(0)
-        call.feed(lk.tone(1.0))
-        call.feed(lk.silence(0.6))
-        await until(lambda: "to book a table?" in " ".join(call.said()), "the streamed reply")
-        said = call.said()
-        assert said[-2:] == ["We are open until ten tonight.", "Would you like to book a table?"]
-        assert said[-3] in ("Mm-hmm.", "Okay.", "Right.")  # the acknowledgement came first
-        sent = seen[0]["body"]["messages"]
-        assert sent[0]["role"] == "system" and "You are Luigi's." in sent[0]["content"]
-        assert sent[-1] == {"role": "user", "content": "When do you close?"}
-        assert Transcript("caller", "When do you close?", final=True) in call.events
-        await call.close()
-        await engine.aclose()
+    call, seen = await chat_call(
+        "tiny",
+        {"prompt": "You are Luigi's."},
+        "When do you close?",
+        lambda call: "to book a table?" in " ".join(call.said()),
+    )
+    said = call.said()
+    assert said[-2:] == ["We are open until ten tonight.", "Would you like to book a table?"]
+    assert said[-3] in ("Mm-hmm.", "Okay.", "Right.")  # the acknowledgement came first
+    sent = seen[0]["body"]["messages"]
+    assert sent[0]["role"] == "system" and "You are Luigi's." in sent[0]["content"]
+    assert sent[-1] == {"role": "user", "content": "When do you close?"}
+    assert Transcript("caller", "When do you close?", final=True) in call.events
 
 
 async def test_chat_client_assembles_streamed_tool_calls() -> None:
@@ -157,15 +142,21 @@ async def test_chat_client_assembles_streamed_tool_calls() -> None:
         await client.aclose()
 
 
-async def chat_call(model: str, parameters: dict[str, str]) -> tuple[Call, list[dict]]:
-    """A chat-brained local session that has answered one caller turn."""
+async def chat_call(
+    model: str,
+    parameters: dict[str, str],
+    words: str = "That's all, thanks.",
+    done: Callable[[Call], object] = lambda call: call.of(Hangup) or call.of(Transfer),
+) -> tuple[Call, list[dict]]:
+    """A chat-brained local session after the greeting and one caller turn (heard as
+    ``words``), once ``done``; and the requests the chat stand-in received."""
     seen: list[dict] = []
     async with serve(stand_in(seen)) as url:
         engine = LocalEngine(
             flow=None,
             llm_url=url + "/v1",
             llm_model=model,
-            recognizer=lk.ScriptedRecognizer(lambda s: "That's all, thanks."),
+            recognizer=lk.ScriptedRecognizer(lambda s: words),
             synthesizer=lk.ToneVoice(),
             vad=lk.EnergyVad(),
         )
@@ -177,7 +168,7 @@ async def chat_call(model: str, parameters: dict[str, str]) -> tuple[Call, list[
             await asyncio.sleep(0)
         call.feed(lk.tone(1.0))
         call.feed(lk.silence(0.6))
-        await until(lambda: call.of(Hangup) or call.of(Transfer), "the call's ending")
+        await until(lambda: done(call), "the call's end of turn")
         await call.close()
         await engine.aclose()
     return call, seen
