@@ -118,6 +118,7 @@ def create_app(
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await stack.aclose()
+            await twilio.aclose()
             await calls.flush()
             await engines.aclose()
 

@@ -13,6 +13,7 @@ from gateway.dialplan import CallFacts, after_dial, load, route
 
 STREAM = "wss://gw.example.com/twilio/media"
 ACTION = "https://gw.example.com/twilio/after?call=CA123"
+VM = "https://gw.example.com/twilio/voicemail?from=%2B14085551234"
 
 PLAN = """
 default_route: main
@@ -192,6 +193,32 @@ def test_render_voicemail_plays_greeting_then_records(plan):
     # A directory store: Twilio reports to the gateway, which saves the recording.
     assert record.get("recordingStatusCallback").startswith("https://gw.example.com/twilio/after")
     assert hangup.tag == "Hangup"
+
+
+def test_render_voicemail_directory_store_reports_to_voicemail_url(plan):
+    decision = decide(plan, "+15550000004")
+    _, record, _ = verbs(
+        render(decision, stream_url=STREAM, parameters={}, action_url=ACTION, voicemail_url=VM)
+    )
+    expected = {"from": ["+14085551234"], "route": ["voicemail"], "branch": ["otherwise"],
+                "plan": [plan.digest]}  # fmt: skip
+    for attribute in ("action", "recordingStatusCallback"):
+        url = urlsplit(record.get(attribute))
+        assert (url.netloc, url.path) == ("gw.example.com", "/twilio/voicemail")
+        assert parse_qs(url.query) == expected
+    assert record.get("transcribeCallback") is None  # transcribe: false
+
+
+def test_render_voicemail_url_store_keeps_its_callbacks(plan):
+    decision = after_dial(decide(plan, "+15550000002"), "no-answer")
+    _, record, _ = verbs(
+        render(decision, stream_url=STREAM, parameters={}, action_url=ACTION, voicemail_url=VM)
+    )
+    assert record.get("recordingStatusCallback") == "https://crm.example.com/voicemail"
+    assert record.get("transcribeCallback") == "https://crm.example.com/voicemail"
+    action = urlsplit(record.get("action"))
+    assert action.path == "/twilio/voicemail"
+    assert parse_qs(action.query)["path"] == ["on_no_answer"]
 
 
 def test_render_play_loops_then_says(plan):

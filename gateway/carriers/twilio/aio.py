@@ -1,4 +1,5 @@
-"""Twilio over FastAPI: the voice and status webhooks and the Media Streams websocket.
+"""Twilio over FastAPI: the voice, status, dial and voicemail webhooks and the Media Streams
+websocket.
 
 The protocol lives in ``stream.py`` (sans-I/O) and the call in ``gateway.session``; this module
 only pumps bytes between them and the sockets. Per call it runs three things under one
@@ -16,8 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
+from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocketState
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -41,12 +44,14 @@ from gateway.carriers.twilio.stream import (
     TwilioStream,
 )
 from gateway.carriers.twilio.twiml import connect_stream, render
+from gateway.carriers.twilio.voicemail_io import VoicemailKeeper
 from gateway.config import Settings
 from gateway.dialplan import (
     BotAction,
     CallFacts,
     Decision,
     PlanHolder,
+    VoicemailAction,
     after_dial,
     recall,
     route,
@@ -58,12 +63,23 @@ from gateway.logs import call_id as current_call
 from gateway.playout import Playout
 from gateway.recording import CallRecorder
 from gateway.session import CallControl, CallSession
+from gateway.voicemail import (
+    BadCallback,
+    RecordEnded,
+    RecordingReport,
+    TranscriptionReport,
+    audio_url,
+    classify,
+)
 
 log = logging.getLogger("overtalk.twilio")
 
 MEDIA_PATH = "/twilio/media"
 #: Where Twilio reports how a dial-plan transfer ended (``<Dial action>``).
 DIAL_PATH = "/twilio/dial"
+#: Where a dial-plan voicemail reports: ``<Record action>``, recording and transcription
+#: callbacks (see ``gateway.voicemail``).
+VOICEMAIL_PATH = "/twilio/voicemail"
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_UNAVAILABLE = 1013  # "try again later": the engine could not take the call
@@ -83,8 +99,19 @@ def _forbidden() -> Response:
     return Response("forbidden\n", status_code=403, media_type="text/plain")
 
 
+def _bad_request(reason: str) -> Response:
+    return Response(f"bad request: {reason}\n", status_code=400, media_type="text/plain")
+
+
 def _twiml(text: str) -> Response:
     return Response(text, media_type="application/xml")
+
+
+def _hangup() -> Response:
+    """``<Response><Hangup/></Response>`` (the builder's ``hangup()`` returns the verb alone)."""
+    response = VoiceResponse()
+    response.hangup()
+    return _twiml(str(response))
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -117,6 +144,11 @@ class TwilioCarrier:
             if sid and token
             else None
         )
+        self.voicemail = VoicemailKeeper(sid, token)
+
+    async def aclose(self) -> None:
+        """Stop the background work of the webhooks (voicemail fetches), at shut-down."""
+        await self.voicemail.aclose()
 
     def base_url(self, fallback: str) -> str:
         return self.settings.public_url or fallback
@@ -126,6 +158,7 @@ class TwilioCarrier:
         router.add_api_route("/twilio/voice", self.voice, methods=["POST"])
         router.add_api_route("/twilio/status", self.status, methods=["POST"])
         router.add_api_route(DIAL_PATH, self.dial_status, methods=["POST"])
+        router.add_api_route(VOICEMAIL_PATH, self.voicemail_callback, methods=["POST"])
         router.add_api_websocket_route(MEDIA_PATH, self.media)
         return router
 
@@ -183,14 +216,20 @@ class TwilioCarrier:
         return self._render(decision, request, params)
 
     def _render(self, decision: Decision, request: Request, params: dict[str, str]) -> Response:
-        """The TwiML for a dial-plan decision, with this gateway's stream and dial URLs."""
+        """The TwiML for a dial-plan decision, with this gateway's stream, dial and voicemail
+        URLs. The voicemail URL carries the caller and called numbers: Twilio's recording
+        status callback does not, and the message's record needs them."""
         base = self.base_url(str(request.base_url))
+        numbers = urlencode(
+            {"from": params.get("From", "")[:100], "to": params.get("To", "")[:100]}
+        )
         return _twiml(
             render(
                 decision,
                 stream_url=public_url(base, MEDIA_PATH, websocket=True),
                 parameters=_stream_context(params),
                 action_url=public_url(base, DIAL_PATH),
+                voicemail_url=public_url(base, VOICEMAIL_PATH, numbers),
             )
         )
 
@@ -199,9 +238,15 @@ class TwilioCarrier:
         params = await self._authorized_form(request)
         if params is None:
             return _forbidden()
-        if self.plans is None:
-            return _twiml(str(VoiceResponse().hangup()))
         names = request.query_params
+        if "DialCallStatus" not in params and (
+            "RecordingStatus" in params or "TranscriptionSid" in params or "RecordingUrl" in params
+        ):
+            # A voicemail rendered with only a dial URL (a campaign's answer, or a call answered
+            # before this gateway had a voicemail URL) reports here.
+            return await self._voicemail(params, names)
+        if self.plans is None:
+            return _hangup()
         plan = self.plans.get(names.get("plan", "")) or self.plans.current
         facts = CallFacts.from_twilio(params, self.wall_clock())
         try:
@@ -212,8 +257,78 @@ class TwilioCarrier:
             decision = after_dial(decision, params.get("DialCallStatus", "failed"))
         except (LookupError, ValueError) as exc:
             log.warning("x dial status for call %s: %s; hanging up", params.get("CallSid"), exc)
-            return _twiml(str(VoiceResponse().hangup()))
+            return _hangup()
         return self._render(decision, request, params)
+
+    async def voicemail_callback(self, request: Request) -> Response:
+        """A dial-plan voicemail's ``<Record>`` reports: keep the message in its store."""
+        params = await self._authorized_form(request)
+        if params is None:
+            return _forbidden()
+        return await self._voicemail(params, request.query_params)
+
+    async def _voicemail(self, params: dict[str, str], names: QueryParams) -> Response:
+        call_sid = params.get("CallSid", "?")[:64]
+        try:
+            callback = classify(params)
+        except BadCallback as exc:
+            log.warning("x voicemail callback for call %s refused: %s", call_sid, exc)
+            return _bad_request(str(exc))
+        if isinstance(callback, RecordEnded):
+            log.info("< voicemail of call %s ended (%s s)", call_sid, callback.duration)
+            return _hangup()
+        store = self._voicemail_store(params, names)
+        if store is None:
+            return _bad_request("no voicemail with a directory store at this route")
+        where = {
+            "route": names.get("route", ""),
+            "branch": names.get("branch", ""),
+            "caller": names.get("from", "")[:100],
+            "called": names.get("to", "")[:100],
+        }
+        try:
+            match callback:
+                case RecordingReport():
+                    media = (
+                        audio_url(callback, self.settings.twilio_api_base)
+                        if callback.recording_url
+                        else None
+                    )
+                    await self.voicemail.recording(store, callback, media_url=media, **where)
+                case TranscriptionReport():
+                    await self.voicemail.transcription(store, callback, **where)
+        except BadCallback as exc:
+            log.warning("x voicemail callback for call %s refused: %s", call_sid, exc)
+            return _bad_request(str(exc))
+        except OSError as exc:
+            log.error("x voicemail of call %s not kept in %s: %s", call_sid, store, exc)
+            return Response("cannot store voicemail\n", status_code=500, media_type="text/plain")
+        return Response(status_code=204)
+
+    def _voicemail_store(self, params: dict[str, str], names: QueryParams) -> Path | None:
+        """The directory the dial plan's voicemail action keeps messages in, found by the names
+        in the callback URL (never by anything else in the request); None (logged) if none."""
+        plans = self.plans
+        route_name, branch = names.get("route", ""), names.get("branch", "")
+        if plans is None:
+            log.warning("x voicemail callback for route %r but no dial plan is loaded", route_name)
+            return None
+        plan = plans.get(names.get("plan", "")) or plans.current
+        facts = CallFacts.from_twilio(params, self.wall_clock())
+        try:
+            action = recall(plan, route_name, branch, facts, path=names.get("path", "")).action
+        except LookupError as exc:
+            log.warning("x voicemail callback for call %s: %s", params.get("CallSid"), exc)
+            return None
+        if not isinstance(action, VoicemailAction) or action.store is None or action.store_is_url:
+            log.warning(
+                "x voicemail callback for route %r, branch %r: not a voicemail with a directory "
+                "store",
+                route_name,
+                branch,
+            )
+            return None
+        return Path(action.store)
 
     async def status(self, request: Request) -> Response:
         """Keep Twilio's call status callbacks with their call."""

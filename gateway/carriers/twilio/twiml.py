@@ -79,6 +79,7 @@ def render(
     stream_url: str,
     parameters: Mapping[str, str],
     action_url: str | None = None,
+    voicemail_url: str | None = None,
 ) -> str:
     """The TwiML answer for a dial-plan ``decision``.
 
@@ -89,7 +90,8 @@ def render(
     ``<Dial>`` or ``<Record>`` ended; the same four names are added to its query string (Twilio
     keeps query strings on action URLs), so the gateway can ``recall`` the transfer a
     ``DialCallStatus`` is about, even one nested in a bot's fallback, and answer with
-    ``render(after_dial(...))``.
+    ``render(after_dial(...))``. ``voicemail_url`` is the gateway's voicemail webhook; it gets
+    the same four names (and keeps its own query, e.g. the caller's number).
 
     Per action:
 
@@ -108,10 +110,13 @@ def render(
       including a transfer that was answered and later hung up by the person called: pass an
       ``action_url`` whenever a transfer has ``on_no_answer`` or ``on_busy``.
     - voicemail: ``<Say>``/``<Play>`` greeting, ``<Record maxLength playBeep transcribe>``,
-      ``<Hangup>``. A ``store`` URL gets the recording and transcription callbacks; a
-      directory ``store`` gets them at ``action_url`` (the gateway saves the files). Without an
-      ``action_url`` Twilio posts the finished recording back to the voice webhook URL, which
-      must then answer with a hang-up. ``<Hangup>`` is reached only if nothing was recorded.
+      ``<Hangup>``. The ``<Record action>`` (posted when the recording ends; it is answered
+      with a hang-up) is ``voicemail_url``. A ``store`` URL gets the recording and
+      transcription callbacks itself; for a directory ``store`` they go to ``voicemail_url``
+      too, where the gateway saves the files. Without ``voicemail_url``, ``action_url`` takes
+      its place (the gateway's ``/twilio/dial`` passes voicemail callbacks on); without either
+      Twilio posts the finished recording back to the voice webhook URL, which must then answer
+      with a hang-up. ``<Hangup>`` is reached only if nothing was recorded.
     - say/play: ``<Say voice language loop>``/``<Play loop>``, then ``then``.
     - hangup: ``<Hangup>``; reject: ``<Reject reason>``.
     """
@@ -119,7 +124,7 @@ def render(
     if clash:
         raise ValueError(f"<Parameter> names reserved for the dial plan: {sorted(clash)}")
     response = VoiceResponse()
-    _Renderer(decision, stream_url, parameters, action_url).append(
+    _Renderer(decision, stream_url, parameters, action_url, voicemail_url).append(
         response, decision.action, decision.path
     )
     return str(response)
@@ -132,11 +137,13 @@ class _Renderer:
         stream_url: str,
         parameters: Mapping[str, str],
         action_url: str | None,
+        voicemail_url: str | None,
     ) -> None:
         self.decision = decision
         self.stream_url = stream_url
         self.parameters = parameters
         self.action_url = action_url
+        self.voicemail_url = voicemail_url or action_url
 
     def names(self, path: str) -> dict[str, str]:
         names = {
@@ -148,11 +155,11 @@ class _Renderer:
             names["path"] = path
         return names
 
-    def callback(self, path: str) -> str | None:
-        """``action_url`` with the names of the action it reports on added to its query."""
-        if self.action_url is None:
+    def callback(self, path: str, url: str | None) -> str | None:
+        """``url`` with the names of the action it reports on added to its query."""
+        if url is None:
             return None
-        parts = urlsplit(self.action_url)
+        parts = urlsplit(url)
         query = [(k, v) for k, v in parse_qsl(parts.query) if k not in RESERVED_PARAMETERS]
         query.extend(self.names(path).items())
         return urlunsplit(parts._replace(query=urlencode(query)))
@@ -171,7 +178,7 @@ class _Renderer:
                     self.append(response, action.fallback, nested("fallback"))
             case TransferAction():
                 dial = Dial(
-                    action=self.callback(path),
+                    action=self.callback(path, self.action_url),
                     timeout=action.timeout,
                     caller_id=action.caller_id,
                     record="record-from-answer" if action.record else None,
@@ -188,11 +195,13 @@ class _Renderer:
                     response.say(action.greeting, voice=action.voice, language=action.language)
                 elif action.greeting_audio is not None:
                     response.play(action.greeting_audio)
-                callback = action.store if action.store_is_url else None
-                if callback is None and action.store is not None:
-                    callback = self.callback(path)
+                report = self.callback(path, self.voicemail_url)
+                if action.store_is_url:
+                    callback = action.store
+                else:
+                    callback = report if action.store is not None else None
                 response.record(
-                    action=self.callback(path),
+                    action=report,
                     max_length=action.max_length,
                     play_beep=action.beep,
                     transcribe=action.transcribe,
