@@ -37,7 +37,7 @@ from urllib.parse import quote
 
 from gateway.campaigns.answer import answer_twiml
 from gateway.campaigns.carrier import Carrier, DialRequest
-from gateway.campaigns.errors import CarrierRejected, CarrierUnavailable
+from gateway.campaigns.errors import CarrierRejected, CarrierUnavailable, StoreBusy
 from gateway.campaigns.outcomes import FINAL_STATUSES, Outcome
 from gateway.campaigns.spec import LoadedCampaign
 from gateway.campaigns.store import Attempt, Claimed, Store
@@ -148,7 +148,11 @@ class Dialler:
         """Dial until the campaign is finished (done or canceled) and no placement is pending."""
         try:
             while True:
-                wake = await self.tick()
+                try:
+                    wake = await self.tick()
+                except StoreBusy as exc:  # rolled back whole: the next round does it again
+                    log.warning("x campaign %s: %s; trying again", self.campaign_id, exc)
+                    wake = None
                 if until_done and self.finished and not self._placing:
                     return
                 now = self.clock.now()
@@ -189,6 +193,14 @@ class Dialler:
     # -- placing ------------------------------------------------------------------------------
 
     async def _place(self, attempt: Attempt) -> None:
+        try:
+            await self._place_once(attempt)
+        except StoreBusy as exc:
+            # What the store did not take stays as it was: the attempt keeps its lease, and
+            # once that runs out reconciling finds the call, or that there is none.
+            log.warning("x attempt %s: %s; it will be reconciled", attempt.key, exc)
+
+    async def _place_once(self, attempt: Attempt) -> None:
         store, spec = self.store, self.campaign.spec
         key = attempt.key
         try:

@@ -8,6 +8,9 @@ Exception tree::
     ├── CampaignExists            a campaign with that id is already in the store
     ├── CampaignStateError        the request does not fit the campaign's state (resume a
     │                             canceled campaign...)
+    ├── StoreBusy                 the store refused a transaction for now (a deadlock or
+    │                             serialisation conflict): nothing of it was written, so
+    │                             doing it again later is safe
     └── CarrierError              the carrier's REST API did not place or change a call
         ├── CarrierRejected       it refused the request (4xx): asking again cannot help
         └── CarrierUnavailable    no answer, a timeout or a 5xx/429: whether the request took
@@ -47,6 +50,10 @@ class CampaignExists(CampaignError):
 
 class CampaignStateError(CampaignError):
     """A state change the campaign's current state does not allow."""
+
+
+class StoreBusy(CampaignError):
+    """The store rolled a transaction back under contention; try again later."""
 
 
 class CarrierError(CampaignError):

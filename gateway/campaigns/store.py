@@ -24,6 +24,7 @@ used by one thread at a time.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,6 +40,7 @@ from gateway.campaigns.errors import (
     CampaignExists,
     CampaignNotFound,
     CampaignStateError,
+    StoreBusy,
 )
 from gateway.campaigns.outcomes import FINAL_STATUSES, Outcome, classify
 from gateway.campaigns.pacing import Pacing
@@ -71,6 +73,8 @@ _SCAN = 25
 #: Columns added since a table was first created: (table, column, type). Opening a store made
 #: by an earlier version adds any it lacks, so an upgrade keeps its campaigns.
 _ADDED_COLUMNS = (("attempts", "results", "TEXT"),)
+#: The object a schema statement creates.
+_CREATED = re.compile(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)")
 #: The flow result by which a person called asks not to be called again.
 OPT_OUT_RESULT = "do_not_call"
 
@@ -921,19 +925,45 @@ class PostgresStore(Store):
 
         super().__init__()
         self._conn = psycopg.connect(dsn, autocommit=True, row_factory=dict_row)
-        # Concurrent CREATE TABLE IF NOT EXISTS can still collide on the catalog: serialise.
         with self._lock, self._conn.transaction():
+            # Concurrent CREATE TABLE IF NOT EXISTS can still collide on the catalog: serialise.
             self._conn.execute("SELECT pg_advisory_xact_lock(7402311)")
-            for statement in _SCHEMA.format(serial=self.serial).split(";"):
-                if statement.strip():
-                    self._conn.execute(statement)
-            for table, column, kind in _ADDED_COLUMNS:
-                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+            self._create_missing()
+
+    def _create_missing(self) -> None:
+        """Create only what is missing. "IF NOT EXISTS" is not enough: CREATE INDEX takes a
+        SHARE lock on its table and ADD COLUMN an ACCESS EXCLUSIVE one before looking, so a
+        dialler (re)starting beside running ones would lock the tables they are updating, in
+        an order that deadlocks with their claims."""
+        present = {
+            r["relname"]
+            for r in self._conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema()"
+            ).fetchall()
+        }
+        for statement in _SCHEMA.format(serial=self.serial).split(";"):
+            name = _CREATED.search(statement)
+            if statement.strip() and (name is None or name.group(1) not in present):
+                self._conn.execute(statement)
+        for table, column, kind in _ADDED_COLUMNS:
+            found = self._conn.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = %s AND column_name = %s",
+                (table, column),
+            ).fetchone()
+            if found is None:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        with self._conn.transaction():
-            yield
+        import psycopg.errors as pg
+
+        try:
+            with self._conn.transaction():
+                yield
+        except (pg.DeadlockDetected, pg.SerializationFailure, pg.LockNotAvailable) as exc:
+            raise StoreBusy(f"PostgreSQL: {exc.sqlstate} {str(exc).splitlines()[0]}") from exc
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
