@@ -59,11 +59,14 @@ class Resume:
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
-    """Text of what one side said; ``final=False`` marks a partial hypothesis."""
+    """Text of what one side said; ``final=False`` marks a partial hypothesis. ``revises``: a
+    final line that replaces this side's last one (the caller had only paused, and what they
+    said before and after the pause is one utterance)."""
 
     role: str  # "caller" or "bot"
     text: str
     final: bool = True
+    revises: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,10 +184,9 @@ class CallSession:
                 self._interrupt()
             case Resume():
                 self._resume()
-            case Transcript(role=role, text=text, final=final):
+            case Transcript(role=role, text=text, final=final, revises=revises):
                 if final:
-                    self.ledger.transcript.append((role, text))
-                    self.ledger.event(self.clock() - self.origin, f"said-{role}", text)
+                    self._transcribe(role, text, revises)
             case Metric(name=name, value=value):
                 self.ledger.metrics.setdefault(name, []).append(value)
             case Result(values=values):
@@ -210,6 +209,14 @@ class CallSession:
             case Transfer(target=target):
                 self._after_playout.append(("transfer", target))
                 self._arm_pending_action()
+
+    def _transcribe(self, role: str, text: str, revises: bool) -> None:
+        lines = self.ledger.transcript
+        at = len(lines)
+        if revises:  # in place of that side's last line, wherever the other side spoke since
+            at = next((i for i in range(len(lines) - 1, -1, -1) if lines[i][0] == role), at)
+        lines[at : at + 1] = [(role, text)]
+        self.ledger.event(self.clock() - self.origin, f"said-{role}", text)
 
     def _emit(self, audio: bytes) -> None:
         self._emitted_ms += len(audio) / self._engine_bytes_per_ms

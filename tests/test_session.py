@@ -5,7 +5,16 @@ import asyncio
 import numpy as np
 import pytest
 
-from engine.base import Audio, EngineSession, Hangup, Interrupt, SendDtmf, Transfer
+from engine.base import (
+    Audio,
+    EngineSession,
+    Hangup,
+    Interrupt,
+    Result,
+    SendDtmf,
+    Transcript,
+    Transfer,
+)
 from gateway.audio.g711 import ulaw_decode
 from gateway.ledger import CallLedger
 from gateway.playout import Playout
@@ -208,6 +217,24 @@ async def test_gateway_dtmf_from_caller_reaches_engine():
     session, engine, *_ = make()
     session.receive_dtmf("#")
     assert engine.digits == ["#"] and session.ledger.dtmf_in == 1
+    await session.close("test")
+
+
+async def test_gateway_transcript_revision_replaces_that_sides_last_line_in_place():
+    session, *_ = make()
+    for event in (
+        Transcript("bot", "Which day?"),
+        Transcript("caller", "Friday."),
+        Transcript("caller", "Fri", final=False),  # partials never reach the record
+        Transcript("bot", "Okay. ..."),  # the acknowledgement the caller talked over
+        Transcript("caller", "Friday. At noon.", revises=True),
+        Result({"day": "2026-03-13"}),
+    ):
+        session.handle_engine_event(event)
+    assert session.ledger.transcript == [
+        ("bot", "Which day?"), ("caller", "Friday. At noon."), ("bot", "Okay. ..."),
+    ]  # fmt: skip
+    assert session.ledger.results == {"day": "2026-03-13"}
     await session.close("test")
 
 

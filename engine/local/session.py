@@ -312,7 +312,11 @@ class LocalSession(EngineSession):
 
     def _end_of_turn(self, eot: ctl.EndOfTurn) -> None:
         self._last_activity = eot.at
-        self.channel.put(Transcript("caller", eot.text, final=True))
+        answered = self._answered
+        continuing = self._continuing == eot.segment and answered is not None
+        # The caller had only paused: the answer is taken back and it all reads as one.
+        text = f"{answered.text} {eot.text}" if continuing and answered else eot.text
+        self.channel.put(Transcript("caller", text, final=True, revises=continuing))
         self.channel.put(Metric("turn.speech_end_s", eot.speech_end / RATE))
         self.channel.put(Metric("turn.decision_ms", (eot.at - eot.speech_end) / 16.0))
         if self.ended:
@@ -320,12 +324,8 @@ class LocalSession(EngineSession):
         if self._turn is not None and not self._turn.finished:
             # The caller answered over the bot's turn (an interruption that stood): drop it.
             self._drop_turn(self._turn)
-        text = eot.text
-        answered = self._answered
-        if self._continuing == eot.segment and answered is not None:
-            # The caller had only paused: take the last answer back and read it all as one.
+        if continuing and answered:
             self.responder.restore(answered.snapshot)
-            text = f"{answered.text} {text}"
             self._cut_turn = None
         self._continuing = None
         heard_question = self._question_heard()

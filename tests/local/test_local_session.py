@@ -155,3 +155,20 @@ async def test_session_slow_recognition_delays_no_other_call(voice, words) -> No
     finally:
         recognizer.gate.set()
         await engine.aclose()
+
+
+async def test_session_continuation_revises_the_callers_line(engine: LocalEngine, words) -> None:
+    call = await _open(engine)
+    await _let_greeting_play(call)
+    words["text"] = "I would like to check."
+    call.feed(lk.tone(1.0))
+    call.feed(lk.silence(0.3))
+    first = Transcript("caller", "I would like to check.", final=True)
+    await until(lambda: first in call.events, "the first part answered")
+    words["text"] = "On my order, please."  # the caller had only paused, and goes on
+    call.feed(lk.tone(0.8))
+    call.feed(lk.silence(0.8))
+    merged = Transcript("caller", "I would like to check. On my order, please.", revises=True)
+    await until(lambda: merged in call.events, "the whole utterance, revising the first line")
+    await until(lambda: "order number" in " ".join(call.said()), "the answer to all of it")
+    await call.close()
