@@ -8,7 +8,8 @@ default the Gemini API's v1beta endpoint), ``api_key`` (``GEMINI_API_KEY`` or
 Per call (dial plan ``bot``: ``prompt``, ``greeting``, ``voice``, ``language``; ``options``):
 ``model``, ``vad`` (``off`` disables the server's activity detection), ``start_sensitivity``
 and ``end_sensitivity`` (``high``/``low``), ``prefix_padding_ms``, ``silence_duration_ms``,
-``interrupt_response``, ``transcripts``, ``context_compression``, ``tools``, ``transfer_to``.
+``interrupt_response``, ``transcripts``, ``context_compression``, ``tools``, ``transfer_to``,
+``results``.
 The protocol, barge-in and session-limit handling are described in
 :mod:`engine.remote.gemini_protocol`.
 """

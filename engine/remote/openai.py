@@ -10,7 +10,8 @@ Per call (dial plan ``bot``: ``prompt``, ``greeting``, ``voice``, ``language``; 
 ``model``, ``api``, ``audio_format``, ``turn_detection`` (``server_vad``, ``semantic_vad``,
 ``none``), ``vad_threshold``, ``prefix_padding_ms``, ``silence_duration_ms``,
 ``idle_timeout_ms``, ``eagerness``, ``create_response``, ``interrupt_response``,
-``transcription_model`` (``none`` turns caller transcripts off), ``tools``, ``transfer_to``.
+``transcription_model`` (``none`` turns caller transcripts off), ``tools``, ``transfer_to``,
+``results``.
 See :mod:`engine.remote.openai_protocol` for the protocol and :mod:`engine.remote.tools` for
 the call-control functions.
 """

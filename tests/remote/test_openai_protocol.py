@@ -7,7 +7,7 @@ import base64
 import orjson
 import pytest
 
-from engine.base import Audio, Hangup, Interrupt, Metric, SendDtmf, Transcript, Transfer
+from engine.base import Audio, Hangup, Interrupt, Metric, Result, SendDtmf, Transcript, Transfer
 from engine.remote.openai_protocol import RealtimeConfig, RealtimeProtocol
 from engine.remote.settings import CallSettings
 from engine.remote.timeline import OutputTimeline
@@ -236,3 +236,32 @@ def test_keys_before_the_session_is_ready_wait_for_it():
     p.receive(ev("session.updated", session={}))
     kinds = [m["type"] for m in sent(p)]
     assert kinds[-2:] == ["conversation.item.create", "response.create"]
+
+
+def test_server_record_result_calls_keep_the_results_the_plan_names():
+    protocol = ready(RealtimeProtocol(config(results="outcome, do_not_call")))
+    tools = {t["name"]: t for t in protocol.config.session_update()["session"]["tools"]}
+    assert tools["record_result"]["parameters"]["properties"]["name"]["enum"] == [
+        "outcome", "do_not_call",
+    ]  # fmt: skip
+
+    def call(args: dict) -> list:
+        item = {"type": "function_call", "name": "record_result", "call_id": "call_2",
+                "arguments": orjson.dumps(args).decode()}  # fmt: skip
+        return protocol.receive(ev("response.output_item.done", item=item))
+
+    assert call({"name": "outcome", "value": "confirmed"})[1:] == [Result({"outcome": "confirmed"})]
+    out = sent(protocol)
+    assert out[0]["item"]["output"] == '{"result":"recorded"}'
+    assert out[1]["type"] == "response.create"  # and the model goes on talking
+    assert call({"name": "do_not_call", "value": "yes"})[1:] == [
+        Result({"outcome": "confirmed", "do_not_call": "yes"})
+    ]
+    sent(protocol)
+    assert call({"name": "credit_card", "value": "4111"}) == [Metric("tool_record_result", 1)]
+    assert "must be one of" in sent(protocol)[0]["item"]["output"]
+
+
+def test_client_refuses_record_result_without_result_names():
+    with pytest.raises(ValueError, match="record_result needs results"):
+        config(tools="end_call, record_result")
