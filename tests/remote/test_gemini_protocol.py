@@ -7,7 +7,7 @@ import base64
 import orjson
 import pytest
 
-from engine.base import Audio, Hangup, Interrupt, Transcript
+from engine.base import Audio, Hangup, Interrupt, Result, Transcript
 from engine.remote.gemini_protocol import GeminiConfig, GeminiProtocol, parse_duration
 from engine.remote.settings import CallSettings
 
@@ -185,3 +185,13 @@ def test_keys_go_as_realtime_text_in_order_with_the_audio():
     inputs = [m["realtimeInput"] for m in sent(p) if "realtimeInput" in m]
     assert "audio" in inputs[0]
     assert inputs[1] == {"text": "The caller pressed 7 on the phone keypad."}
+
+
+def test_record_result_is_declared_with_the_plans_names_and_reported():
+    protocol = ready(GeminiProtocol(config(results="outcome")))
+    (tools,) = protocol.config.setup(None)["setup"]["tools"]
+    record = next(d for d in tools["functionDeclarations"] if d["name"] == "record_result")
+    assert record["parameters"]["properties"]["name"] == {"type": "STRING", "enum": ["outcome"]}
+    call = {"functionCalls": [{"id": "f2", "name": "record_result",
+                               "args": {"name": "outcome", "value": "cancelled"}}]}  # fmt: skip
+    assert protocol.receive(msg(toolCall=call), 0.0)[1:] == [Result({"outcome": "cancelled"})]
