@@ -312,11 +312,10 @@ class LocalSession(EngineSession):
 
     def _end_of_turn(self, eot: ctl.EndOfTurn) -> None:
         self._last_activity = eot.at
-        answered = self._answered
-        continuing = self._continuing == eot.segment and answered is not None
         # The caller had only paused: the answer is taken back and it all reads as one.
-        text = f"{answered.text} {eot.text}" if continuing and answered else eot.text
-        self.channel.put(Transcript("caller", text, final=True, revises=continuing))
+        taken_back = self._answered if self._continuing == eot.segment else None
+        text = f"{taken_back.text} {eot.text}" if taken_back else eot.text
+        self.channel.put(Transcript("caller", text, final=True, revises=taken_back is not None))
         self.channel.put(Metric("turn.speech_end_s", eot.speech_end / RATE))
         self.channel.put(Metric("turn.decision_ms", (eot.at - eot.speech_end) / 16.0))
         if self.ended:
@@ -324,8 +323,8 @@ class LocalSession(EngineSession):
         if self._turn is not None and not self._turn.finished:
             # The caller answered over the bot's turn (an interruption that stood): drop it.
             self._drop_turn(self._turn)
-        if continuing and answered:
-            self.responder.restore(answered.snapshot)
+        if taken_back is not None:
+            self.responder.restore(taken_back.snapshot)
             self._cut_turn = None
         self._continuing = None
         heard_question = self._question_heard()

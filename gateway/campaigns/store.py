@@ -325,13 +325,7 @@ class Store:
                     for c in contacts.contacts
                 ],
             )
-            self._execute_many(
-                self._sql(
-                    "INSERT INTO do_not_call (phone, source, added_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (phone) DO NOTHING"
-                ),
-                [(phone, origin, now) for phone, origin in (do_not_call or {}).items()],
-            )
+            self._insert_do_not_call(do_not_call or {}, now)
             self._execute_many(
                 self._sql(
                     "INSERT INTO skipped_rows (campaign_id, line, reason, row_text) "
@@ -398,13 +392,17 @@ class Store:
 
     def add_do_not_call(self, numbers: Mapping[str, str], now: float) -> None:
         with self._tx():
-            self._execute_many(
-                self._sql(
-                    "INSERT INTO do_not_call (phone, source, added_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (phone) DO NOTHING"
-                ),
-                [(phone, origin, now) for phone, origin in numbers.items()],
-            )
+            self._insert_do_not_call(numbers, now)
+
+    def _insert_do_not_call(self, numbers: Mapping[str, str], now: float) -> None:
+        """Numbers (to where they came from) onto the store-wide list; inside a transaction."""
+        self._execute_many(
+            self._sql(
+                "INSERT INTO do_not_call (phone, source, added_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (phone) DO NOTHING"
+            ),
+            [(phone, origin, now) for phone, origin in numbers.items()],
+        )
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -768,11 +766,7 @@ class Store:
                 text, json.dumps(dict(results)), call_sid,
             )  # fmt: skip
             if results.get(OPT_OUT_RESULT, "").lower() in ("yes", "true"):
-                self._q(
-                    "INSERT INTO do_not_call (phone, source, added_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (phone) DO NOTHING",
-                    row["phone"], f"asked on call {call_sid}", now,
-                )  # fmt: skip
+                self._insert_do_not_call({row["phone"]: f"asked on call {call_sid}"}, now)
             return True
 
     def untranscribed(self, campaign_id: str) -> list[str]:
