@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import random
 import socket
@@ -399,9 +400,11 @@ class SipGateway:
 
     # -- start and stop ----------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def _listen(self) -> None:
+        """Bind the signalling transports, UDP and TCP on one port number."""
         settings = self.settings
         loop = asyncio.get_running_loop()
+        self.port = settings.port
         if "udp" in settings.transports:
             self._udp, _ = await loop.create_datagram_endpoint(
                 lambda: _Datagrams(self._on_udp), local_addr=(settings.host, settings.port)
@@ -412,6 +415,22 @@ class SipGateway:
                 self._on_tcp_connection, settings.host, self.port
             )
             self.port = self._tcp_server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        settings = self.settings
+        # Port 0 lets the system choose for UDP; TCP must then take the same number,
+        # which another socket may already hold: choose again, a few times.
+        attempts = 20 if settings.port == 0 and len(settings.transports) > 1 else 1
+        for attempt in range(attempts):
+            try:
+                await self._listen()
+                break
+            except OSError as error:
+                if self._udp is not None:
+                    self._udp.close()
+                    self._udp = None
+                if error.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                    raise
         self.ua = UserAgent(
             UaConfig(
                 host=settings.contact_host,
