@@ -87,26 +87,36 @@ def _serve(args: argparse.Namespace) -> int:
         rtp_port_max=high,
     )
     try:
+        # Bound first: a taken port is said at once, before the engine's models load.
+        sock = lifecycle.listen(settings.host, settings.port)
+    except lifecycle.CannotListen as exc:
+        print(f"overtalk: {exc}", file=sys.stderr)
+        return 1
+    try:
         app = create_app(settings, sip=sip)
     except DialPlanInvalid as exc:
+        sock.close()
         print(f"overtalk: the dial plan is broken; not starting:\n{exc}", file=sys.stderr)
         return 2
     calls = app.state.calls
-    _run_fast(
-        lifecycle.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            drain_limit=settings.drain_limit,
-            wait_idle=calls.wait_idle,
-            end_calls=calls.end_all,
-            lifecycle=app.state.lifecycle,
-            log_config=None,
-            proxy_headers=True,
-            # Calls are long-lived websockets: the drain above decides when they may end.
-            timeout_graceful_shutdown=5,
+    try:
+        _run_fast(
+            lifecycle.run(
+                app,
+                sock=sock,
+                drain_limit=settings.drain_limit,
+                wait_idle=calls.wait_idle,
+                end_calls=calls.end_all,
+                lifecycle=app.state.lifecycle,
+                log_config=None,
+                proxy_headers=True,
+                # Calls are long-lived websockets: the drain above decides when they may end.
+                timeout_graceful_shutdown=5,
+            )
         )
-    )
+    except lifecycle.StartFailed as exc:
+        print(f"overtalk: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

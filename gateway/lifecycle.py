@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,6 +21,39 @@ from typing import Any
 import uvicorn
 
 log = logging.getLogger("overtalk.lifecycle")
+
+
+class CannotListen(Exception):
+    """An address the gateway serves on cannot be bound (taken, not local, not permitted)."""
+
+
+class StartFailed(Exception):
+    """The app's start-up failed (the log says why); the server never answered."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind (not yet listen on) the gateway's HTTP socket before anything starts.
+
+    Binding here, rather than leaving it to uvicorn, turns a taken port into one plain error
+    at once (uvicorn would log it and ``sys.exit`` from inside the event loop, after the
+    models loaded). Listening starts when the server does, so until then connections are
+    refused rather than left waiting.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.setblocking(False)
+    return sock
 
 
 class Lifecycle:
@@ -48,18 +82,31 @@ class Lifecycle:
 async def run(
     app: Any,
     *,
-    host: str,
-    port: int,
+    sock: socket.socket,
     drain_limit: float,
     wait_idle: Callable[[], Awaitable[None]],
     end_calls: Callable[[str], None],
     lifecycle: Lifecycle,
     **uvicorn_options: Any,
 ) -> None:
-    """Serve ``app`` until a signal, then drain (up to ``drain_limit`` seconds) and stop."""
+    """Serve ``app`` on ``sock`` (from :func:`listen`) until a signal, then drain (up to
+    ``drain_limit`` seconds) and stop."""
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(app, host=host, port=port, lifespan="on", **uvicorn_options)
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    start_up = server.startup
+
+    async def startup(sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await start_up(sockets=sockets)
+        except SystemExit as exc:  # uvicorn's way out when the lifespan fails
+            raise StartFailed("the gateway could not start; the log above says why") from exc
+        if server.started:
+            # Said once it answers; with port 0 this is where the chosen port is told.
+            log.info("= listening on http://%s:%d", host, port)
+
+    server.startup = startup  # type: ignore[method-assign]
     loop = asyncio.get_running_loop()
     signals = 0
 
@@ -76,7 +123,7 @@ async def run(
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
     draining = asyncio.create_task(lifecycle.wait_drain())
     try:
         await asyncio.wait({serving, draining}, return_when=asyncio.FIRST_COMPLETED)
@@ -92,6 +139,7 @@ async def run(
             server.should_exit = True
         await serving
     finally:
+        sock.close()
         draining.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

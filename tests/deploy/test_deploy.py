@@ -10,7 +10,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -114,16 +113,13 @@ def test_deploy_dockerfile_runs_non_root_with_healthcheck():
 async def test_deploy_image_entry_point_configured_by_environment(tmp_path):
     """`overtalk serve` with the image's environment (host and paths moved for the test)."""
     env, _, _ = dockerfile()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     plan = tmp_path / "default.yaml"
     plan.write_text(manifests()["ConfigMap"]["data"]["default.yaml"])
     run_env = {
         **os.environ,
         **env,
         "OVERTALK_HOST": "127.0.0.1",
-        "OVERTALK_PORT": str(port),
+        "OVERTALK_PORT": "0",  # the kernel chooses; the log says which
         "OVERTALK_DIALPLAN": str(plan),
         "OVERTALK_RECORDS_DIR": str(tmp_path / "records"),
         # The image's default engine is the embedded one; this test is about configuration,
@@ -133,24 +129,26 @@ async def test_deploy_image_entry_point_configured_by_environment(tmp_path):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.cli", "serve", env=run_env, stderr=asyncio.subprocess.PIPE
     )
+    lines: list[str] = []
     try:
+        url = ""
+        while not url:  # the log says where it listens
+            line = await asyncio.wait_for(proc.stderr.readline(), 60)
+            if not line:
+                raise AssertionError("gateway exited at start:\n" + "\n".join(lines))
+            lines.append(line.decode())
+            found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", lines[-1])
+            url = found.group(1) if found else ""
         async with httpx.AsyncClient() as http:
-            for _ in range(200):
-                try:
-                    health = await http.get(f"http://127.0.0.1:{port}/healthz")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("gateway did not start")
+            health = await http.get(f"{url}/healthz")
             assert health.json()["status"] == "ok"
         proc.send_signal(signal.SIGTERM)
+        lines += (await asyncio.wait_for(proc.stderr.read(), 20)).decode().splitlines()
         assert await asyncio.wait_for(proc.wait(), 20) == 0
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    lines = (await proc.stderr.read()).decode().splitlines()
     # OVERTALK_LOG_FORMAT=json from the image: every line is a JSON object.
     entries = [json.loads(line) for line in lines if line.strip()]
     assert any(str(plan) in e["msg"] for e in entries)  # OVERTALK_DIALPLAN was used

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import sys
@@ -32,10 +33,7 @@ def echo_plan(folder: Path) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
 def speech_like(ms: int) -> bytes:
@@ -52,18 +50,25 @@ async def wait_until(predicate, limit: float = 20.0) -> None:
 
 
 async def start_gateway(tmp_path: Path, *options: str) -> tuple[Process, str, Path]:
-    """``overtalk serve`` (echo engine) in its own process; returns once it answers."""
-    port = free_port()
+    """``overtalk serve`` (echo engine) in its own process on a port the kernel chooses
+    (``--port 0``, read back from its log); returns once it answers."""
     log = tmp_path / "gateway.log"
     with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the gateway
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+            sys.executable, "-m", "gateway.cli", "serve", "--port", "0",
             "--records-dir", str(tmp_path), "--dialplan", str(echo_plan(tmp_path)),
             "--engine", "echo", *options, stderr=out,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url = ""
 
     async def up() -> bool:
+        nonlocal url
+        if proc.returncode is not None:
+            raise AssertionError(f"the gateway exited at start:\n{log.read_text()}")
+        if not url:
+            found = LISTENING.search(log.read_text())
+            url = found.group(1) if found else ""
+            return False
         try:
             async with httpx.AsyncClient() as http:
                 return (await http.get(url + "/healthz")).status_code == 200
@@ -123,7 +128,7 @@ async def test_gateway_sigterm_drains_without_cutting_calls(tmp_path):
 
 
 async def test_gateway_drain_limit_hangs_up_calls_left(tmp_path):
-    proc, url, _ = await start_gateway(tmp_path, "--drain-limit", "0.5", "--log-level", "warning")
+    proc, url, _ = await start_gateway(tmp_path, "--drain-limit", "0.5")
     try:
         async with httpx.AsyncClient(base_url=url) as http:
             long_call = CallerScript().pause(30_000)  # would last 30 s
@@ -143,3 +148,36 @@ async def test_gateway_drain_limit_hangs_up_calls_left(tmp_path):
     assert report.ended_by == "gateway" and report.duration_s < 15
     record = json.loads((tmp_path / f"{report.call_sid}.json").read_text())
     assert record["outcome"] == "drained"
+
+
+async def test_gateway_on_a_taken_port_says_so_and_exits(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+            "--records-dir", str(tmp_path), "--engine", "echo",
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    said = err.decode()
+    assert f"overtalk: cannot listen on 127.0.0.1:{port}" in said
+    assert "Traceback" not in said
+
+
+async def test_gateway_whose_sip_port_is_taken_says_so_and_exits(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", "serve", "--port", "0", "--engine", "echo",
+            "--records-dir", str(tmp_path), "--sip", "--sip-host", "127.0.0.1",
+            "--sip-port", str(port), stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    said = err.decode()
+    assert f"SIP cannot listen on 127.0.0.1:{port}" in said
+    assert said.rstrip().endswith("overtalk: the gateway could not start; the log above says why")

@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from gateway.carriers.sip import aio
+from gateway.lifecycle import CannotListen
 from tests.sip.conftest import StartGateway
 
 
@@ -42,6 +43,7 @@ async def test_a_fixed_port_that_is_taken_is_an_error_at_once(
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        with pytest.raises(OSError) as raised:
+        with pytest.raises(CannotListen) as raised:
             await start_gateway(transports=("tcp",), port=port)
-    assert raised.value.errno == errno.EADDRINUSE
+    assert f"SIP cannot listen on 127.0.0.1:{port} (tcp)" in str(raised.value)
+    assert isinstance(raised.value.__cause__, OSError)

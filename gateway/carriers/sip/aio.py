@@ -84,7 +84,7 @@ from gateway.dialplan import (
 )
 from gateway.engines import EngineSet
 from gateway.ledger import CallLedger
-from gateway.lifecycle import Lifecycle
+from gateway.lifecycle import CannotListen, Lifecycle
 from gateway.logs import call_id as current_call
 from gateway.playout import Playout
 from gateway.recording import CallRecorder
@@ -429,8 +429,13 @@ class SipGateway:
                 if self._udp is not None:
                     self._udp.close()
                     self._udp = None
-                if error.errno != errno.EADDRINUSE or attempt == attempts - 1:
-                    raise
+                # uvloop reports a taken UDP address without an errno.
+                taken = error.errno in (errno.EADDRINUSE, None)
+                if not taken or attempt == attempts - 1:
+                    raise CannotListen(
+                        f"SIP cannot listen on {settings.host}:{settings.port} "
+                        f"({'+'.join(settings.transports)}): {error.strerror or error}"
+                    ) from error
         self.ua = UserAgent(
             UaConfig(
                 host=settings.contact_host,
