@@ -272,6 +272,8 @@ class CallSession:
         ledger.heard_at_clear.append(clearing.heard_ms)
         ledger.event(now - self.origin, "clear", f"{clearing.heard_ms:.0f}")
         self.engine.played(int(clearing.heard_ms))
+        if self._after_playout:  # a hangup or transfer waited for speech that is now cut
+            self._start_pending_action()
 
     def _resume(self) -> None:
         requeued = self.playout.resume(self.clock())
@@ -382,6 +384,8 @@ class CallSession:
             try:
                 if kind == "hangup":
                     log.info("= engine hangs up call %s", self.ledger.call_id)
+                    # Settled first: closing the stream to hang up reads like the caller going.
+                    self.ledger.outcome = self.ledger.outcome or "completed"
                     await self.control.hangup()
                 else:
                     log.info("= engine transfers call %s to %s", self.ledger.call_id, target)

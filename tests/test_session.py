@@ -183,6 +183,22 @@ async def test_gateway_hangup_waits_for_speech_to_play():
     await session.close("test")
 
 
+async def test_gateway_hangup_waiting_for_speech_that_is_cleared_happens_at_the_clear():
+    session, _, transport, control, clock = make()
+    session.handle_engine_event(Audio(speech(16000, 2.0)))
+    session.handle_engine_event(Hangup())
+    await asyncio.sleep(0)
+    assert control.actions == []
+    clock.now += 0.1
+    session.handle_engine_event(Interrupt())  # the caller cut into the goodbye
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert transport.kinds()[-1] == "clear"
+    assert control.actions == [("hangup", "")]  # not after the drain limit
+    assert session.ledger.outcome == "completed"  # the engine ended it, not the caller
+    await session.close("test")
+
+
 async def test_gateway_transfer_when_nothing_is_playing_is_immediate():
     session, _, _, control, _ = make()
     session.handle_engine_event(Transfer("+15005550006"))
