@@ -74,7 +74,7 @@ class TurnConfig:
     #: early end costs an acknowledgement the caller talks over, and their continuation is
     #: merged back into the turn (``continuation_ms``); waiting a second costs every such turn.
     complete_gap_ms: int = 100
-    unsure_gap_ms: int = 300
+    unsure_gap_ms: int = 200
     incomplete_gap_ms: int = 1600
     #: A segment whose words are empty (noise) is dropped after this much silence.
     empty_gap_ms: int = 300

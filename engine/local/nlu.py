@@ -78,12 +78,20 @@ _NO = {"no", "nope", "nah", "wrong", "incorrect", "negative", "not"}
 _NO_PHRASES = ("no thanks", "not really", "that's wrong", "that is wrong", "not quite", "don't")
 
 #: Words after which a sentence cannot have ended: a pause after them is mid-sentence.
+#: Words after which a sentence cannot end, whatever punctuation the recogniser wrote:
+#: articles, prepositions that need their object, conjunctions, possessives, subject pronouns
+#: and fillers ("I'd like a table for." is Whisper's way of writing a pause).
 _DANGLING = frozenset(
-    """a an the and or but so because if then that which who whose whom to of for in on at by
-    with from into onto about as than my your his her our their its this these those is are was
-    were be been being am i we you he she they it's i'm i'd i'll we're you're there's what's
-    can could would should will shall do does did have has had not no um uh er erm hmm like
-    just very really also um uh let me gonna wanna maybe some any each every""".split()
+    """a an the and or but because if which who whose whom to of for at by with from into onto
+    as than my your his her our their its every each i we he she they it's i'm i'd i'll we're
+    you're they're there's what's um uh er erm hmm let gonna wanna very""".split()
+)
+#: Words that end many spoken sentences ("than he was.", "Yes, I do.", "Hold on.", "No, I'm
+#: not.") but also trail off mid-sentence: unfinished only when nothing closes the sentence.
+_TRAILING = frozenset(
+    """is are was were be been being am can could would should will shall do does did have has
+    had not no so then that this these those in on about like just really also maybe some any
+    me you what where when how why""".split()
 )
 _BACKCHANNELS = frozenset(
     """uh-huh uh huh mm-hmm mhm mm hmm yeah yes yep right okay ok sure i see alright got it
@@ -334,7 +342,7 @@ def parse_name(text: str) -> str | None:
     while ws and ws[-1] in ("please", "thanks", "thank", "you"):
         ws = ws[:-1]
     ws = [w for w in ws if w not in ("um", "uh", "er", "erm")]
-    if not ws or len(ws) > 4 or ws[-1] in _DANGLING:
+    if not ws or len(ws) > 4 or ws[-1] in _DANGLING or ws[-1] in _TRAILING:
         return None
     return " ".join(w.capitalize() for w in ws)
 
@@ -391,6 +399,9 @@ def completeness(
     if not ws or " ".join(ws) in _HALLUCINATIONS:
         return Completeness.EMPTY
     if stripped.endswith(("...", "…", ",", "-", "—", "–", ":")) or ws[-1] in _DANGLING:
+        return Completeness.INCOMPLETE
+    closed = stripped.endswith((".", "?", "!"))
+    if ws[-1] in _TRAILING and not closed and len(ws) > 1:  # a lone "no" may be the answer
         return Completeness.INCOMPLETE
     kind = expect.kind if expect else "text"
     if kind == "yes_no" and parse_yes_no(text) is not None and len(ws) <= 6:

@@ -230,10 +230,11 @@ class LocalSession(EngineSession):
     def _on_vad(self, results: list[VadResult]) -> None:
         if self._closed:
             return
-        controller = self.controller
-        for r in results:
-            for decision in controller.window(r.end, r.prob, r.echo_db, r.level_db):
-                self._act(decision)
+        if not self.ended:  # once the call is ending, the goodbye plays out whatever is said
+            controller = self.controller
+            for r in results:
+                for decision in controller.window(r.end, r.prob, r.echo_db, r.level_db):
+                    self._act(decision)
         self._tick(results[-1].end)
 
     def _tick(self, t: int) -> None:

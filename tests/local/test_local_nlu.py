@@ -101,6 +101,18 @@ def test_nlu_matches_intents_by_longest_phrase() -> None:
         ("four two", Expectation("digits"), Completeness.UNSURE),  # digit strings run on
         ("Friday", Expectation("date"), Completeness.COMPLETE),
         ("Jonathan", None, Completeness.UNSURE),
+        # Words that end spoken sentences as often as they trail off: the full stop decides.
+        ("No.", None, Completeness.COMPLETE),
+        ("No", Expectation("yes_no"), Completeness.COMPLETE),
+        ("No, I'm not.", None, Completeness.COMPLETE),
+        ("Yes, I do.", Expectation("yes_no"), Completeness.COMPLETE),
+        ("than he was.", None, Completeness.COMPLETE),
+        ("Hold on.", None, Completeness.UNSURE),
+        ("and the price is", None, Completeness.INCOMPLETE),
+        ("a single hand in what", None, Completeness.INCOMPLETE),
+        # ...but not these, whatever the punctuation.
+        ("I would like to book a table for.", None, Completeness.INCOMPLETE),
+        ("Yes, and he.", None, Completeness.INCOMPLETE),
     ],
 )
 def test_nlu_judges_completeness(

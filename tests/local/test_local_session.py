@@ -14,7 +14,7 @@ import localkit as lk
 import pytest
 from localkit import Call, until
 
-from engine.base import Audio, CallContext, Interrupt, Metric, Resume, Transcript
+from engine.base import Audio, CallContext, Hangup, Interrupt, Metric, Resume, Transcript
 from engine.local import LocalEngine
 from engine.local.session import LocalSession
 
@@ -171,4 +171,27 @@ async def test_session_continuation_revises_the_callers_line(engine: LocalEngine
     merged = Transcript("caller", "I would like to check. On my order, please.", revises=True)
     await until(lambda: merged in call.events, "the whole utterance, revising the first line")
     await until(lambda: "order number" in " ".join(call.said()), "the answer to all of it")
+    await call.close()
+
+
+async def test_session_goodbye_plays_out_whatever_the_caller_says(
+    engine: LocalEngine, words
+) -> None:
+    call = await _open(engine)
+    await _let_greeting_play(call)
+    for key in "2427#":  # an order, its number: the status, then "anything else?"
+        call.session.dtmf(key)
+    await until(lambda: any("anything else" in s for s in call.said()), "the last question")
+    await _let_greeting_play(call)
+    words["text"] = "No."
+    call.feed(lk.tone(0.5))
+    call.feed(lk.silence(0.4))
+    await until(lambda: call.of(Hangup), "the goodbye and hang-up")
+    interrupts = len(call.of(Interrupt))
+    words["text"] = "Thanks, bye."  # said over the goodbye
+    call.feed(lk.tone(0.8))
+    call.feed(lk.silence(0.8))
+    await asyncio.sleep(0.05)
+    assert len(call.of(Interrupt)) == interrupts  # the goodbye was not cut
+    assert "Goodbye" in " ".join(call.said())
     await call.close()
