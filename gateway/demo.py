@@ -41,7 +41,7 @@ def _script(wavs: list[str], lines: list[str]):  # type: ignore[no-untyped-def]
         return script
     script.say_text(DEFAULT_LINES[0]).wait_for_bot()
     script.say_text(DEFAULT_LINES[1])
-    script.barge_in(800, synthesize(BARGE_IN_LINE), BARGE_IN_LINE)
+    script.barge_in(1500, synthesize(BARGE_IN_LINE), BARGE_IN_LINE)
     script.wait_for_bot()
     return script
 

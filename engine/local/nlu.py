@@ -366,6 +366,24 @@ def is_repeat_request(text: str) -> bool:
     return bool(ws) and (any(p in joined for p in _REPEAT) or ws in (["what"], ["sorry"], ["huh"]))
 
 
+def join_continuation(first: str, second: str) -> str:
+    """``first`` then ``second``, less the words ``second`` repeats from the end of ``first``.
+
+    A continuation is transcribed from a little before its onset (the pre-roll, and the VAD
+    ends speech before a word's faint tail), so after a short pause its audio can start inside
+    the last word or two of ``first``. A word the caller really said twice across the pause
+    ("the... the large one") is a disfluency, and losing it changes nothing.
+    """
+    tail = words(first)[-3:]
+    tokens = second.split()
+    keys = [" ".join(words(token)) for token in tokens]
+    for k in range(min(len(tail), len(tokens)), 0, -1):
+        if tail[-k:] == keys[:k]:
+            tokens = tokens[k:]
+            break
+    return " ".join([first.strip(), *tokens]).strip()
+
+
 def is_backchannel(text: str) -> bool:
     """A short acknowledgement said while the other side speaks ("uh-huh", "yeah", "right"):
     listening, not taking the turn."""

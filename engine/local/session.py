@@ -315,7 +315,7 @@ class LocalSession(EngineSession):
         self._last_activity = eot.at
         # The caller had only paused: the answer is taken back and it all reads as one.
         taken_back = self._answered if self._continuing == eot.segment else None
-        text = f"{taken_back.text} {eot.text}" if taken_back else eot.text
+        text = nlu.join_continuation(taken_back.text, eot.text) if taken_back else eot.text
         self.channel.put(Transcript("caller", text, final=True, revises=taken_back is not None))
         self.channel.put(Metric("turn.speech_end_s", eot.speech_end / RATE))
         self.channel.put(Metric("turn.decision_ms", (eot.at - eot.speech_end) / 16.0))

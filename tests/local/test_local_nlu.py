@@ -128,3 +128,20 @@ def test_nlu_tells_backchannels_and_repeat_requests() -> None:
     assert nlu.is_repeat_request("Sorry, can you say that again?")
     assert nlu.is_repeat_request("What?")
     assert not nlu.is_repeat_request("What time do you open?")
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "joined"),
+    [
+        ("Hello?", "Hello? I would like to check on my order.",
+         "Hello? I would like to check on my order."),
+        ("I would like to check", "check on my order, please.",
+         "I would like to check on my order, please."),
+        ("Sorry, actually,", "Actually, can you hold on?", "Sorry, actually, can you hold on?"),
+        ("My number is", "four two seven.", "My number is four two seven."),
+    ],
+)  # fmt: skip
+def test_nlu_joins_a_continuation_without_the_words_heard_twice(
+    first: str, second: str, joined: str
+) -> None:
+    assert nlu.join_continuation(first, second) == joined
