@@ -182,14 +182,20 @@ class WhisperRecognizer:
 
 
 _KEY = re.compile(r"[^a-z0-9']")
+_SPOKEN_DIGITS = frozenset(
+    "0 1 2 3 4 5 6 7 8 9 zero oh one two three four five six seven eight nine double".split()
+)
 
 
 def cut_repetition(text: str) -> str:
-    """Drop the decoder's loops: a restart of the text's opening words, a run of 3+ words seen
-    before, or one word said three times in a row ("5 5 5 5" -> "5 5")."""
+    """Drop the decoder's loops: the whole text said twice (on a short clip Whisper writes
+    "Hello? Hello?" for one "Hello,"), a restart of the text's opening words, a run of 3+
+    words seen before, or one word said three times in a row ("5 5 5 5" -> "5 5")."""
     ws = text.split()
     key = [_KEY.sub("", w.lower()) for w in ws]
     n = len(ws)
+    if n % 2 == 0 and n and key[: n // 2] == key[n // 2 :] and not _SPOKEN_DIGITS & set(key):
+        return " ".join(ws[: n // 2])  # (digits do come in pairs: "five five")
     for i in range(1, n):
         if i >= 2 and key[i] == key[i - 1] == key[i - 2] and key[i]:
             return " ".join(ws[:i])
