@@ -5,6 +5,7 @@ wait for the answer, then move on (``next``, or ``on`` by answer), or end the ca
 ``transfer``). Answers are read by kind (``expect``: text, yes_no, number, digits, date, time,
 name, intent); keypad digits are an alternative input everywhere. Every question has no-input
 and no-match handling (re-prompt, then give up to a state), and "say that again" repeats it.
+``anywhere`` lists answers that work at every question ("an agent", key 0), each to its state.
 
     version: 1
     name: booking
@@ -124,6 +125,19 @@ class State(_Strict):
     no_match: Retry | None = None
 
 
+class Anywhere(_Strict):
+    """Answers that work at every question ("an agent", "goodbye"), each leading to a state.
+
+    A question's own answers come first; these are tried when the words fit none of them (so
+    an open question, ``expect: text``, keeps whatever is said, a message with "bye" in it).
+    """
+
+    intents: dict[str, list[str]] = Field(default_factory=dict)
+    #: Keypad alternatives: digit -> intent (a question's own keys come first).
+    dtmf: dict[str, str] = Field(default_factory=dict)
+    on: dict[str, str] = Field(default_factory=dict)
+
+
 class Flow(_Strict):
     version: Literal[1] = 1
     name: str
@@ -136,6 +150,7 @@ class Flow(_Strict):
     acknowledgements: list[str] = Field(default_factory=lambda: ["Okay.", "Got it.", "Alright."])
     no_input: Retry = Retry(prompt=["Are you still there?"])
     no_match: Retry = Retry(prompt=["Sorry, I didn't get that."])
+    anywhere: Anywhere = Anywhere()
     states: dict[str, State]
 
     def texts(self) -> list[str]:
@@ -195,6 +210,19 @@ def _check(flow: Flow) -> list[str]:
     for retry_name, retry in (("no_input", flow.no_input), ("no_match", flow.no_match)):
         target(f"{retry_name}.then", retry.then)
         texts(retry_name, retry.prompt)
+    anywhere = flow.anywhere
+    for intent in anywhere.intents:
+        if intent not in anywhere.on:
+            problems.append(f"anywhere.intents.{intent}: no state for it in anywhere.on")
+    for key, dest in anywhere.on.items():
+        target(f"anywhere.on.{key}", dest)
+        if key not in anywhere.intents:
+            problems.append(f"anywhere.on.{key}: not one of anywhere.intents")
+    for digit, key in anywhere.dtmf.items():
+        if digit not in "0123456789*#" or len(digit) != 1:
+            problems.append(f"anywhere.dtmf: {digit!r} is not a key")
+        if key not in anywhere.intents:
+            problems.append(f"anywhere.dtmf.{digit}: {key!r} is not one of anywhere.intents")
     for name, st in flow.states.items():
         where = f"states.{name}"
         texts(where, st.say + st.ask + st.reprompt + list(st.set.values()))
@@ -393,6 +421,9 @@ class FlowRunner:
             return self._ask_again([], reprompt=False)
         key, value = self._read(st, text)
         if key is None:
+            anywhere = nlu.match_intent(text, self.flow.anywhere.intents)
+            if anywhere is not None:
+                return self._go_anywhere(anywhere)
             if not question_heard:
                 return self._ask_again([], reprompt=False)
             return self._no_match_reply()
@@ -422,6 +453,8 @@ class FlowRunner:
                 key, val = self._read(st, " ".join(keys) if st.expect == "digits" else keys)
                 return self._accept(st, key, val) if key else self._no_match_reply()
             return None
+        if digit in self.flow.anywhere.dtmf:
+            return self._go_anywhere(self.flow.anywhere.dtmf[digit])
         return self._no_match_reply()
 
     def no_input(self) -> Reply:
@@ -485,6 +518,13 @@ class FlowRunner:
         if dest is None:
             return self._no_match_reply()
         return self._enter(dest, [])
+
+    def _go_anywhere(self, intent: str) -> Reply:
+        """An answer that works at every question: leave this one for the intent's state."""
+        self.waiting = False
+        self._no_match = 0
+        self._no_input = 0
+        return self._enter(self.flow.anywhere.on[intent], [])
 
     def _no_match_reply(self) -> Reply:
         retry = self.state.no_match or self.flow.no_match

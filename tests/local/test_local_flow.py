@@ -67,6 +67,33 @@ def test_flow_no_match_reprompts_then_gives_up(demo: FlowRunner) -> None:
     assert last.transfer == "+15005550100"
 
 
+def test_flow_anywhere_answers_work_at_every_question(demo: FlowRunner) -> None:
+    demo.start()
+    demo.answer("I'd like to book a table")
+    # A name question takes any words, but "an operator" is not a name.
+    to_agent = demo.answer("Can I speak to an operator?")
+    assert to_agent.transfer == "+15005550100"
+    keyed = FlowRunner(load_flow(DEMO), today=TODAY)
+    keyed.start()
+    keyed.answer("book a table")
+    keyed.answer("Anna Smith")
+    assert keyed.dtmf("0").transfer == "+15005550100"  # 0 at the date question
+    leaving = FlowRunner(load_flow(DEMO), today=TODAY)
+    leaving.start()
+    leaving.answer("my order")
+    bye = leaving.answer("Actually, that's all. Bye.")  # no digits: the order question's no-match
+    assert bye.hangup and bye.lines == ("Thanks for calling Luigi's. Goodbye!",)
+
+
+def test_flow_a_questions_own_answers_come_before_anywhere(demo: FlowRunner) -> None:
+    demo.start()
+    demo.answer("check my order")
+    demo.answer("four two seven")
+    # "No" answers the yes/no question; "bye" is not needed to end the call.
+    assert demo.answer("No, bye.").hangup
+    assert demo.values["order"] == "427"
+
+
 def test_flow_no_input_reprompts_then_says_goodbye(demo: FlowRunner) -> None:
     demo.start()
     assert demo.no_input().lines[0] == "Are you still there?"
@@ -146,6 +173,20 @@ def test_flow_invalid_lists_every_problem() -> None:
     assert "expect: intent needs 'intents'" in problems
     assert "ask, hangup and transfer exclude each other" in problems
     assert "states.s.on.maybe" in problems
+    with pytest.raises(FlowInvalid) as anywhere:
+        parse_flow(
+            {
+                "name": "x",
+                "start": "a",
+                "anywhere": {"intents": {"agent": ["agent"]}, "dtmf": {"x": "bye"}},
+                "states": {"a": {"say": "Hi.", "hangup": True}},
+            }
+        )
+    assert set(anywhere.value.problems) == {
+        "anywhere.intents.agent: no state for it in anywhere.on",
+        "anywhere.dtmf: 'x' is not a key",
+        "anywhere.dtmf.x: 'bye' is not one of anywhere.intents",
+    }
     with pytest.raises(FlowInvalid, match="unknown_key|Extra inputs"):
         parse_flow({"name": "x", "start": "a", "states": {"a": {"hangup": True, "unknown_key": 1}}})
 

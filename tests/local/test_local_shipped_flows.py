@@ -294,3 +294,26 @@ def test_callback_stops_reminder_calls() -> None:
         "I understand. Shall we stop calling your number with reminders?",
     )
     assert call.answer("Yes.").lines[0] == "Done, we won't call you with reminders again."
+
+
+@pytest.mark.parametrize(
+    ("name", "say"),
+    [
+        ("support.yaml", "I'm stuck with my internet"),
+        ("front-desk.yaml", "I need to leave a message"),
+    ],
+)
+def test_shipped_flows_reach_a_person_or_goodbye_from_any_question(name: str, say: str) -> None:
+    flow = runner(name)
+    flow.start()
+    flow.answer(say)  # now at a question that wants a number or a name, not these words
+    assert flow.waiting
+    assert flow.answer("Can I just talk to a real person please?").transfer
+    flow = runner(name)
+    flow.start()
+    flow.answer(say)
+    assert keys(flow, "0").transfer  # key 0 works there too
+    flow = runner(name)
+    flow.start()
+    flow.answer(say)
+    assert flow.answer("Never mind, that's all, goodbye.").hangup
