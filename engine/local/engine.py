@@ -142,12 +142,22 @@ class LocalEngine(Engine):
                     cache.put(synth.name, phrase, synth.synthesize(phrase))
 
     def _flow(self, path: Path) -> Flow:
-        """A flow by path, re-read when the file changed; FlowInvalid or OSError if broken."""
-        mtime = path.stat().st_mtime
+        """A flow by path, re-read when the file changed; FlowInvalid or OSError if broken.
+
+        A file that breaks after it has run leaves the last good version in force, as a broken
+        dial plan does (its check reports the error).
+        """
         known = self._flows.get(path)
-        if known is not None and known[0] == mtime:
+        try:
+            mtime = path.stat().st_mtime
+            if known is not None and known[0] == mtime:
+                return known[1]
+            flow = load_flow(path)
+        except (FlowInvalid, OSError) as exc:
+            if known is None:
+                raise
+            log.warning("x flow %s is broken; the last good version stays: %s", path, exc)
             return known[1]
-        flow = load_flow(path)
         self._flows[path] = (mtime, flow)
         return flow
 

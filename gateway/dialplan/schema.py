@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from engine.local.flow import FlowInvalid, load_flow
 from gateway.dialplan.numbers import NumberPattern
 from gateway.dialplan.templates import check_template
 from gateway.dialplan.timing import DAY_NAMES, DateRange, Window, parse_days
@@ -216,6 +217,12 @@ class BotAction(_Model):
         path = _resolve(value, info)
         if not path.is_file():
             raise ValueError(f"flow file not found: {value} (looked for {path})")
+        try:
+            load_flow(path)  # a broken flow breaks the plan: refused now, not at a call
+        except FlowInvalid as exc:
+            raise ValueError(f"flow {value} cannot run: {'; '.join(exc.problems)}") from None
+        except OSError as exc:
+            raise ValueError(f"flow {value} cannot be read: {exc}") from None
         return path
 
     @model_validator(mode="after")

@@ -77,6 +77,20 @@ def test_holder_keeps_plan_in_force_on_broken_edit(plans, engines, caplog):
     assert holder.last_problems == []
 
 
+def test_holder_keeps_plan_in_force_when_its_flow_breaks(plans, engines):
+    flow = plans.write(
+        'name: hi\nstart: a\nstates:\n  a: {say: "Hi.", hangup: true}\n', "flows/hi.yaml"
+    )
+    bot = "{action: bot, engine: echo, flow: flows/hi.yaml}"
+    path = plans.write(PLAN.replace('{action: say, text: "version one"}', bot))
+    holder = PlanHolder(path, engines)
+    good = holder.current
+    flow.write_text(flow.read_text().replace("hangup: true", "next: b"))  # no state b
+    problems = holder.check_once()
+    assert problems and "states.a.next: no state named 'b'" in problems[0].message
+    assert holder.current is good
+
+
 def test_holder_keeps_plan_when_file_is_deleted(plans, engines):
     path = plans.write(PLAN)
     holder = PlanHolder(path, engines)

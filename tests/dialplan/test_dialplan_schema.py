@@ -159,6 +159,28 @@ def test_loader_applies_bot_defaults_and_checks_their_engine(plans, engines):
         load(path, {"echo"})
 
 
+GREET_FLOW = """name: greet
+start: hello
+states:
+  hello: {say: "Hello!", hangup: true}
+"""
+
+
+def test_loader_reports_a_broken_flow_at_the_route_that_names_it(plans):
+    plans.write(GREET_FLOW.replace("hangup: true", "next: nowhere"), "flows/greet.yaml")
+    path = plans.write(
+        """version: 1
+default_route: main
+routes:
+  main:
+    otherwise: {action: bot, engine: echo, flow: flows/greet.yaml}
+"""
+    )
+    problem = plans.problem(path, "flow flows/greet.yaml cannot run")
+    assert "states.hello.next: no state named 'nowhere'" in problem.message
+    assert (problem.line, problem.column) == plans.where(path, "flows/greet.yaml")
+
+
 def test_loader_reports_missing_flow_file(plans):
     path = plans.write(
         """
@@ -173,7 +195,7 @@ def test_loader_reports_missing_flow_file(plans):
 
 
 def test_loader_resolves_flow_relative_to_plan_file(plans, engines):
-    plans.write("name: greet\n", "sub/flows/greet.yaml")
+    plans.write(GREET_FLOW, "sub/flows/greet.yaml")
     path = plans.write(
         """
         default_route: main

@@ -8,13 +8,23 @@ the workers, the controller and the session are the real ones.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import localkit as lk
 import pytest
 from localkit import Call, until
 
-from engine.base import Audio, CallContext, Hangup, Interrupt, Metric, Resume, Transcript
+from engine.base import (
+    Audio,
+    CallContext,
+    EngineUnavailable,
+    Hangup,
+    Interrupt,
+    Metric,
+    Resume,
+    Transcript,
+)
 from engine.local import LocalEngine
 from engine.local.session import LocalSession
 
@@ -195,3 +205,22 @@ async def test_session_goodbye_plays_out_whatever_the_caller_says(
     assert len(call.of(Interrupt)) == interrupts  # the goodbye was not cut
     assert "Goodbye" in " ".join(call.said())
     await call.close()
+
+
+async def test_engine_keeps_the_last_good_flow_when_its_file_breaks(
+    engine: LocalEngine, tmp_path: Path
+) -> None:
+    flow = tmp_path / "hi.yaml"
+    flow.write_text('name: hi\nstart: a\nstates:\n  a: {say: "Hello there.", hangup: true}\n')
+    first = await _open(engine, flow=str(flow))
+    await until(lambda: "Hello there." in first.said(), "the flow's line")
+    await first.close()
+    flow.write_text("name: hi\nstates: {}\n")  # broken: no start
+    os.utime(flow, (1, 1))  # a different mtime, whatever the file system's resolution
+    second = await _open(engine, flow=str(flow))
+    await until(lambda: "Hello there." in second.said(), "the last good version's line")
+    await second.close()
+    fresh = tmp_path / "new.yaml"
+    fresh.write_text("name: new\nstates: {}\n")
+    with pytest.raises(EngineUnavailable, match="cannot run"):
+        await _open(engine, flow=str(fresh))
