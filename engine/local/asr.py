@@ -198,11 +198,11 @@ def cut_repetition(text: str) -> str:
         return " ".join(ws[: n // 2])  # (digits do come in pairs: "five five")
     for i in range(1, n):
         if i >= 2 and key[i] == key[i - 1] == key[i - 2] and key[i]:
-            return " ".join(ws[:i])
+            return cut_repetition(" ".join(ws[:i]))  # what is left may still be doubled
         for j in range(i):
             m = 0
             while i + m < n and j + m < i and key[i + m] == key[j + m]:
                 m += 1
             if m >= 3 or (j == 0 and m >= 2):
-                return " ".join(ws[:i])
+                return cut_repetition(" ".join(ws[:i]))
     return text

@@ -10,6 +10,9 @@ from engine.local.asr import cut_repetition
     [
         ("Hello? Hello?", "Hello?"),  # one short "Hello," decoded twice
         ("Sorry. Sorry.", "Sorry."),
+        ("Hello? Hello? Hello? Hello? Hello?", "Hello?"),  # a longer loop of the same
+        ("Sorry, actually... Sorry, actually... Sorry, actually...", "Sorry, actually..."),
+        ("5 5 5 5", "5 5"),
         ("I would like I would like to book", "I would like"),  # a restart
         ("5 5", "5 5"),  # digits come in pairs
         ("five five", "five five"),
