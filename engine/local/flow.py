@@ -4,7 +4,8 @@ A flow is a set of named states. Each state may set variables, say lines, ask a 
 wait for the answer, then move on (``next``, or ``on`` by answer), or end the call (``hangup``,
 ``transfer``). Answers are read by kind (``expect``: text, yes_no, number, digits, date, time,
 name, intent); keypad digits are an alternative input everywhere. Every question has no-input
-and no-match handling (re-prompt, then give up to a state), and "say that again" repeats it.
+and no-match handling (re-prompt, then give up to a state), "say that again" repeats it, and
+"hang on a second" gets ``hold.prompt`` and a longer wait (``hold.after``) at the same question.
 ``anywhere`` lists answers that work at every question ("an agent", key 0), each to its state.
 
     version: 1
@@ -42,7 +43,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -125,6 +126,14 @@ class State(_Strict):
     no_match: Retry | None = None
 
 
+class Hold(_Strict):
+    """What the bot says when asked to wait ("hang on a second"), and how long it then waits
+    before its no-input handling starts."""
+
+    prompt: Lines = Field(default_factory=lambda: ["Sure, take your time."])
+    after: float = Field(30.0, gt=0, le=300)
+
+
 class Anywhere(_Strict):
     """Answers that work at every question ("an agent", "goodbye"), each leading to a state.
 
@@ -150,12 +159,13 @@ class Flow(_Strict):
     acknowledgements: list[str] = Field(default_factory=lambda: ["Okay.", "Got it.", "Alright."])
     no_input: Retry = Retry(prompt=["Are you still there?"])
     no_match: Retry = Retry(prompt=["Sorry, I didn't get that."])
+    hold: Hold = Hold()
     anywhere: Anywhere = Anywhere()
     states: dict[str, State]
 
     def texts(self) -> list[str]:
         """Every line the flow can speak, unrendered."""
-        out = list(self.acknowledgements)
+        out = list(self.acknowledgements) + list(self.hold.prompt)
         for retry in (self.no_input, self.no_match):
             out.extend(retry.prompt)
         for state in self.states.values():
@@ -419,6 +429,12 @@ class FlowRunner:
             return Reply()
         if nlu.is_repeat_request(text):
             return self._ask_again([], reprompt=False)
+        rest = nlu.without_hold_request(text)
+        if rest is not None and self._read(st, rest)[0] is None:
+            # "Hang on a second": the same question, more patience, nothing counted.
+            hold = self.flow.hold
+            reply = self._waiting_reply([self.render(p) for p in hold.prompt])
+            return replace(reply, no_input_after=hold.after)
         key, value = self._read(st, text)
         if key is None:
             anywhere = nlu.match_intent(text, self.flow.anywhere.intents)

@@ -101,6 +101,14 @@ _REPEAT = (
     "repeat", "say that again", "say it again", "come again", "pardon", "what was that",
     "sorry what", "didn't catch", "didn't hear", "one more time", "once more",
 )  # fmt: skip
+_HOLD = (
+    "hold on a second", "hold on a sec", "hold on a moment", "hold on a minute",
+    "hang on a second", "hang on a sec", "hang on a moment", "hang on a minute",
+    "wait a second", "wait a sec", "wait a moment", "wait a minute",
+    "just a second", "just a sec", "just a moment", "just a minute",
+    "give me a second", "give me a sec", "give me a moment", "give me a minute",
+    "one second", "one sec", "one moment", "hold on", "hang on", "bear with me",
+)  # fmt: skip
 #: Whisper's habitual output for silence, breath or noise: not a caller's words.
 _HALLUCINATIONS = frozenset(
     {"you", "thank you", "thanks for watching", "bye", "the", "i", "so", "oh", "uh", "um", "hmm"}
@@ -364,6 +372,24 @@ def is_repeat_request(text: str) -> bool:
     ws = words(text)
     joined = " ".join(ws)
     return bool(ws) and (any(p in joined for p in _REPEAT) or ws in (["what"], ["sorry"], ["huh"]))
+
+
+def without_hold_request(text: str) -> str | None:
+    """The words left once the caller's request to wait ("hang on", "give me a second") is
+    taken out; None if they asked no such thing. "One second" must not read as the number 1,
+    and "hang on, it's 4 2 7" is still an answer."""
+    ws = words(text)
+    phrases = sorted((p.split() for p in _HOLD), key=len, reverse=True)
+    kept: list[str] = []
+    found, i = False, 0
+    while i < len(ws):
+        match = next((p for p in phrases if ws[i : i + len(p)] == p), None)
+        if match is None:
+            kept.append(ws[i])
+            i += 1
+        else:
+            found, i = True, i + len(match)
+    return " ".join(kept) if found else None
 
 
 def join_continuation(first: str, second: str) -> str:

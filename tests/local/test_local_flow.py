@@ -94,6 +94,26 @@ def test_flow_a_questions_own_answers_come_before_anywhere(demo: FlowRunner) -> 
     assert demo.values["order"] == "427"
 
 
+def test_flow_asked_to_wait_waits_at_the_same_question(demo: FlowRunner) -> None:
+    demo.start()
+    demo.answer("check on my order")
+    hold = demo.answer("One second.")  # not the number 1
+    assert hold.lines == ("Sure, take your time.",)
+    assert hold.no_input_after == 30.0 and hold.expect.kind == "digits"
+    status = demo.answer("Okay, it's four two seven.")
+    assert status.lines[0].startswith("Thanks. Order 4 2 7 is out for delivery")
+    cut_in = demo.answer("Sorry, actually, can you hold on a second?")  # at "anything else?"
+    assert cut_in.lines == ("Sure, take your time.",) and cut_in.expect.kind == "yes_no"
+    assert demo.answer("No, thanks.").hangup
+
+
+def test_flow_an_answer_with_a_request_to_wait_is_still_an_answer(demo: FlowRunner) -> None:
+    demo.start()
+    demo.answer("check on my order")
+    status = demo.answer("Hang on, it is four two seven.")
+    assert status.lines[0].startswith("Thanks. Order 4 2 7 is out for delivery")
+
+
 def test_flow_no_input_reprompts_then_says_goodbye(demo: FlowRunner) -> None:
     demo.start()
     assert demo.no_input().lines[0] == "Are you still there?"
@@ -113,7 +133,7 @@ def test_flow_repeat_request_asks_again_without_counting(demo: FlowRunner) -> No
 
 def test_flow_unheard_question_is_asked_again_not_blamed(demo: FlowRunner) -> None:
     demo.start()
-    reply = demo.answer("hang on", question_heard=False)
+    reply = demo.answer("purple elephants", question_heard=False)
     assert reply.lines == ("Would you like to book a table, or check on an order?",)
 
 

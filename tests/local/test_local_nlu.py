@@ -145,3 +145,11 @@ def test_nlu_joins_a_continuation_without_the_words_heard_twice(
     first: str, second: str, joined: str
 ) -> None:
     assert nlu.join_continuation(first, second) == joined
+
+
+def test_nlu_takes_a_request_to_wait_out_of_the_words() -> None:
+    assert nlu.without_hold_request("One second.") == ""
+    assert nlu.without_hold_request("Hang on, it is 4 2 7.") == "it is 4 2 7"
+    assert nlu.without_hold_request("Can you hold on a second?") == "can you"
+    assert nlu.without_hold_request("I need a second opinion.") is None
+    assert nlu.without_hold_request("I want to book a table") is None
