@@ -220,6 +220,7 @@ def _check(flow: Flow) -> list[str]:
     for retry_name, retry in (("no_input", flow.no_input), ("no_match", flow.no_match)):
         target(f"{retry_name}.then", retry.then)
         texts(retry_name, retry.prompt)
+    texts("hold", flow.hold.prompt)
     anywhere = flow.anywhere
     for intent in anywhere.intents:
         if intent not in anywhere.on:
