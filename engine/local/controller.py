@@ -80,6 +80,8 @@ class TurnConfig:
     empty_gap_ms: int = 300
     #: Speech longer than this after an interruption is a real turn, whatever the words.
     backchannel_max_ms: int = 900
+    #: Silence after a backchannel before the bot carries on: "Right," may lead into more.
+    backchannel_gap_ms: int = 200
     #: An interruption not shown false within this (from the Interrupt) stands; it must stay
     #: inside the gateway's resume window (2 s).
     confirm_ms: int = 1400
@@ -274,6 +276,8 @@ class TurnController:
             seg.last_speech = t  # between thresholds: still in the word, not yet a pause
         if seg.pending_interrupt:
             self._check_interrupt(seg, out)
+            if seg.pending_interrupt and seg.text and seg.text_until >= seg.last_speech:
+                self._judge_interrupt(seg, out)  # words in; a backchannel's pause has grown
             if self._segment is None:
                 return out
         gap = t - seg.last_speech
@@ -308,7 +312,7 @@ class TurnController:
             self._judge_interrupt(seg, out)
             if self._segment is None:
                 return out
-        if seg.text:
+        if seg.text and not seg.pending_interrupt:  # not while it may yet be noise or "uh-huh"
             out.append(Partial(seg.id, seg.text))
         if seg.text_until < seg.last_speech and t_gap(
             self.t, seg.last_speech
@@ -346,19 +350,23 @@ class TurnController:
     def _judge_interrupt(self, seg: _Segment, out: list[Decision]) -> None:
         """Words are in for the whole interrupting utterance: real, noise, or a backchannel."""
         cfg = self.config
-        seg.pending_interrupt = False
         kind = nlu.completeness(seg.text, self.expectation)
         if kind is nlu.Completeness.EMPTY or seg.doubtful:
+            seg.pending_interrupt = False
             out.append(Resume(self.t, "noise", seg.text))
             out.append(Discard(seg.id, seg.text))
             self._segment = None
         elif nlu.is_backchannel(seg.text) and seg.speech_samples <= cfg.samples(
             cfg.backchannel_max_ms
         ):
+            if self.t - seg.last_speech < cfg.samples(cfg.backchannel_gap_ms):
+                return  # still pending: judged again as the pause grows, or on more words
+            seg.pending_interrupt = False
             out.append(Resume(self.t, "backchannel", seg.text))
             out.append(Backchannel(seg.id, seg.text))
             self._segment = None
         else:
+            seg.pending_interrupt = False
             out.append(InterruptConfirmed(self.t))
 
     def _decide(self, seg: _Segment, out: list[Decision]) -> None:

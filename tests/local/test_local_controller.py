@@ -144,6 +144,18 @@ def test_controller_resumes_after_a_backchannel() -> None:
     assert d.of(ctl.Resume)[0].reason == "backchannel"
 
 
+def test_controller_waits_for_the_pause_after_a_backchannel_before_resuming() -> None:
+    said = {"text": "Right."}
+    d = Driver(lambda s, e: said["text"])
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([SPEECH] * 8 + [QUIET] * 4)  # "Right," and a 128 ms pause: words in, too soon
+    assert d.of(ctl.Interrupt) and d.of(ctl.Resume) == []
+    said["text"] = "Right, lift up."
+    d.run([SPEECH] * 10 + [QUIET] * 12)  # it led into more words
+    assert d.of(ctl.Resume) == [] and len(d.of(ctl.InterruptConfirmed)) == 1
+    assert d.of(ctl.EndOfTurn)[0].text == "Right, lift up."
+
+
 def test_controller_resumes_after_noise_the_recogniser_doubts() -> None:
     c = ctl.TurnController()
     c.bot_audible_until(10_000 * MS)
