@@ -10,17 +10,11 @@ from gateway.config import Settings
 from gateway.server import serve
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_gateway_lifespan_serves_sip_options(tmp_path):
-    port = free_udp_port()
-    sip = load_sip_settings(environ={}, enabled=True, port=port, transports=("udp",))
+    sip = load_sip_settings(environ={}, enabled=True, port=0, transports=("udp",))
     app = create_app(Settings(), EchoEngine(), sip=sip)
     async with serve(app):
+        port = app.state.sip.port  # the port the system chose
         loop = asyncio.get_running_loop()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.bind(("127.0.0.1", 0))
