@@ -77,9 +77,7 @@ def _print_transcript(record: Path) -> None:
     print(f"\ncall record: {record}")
 
 
-def run_demo(
-    settings: Settings, *, wavs: list[str], lines: list[str], record: str | None
-) -> int:
+def run_demo(settings: Settings, *, wavs: list[str], lines: list[str], record: str | None) -> int:
     """Run the demo call; exit status 0 when the call worked and the protocol was kept."""
     # Sign everything with a throwaway token: the demo exercises the real signature checks.
     settings = replace(settings, twilio_auth_token=secrets.token_hex(16), public_url="")

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-_LOW = {"1": 697, "2": 697, "3": 697, "A": 697, "4": 770, "5": 770, "6": 770, "B": 770,
-        "7": 852, "8": 852, "9": 852, "C": 852, "*": 941, "0": 941, "#": 941, "D": 941}
-_HIGH = {"1": 1209, "4": 1209, "7": 1209, "*": 1209, "2": 1336, "5": 1336, "8": 1336,
-         "0": 1336, "3": 1477, "6": 1477, "9": 1477, "#": 1477, "A": 1633, "B": 1633,
-         "C": 1633, "D": 1633}
+#: The keypad: a key's row sounds the low tone, its column the high one.
+_ROWS = ("123A", "456B", "789C", "*0#D")
+_LOW = {key: hz for row, hz in zip(_ROWS, (697, 770, 852, 941), strict=True) for key in row}
+_HIGH = {row[i]: hz for row in _ROWS for i, hz in enumerate((1209, 1336, 1477, 1633))}
 
 
 def dtmf_pcm(digits: str, rate: int = 8000, tone_ms: int = 100, gap_ms: int = 100) -> bytes:

@@ -123,9 +123,9 @@ async def test_gateway_calls_show_renders_timeline_of_a_real_call(tmp_path):
     bars = [el for el in svg.iter(ns + "rect") if el.get("fill") in ("#2b6cb0", "#2f855a")]
     assert len(bars) > 50  # both channels' loudness, from the recording
     marks = [el for el in svg.iter(ns + "line") if el.get("stroke") == "#a0aec0"]
-    assert len(marks) == json.loads((tmp_path / f"{report.call_sid}.json").read_text())[
-        "marks_echoed"
-    ]
+    assert (
+        len(marks) == json.loads((tmp_path / f"{report.call_sid}.json").read_text())["marks_echoed"]
+    )
     assert "interrupt -&gt; clear written" in page
 
 

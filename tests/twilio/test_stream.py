@@ -61,9 +61,7 @@ def started() -> TwilioStream:
     s = TwilioStream()
     s.receive_message(msg(event="connected", protocol="Call", version="1.0.0"), 0.0)
     s.receive_message(start_msg(route="main"), 0.0)
-    assert s.events_received() == [
-        StreamStarted(SID, CALL, "AC" + "2" * 32, {"route": "main"})
-    ]
+    assert s.events_received() == [StreamStarted(SID, CALL, "AC" + "2" * 32, {"route": "main"})]
     return s
 
 
@@ -185,8 +183,6 @@ def test_server_send_before_start_is_local_error():
 
 def test_server_send_escapes_hostile_stream_sid():
     s = TwilioStream()
-    s.receive_message(
-        msg(event="start", start={"streamSid": 'MZ"},"x":{"', "callSid": CALL}), 0.0
-    )
+    s.receive_message(msg(event="start", start={"streamSid": 'MZ"},"x":{"', "callSid": CALL}), 0.0)
     s.send_clear()
     assert orjson.loads(s.messages_to_send()[0])["streamSid"] == 'MZ"},"x":{"'

@@ -410,8 +410,9 @@ async def test_gateway_voicemail_forged_or_garbage_writes_nothing(tmp_path):
         garbage = [
             await r.post(status_url, {**good, "RecordingSid": "RE../../../etc/passwd"}),
             await r.post(status_url, {k: v for k, v in good.items() if k != "CallSid"}),
-            await r.post(status_url, {**good, "RecordingUrl": "https://evil.example/Recordings/"
-                                      + REC}),  # fmt: skip
+            await r.post(
+                status_url, {**good, "RecordingUrl": "https://evil.example/Recordings/" + REC}
+            ),  # fmt: skip
             # a route whose store is a URL: the gateway has no directory to write to
             await r.post(status_url.replace("route=closed", "route=crm"), good),
         ]
