@@ -39,18 +39,17 @@ def listen(host: str, port: int) -> socket.socket:
     models loaded). Listening starts when the server does, so until then connections are
     refused rather than left waiting.
     """
+    sock: socket.socket | None = None
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
         sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
-        sock.close()
+        if sock is not None:
+            sock.close()
         raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.setblocking(False)
     return sock

@@ -209,6 +209,8 @@ class _Segment:
     #: A barge-in whose fate (real or false) is still open.
     pending_interrupt: bool = False
     interrupt_at: int = 0
+    #: Its words are a backchannel: the bot carries on once the pause after them is long enough.
+    backchannel: bool = False
 
 
 @dataclass
@@ -276,8 +278,8 @@ class TurnController:
             seg.last_speech = t  # between thresholds: still in the word, not yet a pause
         if seg.pending_interrupt:
             self._check_interrupt(seg, out)
-            if seg.pending_interrupt and seg.text and seg.text_until >= seg.last_speech:
-                self._judge_interrupt(seg, out)  # words in; a backchannel's pause has grown
+            if seg.pending_interrupt and seg.backchannel and seg.text_until >= seg.last_speech:
+                self._resume_after_backchannel(seg, out)  # if its pause is long enough now
             if self._segment is None:
                 return out
         gap = t - seg.last_speech
@@ -350,6 +352,7 @@ class TurnController:
     def _judge_interrupt(self, seg: _Segment, out: list[Decision]) -> None:
         """Words are in for the whole interrupting utterance: real, noise, or a backchannel."""
         cfg = self.config
+        seg.backchannel = False
         kind = nlu.completeness(seg.text, self.expectation)
         if kind is nlu.Completeness.EMPTY or seg.doubtful:
             seg.pending_interrupt = False
@@ -359,15 +362,20 @@ class TurnController:
         elif nlu.is_backchannel(seg.text) and seg.speech_samples <= cfg.samples(
             cfg.backchannel_max_ms
         ):
-            if self.t - seg.last_speech < cfg.samples(cfg.backchannel_gap_ms):
-                return  # still pending: judged again as the pause grows, or on more words
-            seg.pending_interrupt = False
-            out.append(Resume(self.t, "backchannel", seg.text))
-            out.append(Backchannel(seg.id, seg.text))
-            self._segment = None
+            seg.backchannel = True  # still pending until its pause, or its next words
+            self._resume_after_backchannel(seg, out)
         else:
             seg.pending_interrupt = False
             out.append(InterruptConfirmed(self.t))
+
+    def _resume_after_backchannel(self, seg: _Segment, out: list[Decision]) -> None:
+        """Let the bot carry on once the pause after a backchannel shows nothing follows."""
+        if self.t - seg.last_speech < self.config.samples(self.config.backchannel_gap_ms):
+            return
+        seg.pending_interrupt = False
+        out.append(Resume(self.t, "backchannel", seg.text))
+        out.append(Backchannel(seg.id, seg.text))
+        self._segment = None
 
     def _decide(self, seg: _Segment, out: list[Decision]) -> None:
         """End the turn (or drop the segment) once the pause is long enough for the words."""

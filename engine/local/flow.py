@@ -522,10 +522,14 @@ class FlowRunner:
                 intent = nlu.match_intent(clean, st.intents) if st.intents else None
                 return (intent or "text", clean) if nlu.words(clean) else (None, None)
 
-    def _accept(self, st: State, key: str | None, value: object) -> Reply:
+    def _leave_question(self) -> None:
+        """The question is answered (or left): its retry counts start again at the next."""
         self.waiting = False
         self._no_match = 0
         self._no_input = 0
+
+    def _accept(self, st: State, key: str | None, value: object) -> Reply:
+        self._leave_question()
         if st.store:
             self.values[st.store] = value
             # A digit string reads back digit by digit ("4 2 7"), not as a number.
@@ -538,9 +542,7 @@ class FlowRunner:
 
     def _go_anywhere(self, intent: str) -> Reply:
         """An answer that works at every question: leave this one for the intent's state."""
-        self.waiting = False
-        self._no_match = 0
-        self._no_input = 0
+        self._leave_question()
         return self._enter(self.flow.anywhere.on[intent], [])
 
     def _no_match_reply(self) -> Reply:

@@ -109,6 +109,7 @@ _HOLD = (
     "give me a second", "give me a sec", "give me a moment", "give me a minute",
     "one second", "one sec", "one moment", "hold on", "hang on", "bear with me",
 )  # fmt: skip
+_HOLD_WORDS = sorted((phrase.split() for phrase in _HOLD), key=len, reverse=True)  # longest first
 #: Whisper's habitual output for silence, breath or noise: not a caller's words.
 _HALLUCINATIONS = frozenset(
     {"you", "thank you", "thanks for watching", "bye", "the", "i", "so", "oh", "uh", "um", "hmm"}
@@ -379,11 +380,10 @@ def without_hold_request(text: str) -> str | None:
     taken out; None if they asked no such thing. "One second" must not read as the number 1,
     and "hang on, it's 4 2 7" is still an answer."""
     ws = words(text)
-    phrases = sorted((p.split() for p in _HOLD), key=len, reverse=True)
     kept: list[str] = []
     found, i = False, 0
     while i < len(ws):
-        match = next((p for p in phrases if ws[i : i + len(p)] == p), None)
+        match = next((p for p in _HOLD_WORDS if ws[i : i + len(p)] == p), None)
         if match is None:
             kept.append(ws[i])
             i += 1
