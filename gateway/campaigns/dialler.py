@@ -16,7 +16,9 @@ twice):
 A crash between 1 and 3 leaves a ``dialling`` attempt. Once its lease runs out, any dialler
 takes it over and lists the carrier's calls to that number from our caller ID since the
 attempt was created: a call no attempt knows is this attempt's, and is adopted; none means the
-request never took effect, and the attempt is dialled, with the same key. A carrier error that
+request never took effect, and the attempt is dialled, with the same key, if the check every
+new call passes (:func:`gateway.campaigns.permit.may_call`) still allows it; else it is closed
+or put back to wait, undialled. A carrier error that
 leaves the outcome unknown (timeout, 5xx) is treated the same way. Outcomes arrive by status
 callback (``gateway.campaigns.api``) or, when one is missed, by polling calls that stay
 unsettled.
@@ -39,6 +41,7 @@ from gateway.campaigns.answer import answer_twiml
 from gateway.campaigns.carrier import Carrier, DialRequest
 from gateway.campaigns.errors import CarrierRejected, CarrierUnavailable, StoreBusy
 from gateway.campaigns.outcomes import FINAL_STATUSES, Outcome
+from gateway.campaigns.permit import Close, Defer, Go
 from gateway.campaigns.spec import LoadedCampaign
 from gateway.campaigns.store import Attempt, Claimed, Store
 from gateway.carriers.twilio.signature import public_url
@@ -96,6 +99,8 @@ class DiallerCounters:
     placed: int = 0
     adopted: int = 0  # orphans found at the carrier after a crash
     redialled: int = 0  # orphans the carrier had never seen, dialled with the same key
+    deferred: int = 0  # orphans the carrier had never seen, put back to wait (window, pause)
+    closed: int = 0  # orphans the carrier had never seen, closed undialled (cancel, stop date)
     unknown: int = 0  # creates whose outcome was unknown (timeout, 5xx)
     rejected: int = 0
     polled: int = 0
@@ -167,11 +172,17 @@ class Dialler:
             await asyncio.gather(*self._placing, return_exceptions=True)
 
     async def tick(self) -> float | None:
-        """One pass: reconcile, then claim and start every call due now; the next wake time."""
+        """One pass: read the campaign's state, reconcile, then claim and start every call due
+        now; the next wake time.
+
+        A canceled campaign is finished only once none of its attempts is ``dialling``: an
+        attempt another dialler left behind is waited for (its lease) and reconciled (its call
+        adopted, or the attempt closed as ``canceled``), never abandoned.
+        """
         store, cid = self.store, self.campaign_id
         now = self.clock.now()
-        await self._reconcile(now)
         state = (await asyncio.to_thread(store.campaign, cid)).state
+        await self._reconcile(now)
         if state == "canceled":
             await self._cancel_ringing()
         while True:
@@ -180,9 +191,12 @@ class Dialler:
                 break
             self._start(result.attempt)
         if result.finished:
-            self.finished = state == "canceled" or await asyncio.to_thread(
-                store.finish_if_done, cid
-            )
+            if state == "canceled":
+                self.finished = not self._placing and not await asyncio.to_thread(
+                    store.dialling, cid
+                )
+            else:
+                self.finished = await asyncio.to_thread(store.finish_if_done, cid)
         return result.wake_at
 
     def _start(self, attempt: Attempt) -> None:
@@ -292,9 +306,22 @@ class Dialler:
         known = await asyncio.to_thread(self.store.known_sids, [c.sid for c in calls])
         ours = sorted((c for c in calls if c.sid not in known), key=lambda c: c.created)
         if not ours:
-            self.counters.redialled += 1
-            log.info("= attempt %s was never placed; dialling it now", orphan.key)
-            self._start(orphan)
+            # Never placed: dialling it now is a new call, so it passes the same check as a
+            # first attempt (the campaign may have been paused or canceled, or the window
+            # closed, while the outcome was unknown).
+            verdict = await asyncio.to_thread(self.store.permit, orphan.key, self.owner, now)
+            match verdict:
+                case Go():
+                    self.counters.redialled += 1
+                    log.info("= attempt %s was never placed; dialling it now", orphan.key)
+                    self._start(orphan)
+                case Defer(reason=reason):
+                    self.counters.deferred += 1
+                    log.info("= attempt %s was never placed; not now: %s", orphan.key, reason)
+                case Close(outcome=outcome, reason=reason):
+                    self.counters.closed += 1
+                    log.info("= attempt %s was never placed; closed as %s: %s", orphan.key,
+                             outcome, reason)  # fmt: skip
             return
         call = ours[0]
         self.counters.adopted += 1

@@ -44,6 +44,7 @@ from gateway.campaigns.errors import (
 )
 from gateway.campaigns.outcomes import FINAL_STATUSES, Outcome, classify
 from gateway.campaigns.pacing import Pacing
+from gateway.campaigns.permit import Close, Defer, Go, Verdict, may_call
 from gateway.campaigns.spec import CampaignSpec
 from gateway.campaigns.windows import CallingWindows
 
@@ -413,7 +414,7 @@ class Store:
         as ``next_at``; past the campaign's stop date they finish as ``expired``; numbers on
         the do-not-call list finish as ``dnc`` without a call.
         """
-        pacing, windows = self._pace_and_windows(campaign_id)
+        pacing, _ = self._pace_and_windows(campaign_id)
         at = _utc(now)
         with self._tx():
             camp = self._one(
@@ -436,7 +437,7 @@ class Store:
                 return Idle(admission.retry_at, admission.reason)
             while True:
                 due = self._q(
-                    "SELECT c.id, c.phone, c.zone, c.variables, c.attempts, "
+                    "SELECT c.id, c.phone, c.zone, c.variables, c.attempts, c.outcome, "
                     "d.phone AS blocked FROM contacts c "
                     "LEFT JOIN do_not_call d ON d.phone = c.phone "
                     "WHERE c.campaign_id = ? AND c.state = 'pending' AND c.next_at <= ? "
@@ -447,21 +448,16 @@ class Store:
                 if not due:
                     break
                 for row in due:
-                    if row["blocked"] is not None:
-                        self._finish_contact(row["id"], Outcome.DNC)
-                        continue
-                    opens = windows.next_open(at, self._zone(row["zone"]))
-                    if opens is None:
-                        self._finish_contact(row["id"], Outcome.EXPIRED)
-                        continue
-                    if opens > at:
-                        self._q(
-                            "UPDATE contacts SET next_at = ? WHERE id = ?",
-                            opens.timestamp(),
-                            row["id"],
-                        )
-                        continue
-                    return Claimed(self._new_attempt(campaign_id, row, owner, now, lease_s))
+                    verdict = self._may_call(campaign_id, camp["state"], row, row["attempts"] + 1,
+                                             at)  # fmt: skip
+                    match verdict:
+                        case Go():
+                            return Claimed(self._new_attempt(campaign_id, row, owner, now, lease_s))
+                        case Close(outcome=outcome):
+                            self._finish_contact(row["id"], outcome)
+                        case Defer(until=until):  # state is running: until is a window
+                            self._q("UPDATE contacts SET next_at = ? WHERE id = ?",
+                                    until if until is not None else now, row["id"])  # fmt: skip
             following = self._one(
                 "SELECT MIN(next_at) AS t, COUNT(*) AS n FROM contacts "
                 "WHERE campaign_id = ? AND state = 'pending'",
@@ -470,6 +466,75 @@ class Store:
             if following is None or not following["n"]:
                 return Idle(None, "no contact waiting", finished=in_flight == 0)
             return Idle(following["t"], "waiting for calling windows or back-off")
+
+    def _may_call(
+        self, campaign_id: str, state: str, row: Mapping[str, Any], number: int, at: datetime
+    ) -> Verdict:
+        """:func:`may_call` for a contact row (with ``zone``, ``blocked``, ``outcome``)."""
+        _, windows = self._pace_and_windows(campaign_id)
+        return may_call(
+            state=state,
+            windows=windows,
+            zone=self._zone(row["zone"]),
+            at=at,
+            blocked=row["blocked"] is not None,
+            number=number,
+            max_attempts=self.spec(campaign_id).max_attempts,
+            last_outcome=Outcome(row["outcome"]) if row["outcome"] else None,
+        )
+
+    def permit(self, key: str, owner: str, now: float) -> Verdict:
+        """Ask :func:`may_call` again before an attempt found unplaced is dialled, and act on a no.
+
+        The attempt must be ``dialling`` and leased to ``owner`` (it won it with
+        :meth:`take_over` and found no call at the carrier). The campaign's row is locked as
+        ``claim`` and ``change_state`` lock it, so a pause or cancel is either seen here or
+        comes after the decision. On :class:`Close` the attempt ends with the outcome and the
+        contact is finished. On :class:`Defer` the attempt is removed, as the carrier never
+        saw it, and its contact waits (for the window, or for a resume) with its attempt count
+        as before: the next claim recreates the attempt under the same key.
+        """
+        with self._tx():
+            row = self._one(
+                "SELECT a.key, a.campaign_id, a.contact_id, a.number, a.state, a.owner, "
+                "c.zone, c.outcome, d.phone AS blocked FROM attempts a "
+                "JOIN contacts c ON c.id = a.contact_id "
+                "LEFT JOIN do_not_call d ON d.phone = c.phone WHERE a.key = ?",
+                key,
+            )
+            if row is None or row["state"] != "dialling" or row["owner"] != owner:
+                return Defer(None, "the attempt is no longer this dialler's")
+            camp = self._one(
+                f"SELECT state FROM campaigns WHERE id = ? {self.lock_campaign}",
+                row["campaign_id"],
+            )
+            state = camp["state"] if camp else "canceled"
+            verdict = self._may_call(row["campaign_id"], state, row, row["number"], _utc(now))
+            match verdict:
+                case Close(outcome=outcome, reason=reason):
+                    self._q(
+                        "UPDATE attempts SET state = 'ended', outcome = ?, error = ?, "
+                        "ended_at = ? WHERE key = ?",
+                        outcome.value, f"not dialled: {reason}", now, key,
+                    )  # fmt: skip
+                    self._finish_contact(row["contact_id"], outcome)
+                case Defer(until=until):
+                    self._q("DELETE FROM attempts WHERE key = ?", key)
+                    self._q(
+                        "UPDATE contacts SET state = 'pending', attempts = ?, next_at = ? "
+                        "WHERE id = ?",
+                        row["number"] - 1, until if until is not None else now,
+                        row["contact_id"],
+                    )  # fmt: skip
+        return verdict
+
+    def dialling(self, campaign_id: str) -> int:
+        """How many attempts are ``dialling``: claimed, and not yet placed nor closed."""
+        row = self._one(
+            "SELECT COUNT(*) AS n FROM attempts WHERE campaign_id = ? AND state = 'dialling'",
+            campaign_id,
+        )
+        return row["n"] if row else 0
 
     def _new_attempt(
         self, campaign_id: str, row: dict[str, Any], owner: str, now: float, lease_s: float
