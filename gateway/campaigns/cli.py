@@ -121,8 +121,11 @@ def _create(args: argparse.Namespace) -> int:
         return 2
     print(f"campaign {created.id}: {created.contacts} contacts, {created.do_not_call} "
           f"do-not-call numbers, {len(created.skipped)} rows skipped")  # fmt: skip
+    print(f"  contact list: {created.summary}")
     for problem in created.skipped:
         print(f"  skipped {problem}")
+    for warning in created.warnings:
+        print(f"overtalk campaign: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -8,16 +8,24 @@ engine finds it in ``CallContext.parameters``) and fills ``{name}`` in the machi
 A bad row is skipped and reported with its line number and reason, never silently dropped:
 an unreadable number, an unknown time zone, a duplicate of an earlier row, the wrong number of
 fields, or a value too long for a Twilio ``<Parameter>`` (name and value under 500 characters).
+A quote left open makes the CSV reader take the lines after it into one field; such a row is
+reported with the lines it took and the line that opened it, so the contacts it swallowed are
+seen (and never reach a bot as one variable's text). Every line read is accounted for: the
+header, blank lines, kept contacts and skipped rows add up to the file's lines.
+
+The file is UTF-8, or UTF-16 with a byte-order mark (a spreadsheet's "Unicode text"); any other
+encoding is refused with the line of its first non-UTF-8 byte and how to save the file again.
 A bad header (no phone column, a column name the gateway reserves) refuses the whole file.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -30,6 +38,7 @@ __all__ = [
     "Contact",
     "ContactList",
     "RowProblem",
+    "decode_contacts",
     "read_contacts",
     "read_numbers",
 ]
@@ -42,6 +51,13 @@ RESERVED_COLUMNS = frozenset(
      "attempt"}
 )  # fmt: skip
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+#: The largest contact file read (about a million rows of a few columns).
+MAX_CONTACT_BYTES = 64 * 1024 * 1024
+#: Byte-order marks and the encodings they announce.
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+         (codecs.BOM_UTF16_BE, "utf-16-be"))  # fmt: skip
+#: How much of a line a report quotes.
+_OPENING_CHARS = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,24 +68,99 @@ class Contact:
     phone: str
     zone: str
     variables: dict[str, str] = field(default_factory=dict)
+    #: Physical lines the row took (a quoted value may hold a line break).
+    lines: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class RowProblem:
-    """A row that was skipped, and why."""
+    """A row that was skipped, and why: ``line`` (to ``end`` when it ran over several lines),
+    the ``reason``, the row's text, and a short ``kind`` for the summary's counts."""
 
     line: int
     reason: str
     text: str = ""
+    end: int = 0
+    kind: str = "row"
+
+    @property
+    def lines(self) -> int:
+        """How many physical lines the row took."""
+        return max(self.end, self.line) - self.line + 1
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
+        where = f"lines {self.line}-{self.end}" if self.end > self.line else f"line {self.line}"
+        return f"{where}: {self.reason}"
 
 
 @dataclass(slots=True)
 class ContactList:
+    """The contacts kept and the rows skipped, with the lines read: every line of the file is
+    the header, a blank line, a kept contact's or a skipped row's (:meth:`accounted`)."""
+
     contacts: list[Contact] = field(default_factory=list)
     skipped: list[RowProblem] = field(default_factory=list)
+    lines: int = 0
+    blank: int = 0
+
+    def by_reason(self) -> dict[str, int]:
+        """Skipped rows counted by kind."""
+        counts: dict[str, int] = {}
+        for problem in self.skipped:
+            counts[problem.kind] = counts.get(problem.kind, 0) + 1
+        return counts
+
+    def accounted(self) -> int:
+        """Lines the header, blank lines, contacts and skipped rows account for: ``lines``
+        when nothing was lost on the way."""
+        header = 1 if self.lines else 0
+        contact_lines = sum(c.lines for c in self.contacts)
+        return header + self.blank + contact_lines + sum(p.lines for p in self.skipped)
+
+    def summary(self) -> str:
+        """``"7 lines read: 3 contacts kept, 2 rows skipped (1 phone, 1 quote), 1 blank"``."""
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.by_reason().items()))
+        skipped = f"{len(self.skipped)} rows skipped" + (f" ({kinds})" if kinds else "")
+        return (f"{self.lines} lines read: {len(self.contacts)} contacts kept, {skipped}, "
+                f"{self.blank} blank")  # fmt: skip
+
+
+def decode_contacts(data: bytes, name: str | Path) -> str:
+    """The text of a contact file: UTF-8 (a byte-order mark is dropped) or, told by its
+    byte-order mark, UTF-16 as spreadsheets export "Unicode text". Anything else is refused
+    with the line and column of the first byte that is not UTF-8 and how to fix it."""
+    path = Path(name)
+    if len(data) > MAX_CONTACT_BYTES:
+        raise CampaignInvalid([Problem(path, 1, 1, f"the contact list is {len(data)} bytes; "
+                                       f"at most {MAX_CONTACT_BYTES} are read")])  # fmt: skip
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as exc:
+                raise _not_text(path, data, len(bom) + exc.start, codec) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, data, exc.start, "utf-8") from None
+
+
+def _not_text(path: Path, data: bytes, offset: int, codec: str) -> CampaignInvalid:
+    if codec.startswith("utf-16"):
+        line, column = data[:offset].decode(codec, "replace").count("\n") + 1, 1
+        hint = "the file says UTF-16 but is not; save it again as CSV UTF-8"
+    else:
+        before = data[:offset]
+        line = before.count(b"\n") + 1
+        column = len(before) - (before.rfind(b"\n") + 1) + 1
+        hint = (
+            f"byte 0x{data[offset]:02x} is not UTF-8; the file looks like UTF-16 without a "
+            "byte-order mark"
+            if b"\x00" in data[:4096]
+            else f"byte 0x{data[offset]:02x} is not UTF-8 (Latin-1 or Windows-1252?)"
+        )
+        hint += ': save it as "CSV UTF-8" (a spreadsheet\'s Save As) or convert it with iconv'
+    return CampaignInvalid([Problem(path, line, column, f"cannot read contacts: {hint}")])
 
 
 def read_contacts(
@@ -83,26 +174,34 @@ def read_contacts(
 ) -> ContactList:
     """Read a contact list from the file ``source`` (or from ``text``, named ``source``).
 
-    Raises :class:`CampaignInvalid` only for problems of the whole file (unreadable, no
-    header, no phone column, a reserved or malformed column name); bad rows are in
-    ``skipped``.
+    Raises :class:`CampaignInvalid` only for problems of the whole file (unreadable, not
+    UTF-8 nor UTF-16 with a byte-order mark, no header, no phone column, a reserved or
+    malformed column name); bad rows are in ``skipped``.
     """
     name = Path(source)
     if text is None:
         try:
-            text = name.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CampaignInvalid([Problem(name, 1, 1, f"cannot read contacts: {exc}")]) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+            with name.open("rb") as handle:
+                data = handle.read(MAX_CONTACT_BYTES + 1)
+        except OSError as exc:
+            raise CampaignInvalid([Problem(name, 1, 1, f"cannot read contacts: {exc.strerror}")]
+                                  ) from None  # fmt: skip
+        text = decode_contacts(data, name)
+    text = text.removeprefix("\ufeff")
+    physical = io.StringIO(text, newline="").readlines()
+    reader = csv.reader(iter(physical))
     try:
         header = next(reader)
     except StopIteration:
         raise CampaignInvalid([Problem(name, 1, 1, "the contact list is empty")]) from None
     except csv.Error as exc:
         raise CampaignInvalid([Problem(name, 1, 1, f"not CSV: {exc}")]) from None
+    if reader.line_num > 1:
+        raise CampaignInvalid([Problem(name, 1, 1, "the header runs over several lines: a quote "
+                                       "is not closed")])  # fmt: skip
     columns = [h.strip() for h in header]
     _check_header(name, columns, phone_column)
-    result = ContactList()
+    result = ContactList(lines=len(physical))
     seen: dict[str, int] = {}
     line = reader.line_num
     while True:
@@ -112,35 +211,76 @@ def read_contacts(
         except StopIteration:
             break
         except csv.Error as exc:
-            result.skipped.append(RowProblem(reader.line_num, f"not CSV: {exc}"))
             line = reader.line_num
+            result.skipped.append(RowProblem(start, f"not CSV: {exc}", _opening(physical, start),
+                                             line, "csv"))  # fmt: skip
             continue
         line = reader.line_num
         if not row or all(not cell.strip() for cell in row):
+            result.blank += line - start + 1
             continue  # a blank line is not a row
         raw = ",".join(row)
+        if line > start and _swallowed(physical[start - 1 : line], len(columns), phone_column,
+                                       columns, default_country_code):  # fmt: skip
+            opening = _opening(physical, start)
+            result.skipped.append(RowProblem(
+                start,
+                f"a quote opened on line {start} is not closed where it should be: lines "
+                f"{start}-{line} were read as one row; check the quotes of {opening!r}",
+                opening, line, "quote",
+            ))  # fmt: skip
+            continue
         if len(row) != len(columns):
-            result.skipped.append(
-                RowProblem(start, f"{len(row)} fields, the header has {len(columns)}", raw)
-            )
+            result.skipped.append(RowProblem(
+                start, f"{len(row)} fields, the header has {len(columns)}", raw, line, "fields"
+            ))  # fmt: skip
             continue
         values = {col: cell.strip() for col, cell in zip(columns, row, strict=True)}
         try:
             contact = _contact(
                 start, values, phone_column, timezone_column, default_zone, default_country_code
             )
-        except ValueError as exc:
-            result.skipped.append(RowProblem(start, str(exc), raw))
+        except _RowError as exc:
+            result.skipped.append(RowProblem(start, str(exc), raw, line, exc.kind))
             continue
         first = seen.get(contact.phone)
         if first is not None:
-            result.skipped.append(
-                RowProblem(start, f"{contact.phone} is a duplicate of line {first}", raw)
-            )
+            result.skipped.append(RowProblem(
+                start, f"{contact.phone} is a duplicate of line {first}", raw, line, "duplicate"
+            ))  # fmt: skip
             continue
         seen[contact.phone] = start
-        result.contacts.append(contact)
+        result.contacts.append(replace(contact, lines=line - start + 1))
     return result
+
+
+def _opening(physical: list[str], line: int) -> str:
+    """The text of a physical line, cut short for a report."""
+    text = physical[line - 1].rstrip("\r\n") if 0 < line <= len(physical) else ""
+    return text if len(text) <= _OPENING_CHARS else text[:_OPENING_CHARS] + "..."
+
+
+def _swallowed(
+    lines: list[str], width: int, phone_column: str, columns: list[str], country: str
+) -> bool:
+    """Whether a row read over several lines took in rows of its own: its quotes never close
+    (the file ended inside a field), or a line inside it is a whole row with a phone number.
+    A quoted line break inside a value ("Ed" newline "ward") is neither, and is kept."""
+    if sum(text.count('"') for text in lines) % 2:
+        return True
+    index = columns.index(phone_column)
+    for text in lines[1:]:
+        try:
+            (cells,) = csv.reader([text])
+        except (csv.Error, ValueError):
+            continue
+        if len(cells) == width:
+            try:
+                normalize(cells[index].strip().strip('"'), country)
+            except ValueError:
+                continue
+            return True
+    return False
 
 
 def _check_header(name: Path, columns: list[str], phone_column: str) -> None:
@@ -158,6 +298,14 @@ def _check_header(name: Path, columns: list[str], phone_column: str) -> None:
         raise CampaignInvalid([Problem(name, 1, 1, p) for p in problems])
 
 
+class _RowError(ValueError):
+    """A row that cannot be a contact; ``kind`` names the reason for the summary."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 def _contact(
     line: int,
     values: dict[str, str],
@@ -166,20 +314,24 @@ def _contact(
     default_zone: str,
     default_country_code: str,
 ) -> Contact:
-    phone = normalize(values.pop(phone_column), default_country_code)
+    try:
+        phone = normalize(values.pop(phone_column), default_country_code)
+    except ValueError as exc:
+        raise _RowError(str(exc), "phone") from None
     zone = values.pop(timezone_column, "")
     if zone:
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r}") from None
+            raise _RowError(f"unknown time zone {zone!r}", "zone") from None
     else:
         zone = zone_for(phone) or default_zone
     for key, value in values.items():
         if len(key) + len(value) >= MAX_PARAMETER_CHARS:
-            raise ValueError(
+            raise _RowError(
                 f"{key} is {len(value)} characters: a Twilio <Parameter> name and value must "
-                f"stay under {MAX_PARAMETER_CHARS}"
+                f"stay under {MAX_PARAMETER_CHARS}",
+                "too-long",
             )
     return Contact(line, phone, zone, values)
 
@@ -188,7 +340,14 @@ def read_numbers(path: Path, default_country_code: str = "1") -> tuple[set[str],
     """A do-not-call file: one number per line (first CSV field), ``#`` comments allowed."""
     numbers: set[str] = set()
     problems: list[RowProblem] = []
-    for i, text in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONTACT_BYTES + 1)
+    except OSError as exc:
+        raise CampaignInvalid([Problem(path, 1, 1, f"cannot read numbers: {exc.strerror}")]
+                              ) from None  # fmt: skip
+    content = decode_contacts(data, path).removeprefix("\ufeff")
+    for i, text in enumerate(content.splitlines(), start=1):
         first = text.split("#", 1)[0].split(",", 1)[0].strip()
         if not first or first.lower() == "phone":
             continue

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.campaigns.answer import answer_twiml
 from gateway.campaigns.contacts import ContactList, RowProblem, numbers_of, read_contacts
 from gateway.campaigns.errors import CampaignInvalid
-from gateway.campaigns.spec import LoadedCampaign, load_campaign
+from gateway.campaigns.spec import CampaignSpec, LoadedCampaign, load_campaign
 from gateway.campaigns.store import Store
 from gateway.dialplan import Problem
 
@@ -29,17 +30,29 @@ _PROBE_ACTION = "https://gateway.overtalk.example.com:443/twilio/dial"
 
 @dataclass
 class Created:
+    """What ``create`` stored; ``summary`` accounts for every line of the contact list."""
+
     id: str
     contacts: int
     skipped: list[RowProblem] = field(default_factory=list)
     do_not_call: int = 0
+    summary: str = ""
+    lines: int = 0
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "contacts": self.contacts,
+            "lines": self.lines,
             "do_not_call": self.do_not_call,
-            "skipped": [{"line": p.line, "reason": p.reason} for p in self.skipped],
+            "skipped": [
+                {"line": p.line, "end": max(p.end, p.line), "reason": p.reason}
+                for p in self.skipped
+            ],  # fmt: skip
+            "skipped_by_reason": self.skipped_by_reason,
+            "warnings": self.warnings,
         }
 
 
@@ -78,6 +91,11 @@ def create_campaign(
         text=contacts_text,
     )
     contacts = _fits_twilio(campaign, contacts, now)
+    if not contacts.contacts:
+        # A campaign of nobody would start, finish at once and use its name up.
+        problems = [Problem(source, 1, 1, f"no contacts to call ({contacts.summary()})")]
+        problems += [Problem(source, p.line, 1, p.reason) for p in contacts.skipped[:20]]
+        raise CampaignInvalid(problems)
     numbers, bad_numbers = numbers_of(
         spec.do_not_call, campaign.path.parent, spec.default_country_code
     )
@@ -89,12 +107,26 @@ def create_campaign(
         do_not_call={n: f"campaign {spec.name}" for n in numbers},
         skipped=[RowProblem(p.line, f"do-not-call list: {p.reason}", p.text) for p in bad_numbers],
     )
-    return Created(spec.name, len(contacts.contacts), contacts.skipped, len(numbers))
+    return Created(
+        spec.name, len(contacts.contacts), contacts.skipped, len(numbers), contacts.summary(),
+        contacts.lines, contacts.by_reason(), stop_warnings(spec, now),
+    )  # fmt: skip
+
+
+def stop_warnings(spec: CampaignSpec, now: float) -> list[str]:
+    """What to tell whoever creates a campaign that cannot call anyone as it stands."""
+    today = datetime.fromtimestamp(now, ZoneInfo(spec.timezone)).date()
+    if spec.stop is not None and spec.stop < today:
+        return [f"the stop date {spec.stop} has passed (today is {today} in {spec.timezone}): "
+                "every contact would finish as expired without a call; change stop and create "
+                "it under another name"]  # fmt: skip
+    return []
 
 
 def _fits_twilio(campaign: LoadedCampaign, contacts: ContactList, now: float) -> ContactList:
     at = datetime.fromtimestamp(now, UTC)
-    kept = ContactList(skipped=list(contacts.skipped))
+    kept = ContactList(skipped=list(contacts.skipped), lines=contacts.lines,
+                       blank=contacts.blank)  # fmt: skip
     for contact in contacts.contacts:
         try:
             answer_twiml(
@@ -107,7 +139,8 @@ def _fits_twilio(campaign: LoadedCampaign, contacts: ContactList, now: float) ->
                 at=at,
             )
         except ValueError as exc:
-            kept.skipped.append(RowProblem(contact.line, str(exc)))
+            end = contact.line + contact.lines - 1
+            kept.skipped.append(RowProblem(contact.line, str(exc), end=end, kind="twiml"))
             continue
         kept.contacts.append(contact)
     kept.skipped.sort(key=lambda p: p.line)

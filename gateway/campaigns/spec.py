@@ -44,6 +44,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -181,11 +182,14 @@ class CampaignSpec(_Model):
         CallingWindows.parse(value)  # ValueError names the bad one
         return value
 
-    @model_validator(mode="after")
-    def _dates(self) -> CampaignSpec:
-        if self.start and self.stop and self.stop < self.start:
-            raise ValueError(f"stop ({self.stop}) is before start ({self.start})")
-        return self
+    @field_validator("stop")
+    @classmethod
+    def _dates(cls, value: date | None, info: ValidationInfo) -> date | None:
+        # A field validator (start is checked first), so the error points at ``stop``.
+        start = info.data.get("start")
+        if value is not None and start is not None and value < start:
+            raise ValueError(f"stop ({value}) is before start ({start})")
+        return value
 
     # -- what the scheduler uses ----------------------------------------------------------
 

@@ -59,7 +59,7 @@ def _busy(n: int):
         ("timezone: Mars/Olympus\n", "timezone: Mars", "unknown time zone"),
         ("amd: {on_machine: message}\n", "amd:", "needs the message"),
         ("retry:\n  bussy: {times: 1}\n", "bussy", "retry.bussy"),
-        ("start: 2026-03-10\nstop: 2026-03-01\n", "version", "before start"),
+        ("start: 2026-03-10\nstop: 2026-03-01\n", "stop:", "before start"),
         ("colour: blue\n", "colour", "unknown key 'colour'"),
         ("dialplan: missing.yaml\n", "dialplan:", "dialplan file not found"),
         ("do_not_call: [nobody.csv]\n", "nobody.csv", "neither a number nor a file"),
