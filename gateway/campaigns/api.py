@@ -11,7 +11,10 @@ mount. It holds two kinds of routes:
   TwiML (it plays after the beep, then hangs up) or hung up.
 - **Management** (bearer token, compared in constant time; no token configured: the routes
   answer 503): list, create (campaign YAML and contacts CSV in a JSON body), status, start,
-  pause, resume, cancel, and export as CSV. Starting only marks the campaign running; the
+  pause, resume, cancel, and export as CSV. A create's body is read only once the token is
+  checked, and only up to a limit (413 past it). The files a campaign names (dial plan,
+  contacts, do-not-call lists) must lie in the configured campaign directory, and an error in
+  one of them says where it is, never what it holds. Starting only marks the campaign running; the
   diallers (``overtalk campaign start|dial``) do the dialling.
 
 The store is synchronous, so every store call runs in a worker thread.
@@ -24,15 +27,16 @@ import hmac
 import ipaddress
 import logging
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from gateway.campaigns.answer import machine_twiml
 from gateway.campaigns.carrier import Carrier
@@ -48,6 +52,7 @@ from gateway.campaigns.outcomes import MACHINE_ANSWERS
 from gateway.campaigns.setup import create_campaign
 from gateway.campaigns.store import Store
 from gateway.carriers.twilio.signature import SignatureChecker, public_url
+from gateway.dialplan import Problem
 
 __all__ = ["TOKEN_ENV", "campaign_router"]
 
@@ -55,6 +60,12 @@ log = logging.getLogger("overtalk.campaigns")
 
 #: The environment variable holding the management API's bearer token.
 TOKEN_ENV = "OVERTALK_CAMPAIGN_TOKEN"
+#: Largest ``POST /campaigns`` body by default: a campaign and a list of ~100,000 contacts.
+MAX_CREATE_BYTES = 16 * 1024 * 1024
+#: Largest Twilio callback form: Twilio's are well under 4 KB.
+MAX_CALLBACK_BYTES = 64 * 1024
+#: A call cannot last longer than Twilio's 24-hour limit (``TimeLimit``).
+MAX_CALL_SECONDS = 86_400
 
 
 class CreateBody(BaseModel):
@@ -62,6 +73,46 @@ class CreateBody(BaseModel):
 
     campaign: str
     contacts: str | None = None
+
+
+def seconds(value: str | None) -> float | None:
+    """A callback's ``CallDuration``: whole seconds as Twilio sends them, else None (ignored,
+    never a 500: a report is worth keeping without its duration)."""
+    if value is None or not value.isascii() or not value.strip().isdigit():
+        return None
+    return float(min(int(value), MAX_CALL_SECONDS))
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The request's body, refused with 413 past ``limit`` bytes (before reading it, when
+    ``Content-Length`` says so)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the body is over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _public_problem(problem: Problem, root: Path, uploaded: set[Path]) -> dict[str, Any]:
+    """A problem as the API reports it. In what was uploaded (the campaign text and its
+    contacts) it is given whole; in a server file (a dial plan or list in the campaign
+    directory) only where it is, so an error can never show what a server file holds."""
+    file = Path(problem.file)
+    where = {"line": problem.line, "column": problem.column}
+    if file in uploaded:
+        return {**where, "reason": problem.message}
+    try:
+        name = str(file.resolve().relative_to(root))
+    except (OSError, ValueError):
+        name = file.name
+    return {**where, "file": name,
+            "reason": "this file of the campaign directory is not valid; check it on the server "
+                      "(overtalk dialplan check / overtalk campaign create)"}  # fmt: skip
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -81,23 +132,28 @@ def campaign_router(
     base_dir: str | Path | None = None,
     prefix: str = "/campaigns",
     clock: Callable[[], float] = time.time,
+    max_body_bytes: int = MAX_CREATE_BYTES,
 ) -> APIRouter:
     """The campaign routes over ``store``.
 
     ``api_token``: the management bearer token (default: ``$OVERTALK_CAMPAIGN_TOKEN``).
     ``twilio_auth_token`` checks callback signatures against ``public_base`` (the URL Twilio
     calls; default: each request's own base). ``carrier`` carries out machine actions (no
-    carrier: AMD results are only recorded). ``base_dir``: where relative paths in a campaign
-    created over the API (dial plan, do-not-call files) are resolved.
+    carrier: AMD results are only recorded). ``base_dir``: the campaign directory: where
+    relative paths in a campaign created over the API (dial plan, do-not-call files) are
+    resolved, and the only place they may lead. ``max_body_bytes`` bounds a create's body.
     """
     token = api_token if api_token is not None else os.environ.get(TOKEN_ENV) or None
     checker = SignatureChecker(twilio_auth_token) if twilio_auth_token else None
-    root = Path(base_dir) if base_dir else Path.cwd()
+    root = (Path(base_dir) if base_dir else Path.cwd()).resolve()
     router = APIRouter()
 
     async def twilio_form(request: Request) -> dict[str, str]:
-        form = await request.form()
-        params = {k: v for k, v in form.items() if isinstance(v, str)}
+        body = await read_bounded(request, MAX_CALLBACK_BYTES)
+        try:
+            params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except (UnicodeDecodeError, ValueError):
+            raise HTTPException(400, "the form is not UTF-8 url-encoded") from None
         if checker is None:
             if not _is_loopback(request.client.host if request.client else None):
                 raise HTTPException(403, "forbidden")
@@ -124,11 +180,10 @@ def campaign_router(
         params = await twilio_form(request)
         key = request.query_params.get("attempt")
         sid, call_status = params.get("CallSid", ""), params.get("CallStatus", "")
-        duration = params.get("CallDuration")
         outcome = await asyncio.to_thread(
             store.record_status, key, sid, call_status, clock(),
             answered_by=params.get("AnsweredBy") or None,
-            duration=float(duration) if duration else None,
+            duration=seconds(params.get("CallDuration")),
         )  # fmt: skip
         log.info("< status %s of %s (%s)%s", call_status, sid, key,
                  f": {outcome}" if outcome else "")  # fmt: skip
@@ -183,16 +238,28 @@ def campaign_router(
         return JSONResponse(await asyncio.to_thread(read))
 
     @router.post(prefix, dependencies=manage, status_code=201)
-    async def create(body: CreateBody) -> JSONResponse:
+    async def create(request: Request) -> JSONResponse:
+        # The body is read here, after the token was checked (a parameter typed CreateBody
+        # would make FastAPI read and parse any body first), and only up to the limit.
+        raw = await read_bounded(request, max_body_bytes)
+        try:
+            body = CreateBody.model_validate_json(raw)
+        except ValidationError as exc:
+            errors = [{"loc": list(e["loc"]), "reason": e["msg"]} for e in exc.errors()[:20]]
+            return JSONResponse({"error": "invalid request body", "problems": errors}, 422)
+
+        # The YAML's relative paths resolve against base_dir, as if the file lived there,
+        # and may not leave it. Its contacts, when uploaded, are named after it.
+        path = root / f".api-{secrets.token_hex(8)}.yaml"
+        uploaded = {path, path.with_suffix(".csv")}
+
         def make() -> dict[str, Any]:
-            # The YAML's relative paths resolve against base_dir, as if the file lived there.
-            with tempfile.NamedTemporaryFile(
-                "w", suffix=".yaml", dir=root, delete=False, encoding="utf-8"
-            ) as handle:
+            with path.open("x", encoding="utf-8") as handle:
                 handle.write(body.campaign)
-            path = Path(handle.name)
             try:
-                created = create_campaign(store, path, clock(), contacts_text=body.contacts)
+                created = create_campaign(
+                    store, path, clock(), contacts_text=body.contacts, confine=root
+                )
             finally:
                 path.unlink(missing_ok=True)
             return created.to_dict()
@@ -200,8 +267,7 @@ def campaign_router(
         try:
             return JSONResponse(await asyncio.to_thread(make), status_code=201)
         except CampaignInvalid as exc:
-            problems = [{"line": p.line, "column": p.column, "reason": p.message}
-                        for p in exc.problems]  # fmt: skip
+            problems = [_public_problem(p, root, uploaded) for p in exc.problems]
             return JSONResponse({"error": "invalid campaign", "problems": problems}, 422)
         except CampaignExists as exc:
             raise HTTPException(409, str(exc)) from None

@@ -63,14 +63,16 @@ def create_campaign(
     *,
     contacts_path: str | Path | None = None,
     contacts_text: str | None = None,
+    confine: Path | None = None,
 ) -> Created:
     """Load ``campaign_file`` and its lists and store the campaign (state ``ready``).
 
     The contacts come from ``contacts_text``, else ``contacts_path``, else the file the
     campaign names. Raises :class:`CampaignInvalid` when the campaign or the list as a whole
-    is unusable.
+    is unusable. ``confine``: every file the campaign names must lie in this directory (see
+    :func:`~gateway.campaigns.spec.load_campaign`).
     """
-    campaign = load_campaign(campaign_file)
+    campaign = load_campaign(campaign_file, confine=confine)
     spec = campaign.spec
     if contacts_text is not None:
         source = Path(campaign_file).with_suffix(".csv")

@@ -216,10 +216,15 @@ class LoadedCampaign:
         return (self.path.parent / relative).resolve()
 
 
-def load_campaign(path: str | Path, engines: frozenset[str] | None = None) -> LoadedCampaign:
+def load_campaign(
+    path: str | Path, engines: frozenset[str] | None = None, *, confine: Path | None = None
+) -> LoadedCampaign:
     """Read and check a campaign file; raise :class:`CampaignInvalid` with every problem.
 
-    ``engines``: engine names the dial plan may use (default: the registry's).
+    ``engines``: engine names the dial plan may use (default: the registry's). ``confine``:
+    the files the campaign names (contacts, dial plan, do-not-call lists) must be regular
+    files inside this directory, links resolved (a campaign sent over the API may not name
+    ``/etc/passwd`` or ``../../secret``); a problem never says what an outside file holds.
     """
     path = Path(path)
     try:
@@ -238,17 +243,23 @@ def load_campaign(path: str | Path, engines: frozenset[str] | None = None) -> Lo
         raise CampaignInvalid(_problems(exc, positions)) from None
     problems: list[Problem] = []
     loaded_plan = None
-    for key in ("contacts", "dialplan"):
-        name = getattr(spec, key)
-        if name is not None and not (path.parent / name).is_file():
-            line, col = positions.locate((key,))
-            problems.append(Problem(path, line, col, f"{key} file not found: {name}"))
-    for i, entry in enumerate(spec.do_not_call):
-        if not is_e164(entry) and not (path.parent / entry).is_file():
-            line, col = positions.locate(("do_not_call", i))
-            problems.append(
-                Problem(path, line, col, f"do_not_call: {entry!r} is neither a number nor a file")
-            )
+    named: list[tuple[tuple[str | int, ...], str]] = [
+        ((key,), name) for key in ("contacts", "dialplan") if (name := getattr(spec, key))
+    ]
+    named += [(("do_not_call", i), e) for i, e in enumerate(spec.do_not_call) if not is_e164(e)]
+    for loc, name in named:
+        line, col = positions.locate(loc)
+        if confine is not None and not _inside(path.parent / name, confine):
+            reason = f"{loc[0]}: {name!r} is outside the campaign directory: upload the file"
+            problems.append(Problem(path, line, col, reason + " or put it there"))
+            continue
+        if (path.parent / name).is_file():
+            continue
+        if loc[0] == "do_not_call":
+            reason = f"do_not_call: {name!r} is neither a number nor a file"
+        else:
+            reason = f"{loc[0]} file not found: {name}"
+        problems.append(Problem(path, line, col, reason))
     if spec.dialplan is not None and not problems:
         if engines is None:
             from engine.registry import ENGINE_NAMES
@@ -261,6 +272,14 @@ def load_campaign(path: str | Path, engines: frozenset[str] | None = None) -> Lo
     if problems:
         raise CampaignInvalid(problems)
     return LoadedCampaign(spec, path.resolve(), loaded_plan)
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    """Whether ``path``, links and ``..`` resolved, is a file under ``directory``."""
+    try:
+        return path.resolve().is_relative_to(directory.resolve())
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL byte
+        return False
 
 
 def _problems(exc: ValidationError, positions: Positions) -> list[Problem]:
