@@ -29,7 +29,9 @@ def _add_gateway_options(parser: argparse.ArgumentParser) -> None:
         help="base URL Twilio reaches the gateway at, e.g. https://bot.example.com "
         "(OVERTALK_PUBLIC_URL)",
     )
-    parser.add_argument("--engine", help="engine name (OVERTALK_ENGINE, default echo)")
+    parser.add_argument(
+        "--engine", help=f"engine name (OVERTALK_ENGINE, default {Settings.engine})"
+    )
     parser.add_argument(
         "--dialplan",
         help="dial-plan file routing inbound calls (OVERTALK_DIALPLAN; default "

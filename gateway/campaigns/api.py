@@ -54,12 +54,14 @@ from gateway.campaigns.store import Store
 from gateway.carriers.twilio.signature import SignatureChecker, public_url
 from gateway.dialplan import Problem
 
-__all__ = ["TOKEN_ENV", "campaign_router"]
+__all__ = ["DIR_ENV", "TOKEN_ENV", "campaign_router"]
 
 log = logging.getLogger("overtalk.campaigns")
 
 #: The environment variable holding the management API's bearer token.
 TOKEN_ENV = "OVERTALK_CAMPAIGN_TOKEN"
+#: The environment variable naming the campaign directory (default: the working directory).
+DIR_ENV = "OVERTALK_CAMPAIGN_DIR"
 #: Largest ``POST /campaigns`` body by default: a campaign and a list of ~100,000 contacts.
 MAX_CREATE_BYTES = 16 * 1024 * 1024
 #: Largest Twilio callback form: Twilio's are well under 4 KB.
@@ -141,11 +143,12 @@ def campaign_router(
     calls; default: each request's own base). ``carrier`` carries out machine actions (no
     carrier: AMD results are only recorded). ``base_dir``: the campaign directory: where
     relative paths in a campaign created over the API (dial plan, do-not-call files) are
-    resolved, and the only place they may lead. ``max_body_bytes`` bounds a create's body.
+    resolved, and the only place they may lead (default ``$OVERTALK_CAMPAIGN_DIR``, else the
+    working directory). ``max_body_bytes`` bounds a create's body.
     """
     token = api_token if api_token is not None else os.environ.get(TOKEN_ENV) or None
     checker = SignatureChecker(twilio_auth_token) if twilio_auth_token else None
-    root = (Path(base_dir) if base_dir else Path.cwd()).resolve()
+    root = Path(base_dir or os.environ.get(DIR_ENV) or Path.cwd()).resolve()
     router = APIRouter()
 
     async def twilio_form(request: Request) -> dict[str, str]:

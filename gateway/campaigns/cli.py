@@ -7,7 +7,11 @@ gateway's public URL from ``--public-url``/``OVERTALK_PUBLIC_URL``; ``--api-base
 ``OVERTALK_TWILIO_API_BASE``) points the REST client elsewhere (the simulator's stand-in).
 
 ``start`` marks the campaign running and dials it here, with a live progress line, until it
-is finished; ``dial`` joins another dialler to a running campaign (PostgreSQL store).
+is finished; ``dial`` joins another dialler to a running campaign (PostgreSQL store). Both
+first check, with a signed test webhook, that the gateway routes the campaign's calls as its
+dial plan does, and refuse to dial otherwise. ``start --simulate`` runs the campaign against
+a simulated phone network on this machine (:mod:`gateway.campaigns.simulate`), no account
+needed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -54,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         parser.add_argument("id")
         _dialler_options(parser)
         parser.set_defaults(handler=_dial, begin=name == "start")
+        if name == "start":
+            _simulate_options(parser)
 
     for name in ("pause", "resume", "cancel"):
         parser = command(name, f"{name} a campaign")
@@ -97,7 +104,35 @@ def _dialler_options(parser: argparse.ArgumentParser) -> None:
         help="REST request timeout; keep it well under --lease",
     )
     parser.add_argument("--records-dir", help="the gateway's --records-dir, for transcripts")
+    parser.add_argument(
+        "--no-route-check",
+        action="store_true",
+        help="dial even if the gateway does not answer a test call with the campaign plan's route",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line")  # fmt: skip
+
+
+def _simulate_options(parser: argparse.ArgumentParser) -> None:
+    from gateway.campaigns.simulate import KINDS, PATTERN
+
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="run the whole campaign on this machine, no carrier account: a local stand-in "
+        "for Twilio, scripted callees, and a gateway with the campaign's dial plan",
+    )
+    parser.add_argument(
+        "--callees",
+        default=",".join(PATTERN),
+        help=f"--simulate: who answers, a pattern repeated over the contacts in list order "
+        f"(of {', '.join(KINDS)}; default %(default)s)",
+    )
+    parser.add_argument(
+        "--engine",
+        default="echo",
+        help="--simulate: the engine answering the plan's bots (default echo; local speaks "
+        "the campaign's flows)",
+    )
 
 
 def _open(args: argparse.Namespace) -> Any:
@@ -157,6 +192,10 @@ def _status(args: argparse.Namespace) -> int:
         print(orjson.dumps({"id": args.id, **stats.to_dict()}).decode())
         return 0
     if args.watch:
+        if stats.state == "ready":  # nothing will move until it is started
+            print(f"campaign {args.id} is ready and not started: nothing to watch yet; start "
+                  f"it with `overtalk campaign start {args.id}`", file=sys.stderr)  # fmt: skip
+            return 1
         asyncio.run(_watch(store, args.id, sys.stdout, until_finished=True))
         return 0
     print(Progress.of(stats, time.monotonic()).line(0.0))
@@ -183,11 +222,49 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from gateway.campaigns.errors import CampaignError
+    from gateway.campaigns.simulate import KINDS, simulate
+
+    pattern = [k.strip() for k in args.callees.split(",") if k.strip()]
+    unknown = [k for k in pattern if k not in KINDS]
+    if not pattern or unknown:
+        print(f"overtalk campaign: --callees takes {', '.join(KINDS)}", file=sys.stderr)
+        return 2
+    store = _open(args)
+
+    async def watch() -> None:
+        await _watch(store, args.id, sys.stderr)
+
+    with tempfile.TemporaryDirectory(prefix="overtalk-sim-") as records:
+        try:
+            stats = asyncio.run(
+                simulate(store, args.id, pattern=pattern, engine=args.engine,
+                         records_dir=args.records_dir or records,
+                         watch=None if args.quiet else watch)
+            )  # fmt: skip
+        except CampaignError as exc:
+            print(f"overtalk campaign: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 130
+    print(f"campaign {args.id} (simulated): {stats.state}; " + ", ".join(
+        f"{k} {v}" for k, v in sorted(stats.finished.items())))  # fmt: skip
+    store_option = f" --store {args.store}" if args.store else ""
+    print(f"results: overtalk campaign export {args.id}{store_option} -o {args.id}.csv")
+    return 0
+
+
 def _dial(args: argparse.Namespace) -> int:
     from gateway.campaigns.carrier import TwilioCalls
-    from gateway.campaigns.dialler import Dialler
+    from gateway.campaigns.dialler import Dialler, campaign_of
     from gateway.campaigns.errors import CampaignError
+    from gateway.campaigns.preflight import check_gateway
 
+    if getattr(args, "simulate", False):
+        return _simulate(args)
     base = args.public_url or os.environ.get("OVERTALK_PUBLIC_URL")
     sid, token = os.environ.get("TWILIO_ACCOUNT_SID"), os.environ.get("TWILIO_AUTH_TOKEN")
     if not base or not sid or not token:
@@ -197,12 +274,20 @@ def _dial(args: argparse.Namespace) -> int:
     store = _open(args)
     api_base = args.api_base or os.environ.get("OVERTALK_TWILIO_API_BASE") or None
     try:
+        campaign = campaign_of(store, args.id)
+        contacts = store.contacts(args.id)
+        if not args.no_route_check and contacts:
+            # Refuse before the first call rather than let people hear another bot.
+            asyncio.run(check_gateway(
+                campaign, base, phone=contacts[0]["phone"], at=datetime.now(UTC),
+                auth_token=token, account_sid=sid, http_timeout=args.http_timeout,
+            ))  # fmt: skip
         if args.begin:
             store.change_state(args.id, "start", time.time())
         dialler = Dialler(
             store, args.id, TwilioCalls(sid, token, api_base=api_base, timeout=args.http_timeout),
-            public_url=base, owner=args.owner, lease_s=args.lease, poll_s=args.poll,
-            check_after_s=args.check_after, records_dir=args.records_dir,
+            public_url=base, campaign=campaign, owner=args.owner, lease_s=args.lease,
+            poll_s=args.poll, check_after_s=args.check_after, records_dir=args.records_dir,
         )  # fmt: skip
     except CampaignError as exc:
         print(f"overtalk campaign: {exc}", file=sys.stderr)

@@ -8,6 +8,8 @@ Exception tree::
     ├── CampaignExists            a campaign with that id is already in the store
     ├── CampaignStateError        the request does not fit the campaign's state (resume a
     │                             canceled campaign...)
+    ├── GatewayMisrouted          the gateway the calls are handed to would not route them as
+    │                             the campaign's dial plan does (or cannot be reached)
     ├── StoreBusy                 the store refused a transaction for now (a deadlock or
     │                             serialisation conflict): nothing of it was written, so
     │                             doing it again later is safe
@@ -50,6 +52,10 @@ class CampaignExists(CampaignError):
 
 class CampaignStateError(CampaignError):
     """A state change the campaign's current state does not allow."""
+
+
+class GatewayMisrouted(CampaignError):
+    """The gateway would send the campaign's calls to another route than its plan's."""
 
 
 class StoreBusy(CampaignError):
