@@ -60,9 +60,9 @@ def callee(kind: str, *, talk_s: float = 1.0) -> Callee:
         case "person":  # hears the greeting, answers, hears the bot out, hangs up
             script = (
                 CallerScript()
-                .wait_for_bot(500, 6.0)
+                .wait_for_bot(500, 3.0)
                 .say(_tone(round(talk_s * 1000), 220.0), "reply")
-                .wait_for_bot(500, 6.0)
+                .wait_for_bot(500, 3.0)
                 .hang_up()
             )
             return Callee.person(script, ring_s=2.0, amd_after_s=0.5)
