@@ -18,9 +18,9 @@ import contextlib
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -87,7 +87,7 @@ async def simulate(
     talk_s: float = 1.0,
     poll_s: float = 0.2,
     records_dir: str | None = None,
-    watch: Callable[[], Awaitable[None]] | None = None,
+    watch: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> Stats:
     """Run ``campaign_id`` to its end against the simulated phone network; its final stats.
 
