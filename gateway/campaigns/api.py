@@ -27,6 +27,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -48,7 +49,7 @@ from gateway.campaigns.errors import (
     CarrierError,
 )
 from gateway.campaigns.export import export_csv
-from gateway.campaigns.outcomes import MACHINE_ANSWERS
+from gateway.campaigns.outcomes import FINAL_STATUSES, MACHINE_ANSWERS
 from gateway.campaigns.setup import create_campaign
 from gateway.campaigns.store import Store
 from gateway.carriers.twilio.signature import SignatureChecker, public_url
@@ -68,6 +69,19 @@ MAX_CREATE_BYTES = 16 * 1024 * 1024
 MAX_CALLBACK_BYTES = 64 * 1024
 #: A call cannot last longer than Twilio's 24-hour limit (``TimeLimit``).
 MAX_CALL_SECONDS = 86_400
+#: Twilio's Call SID: ``CA`` and 32 hex digits (the Call resource's ``sid``, "Pattern:
+#: ^CA[0-9a-fA-F]{32}$", twilio.com/docs/voice/api/call-resource).
+CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+#: An attempt key as the store makes it (``Store._new_attempt``): campaign name (spec's
+#: ``_NAME``), contact id, attempt number.
+ATTEMPT_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}:[0-9]{1,18}:[0-9]{1,4}")
+#: ``CallStatus`` values of the Call resource (same page, "Call Status values").
+CALL_STATUSES = FINAL_STATUSES | {"queued", "initiated", "ringing", "in-progress"}
+#: ``AnsweredBy`` values answering-machine detection reports (twilio.com/docs/voice/answering-
+#: machine-detection, "AnsweredBy").
+ANSWERED_BY = MACHINE_ANSWERS | {"human", "unknown"}
+#: A recording's URL as Twilio gives it: https, printable, bounded.
+_RECORDING_URL = re.compile(r"https?://[!-~]{1,2000}")
 
 
 class CreateBody(BaseModel):
@@ -75,6 +89,12 @@ class CreateBody(BaseModel):
 
     campaign: str
     contacts: str | None = None
+
+
+def answered(params: dict[str, str]) -> str | None:
+    """A callback's ``AnsweredBy`` when it is one Twilio documents, else None."""
+    value = params.get("AnsweredBy", "")
+    return value if value in ANSWERED_BY else None
 
 
 def seconds(value: str | None) -> float | None:
@@ -168,6 +188,17 @@ def campaign_router(
             raise HTTPException(403, "forbidden")
         return params
 
+    def identified(request: Request, params: dict[str, str]) -> tuple[str | None, str]:
+        """The attempt key (query) and call SID (form) of a callback, checked before they
+        reach the store or a log line: 400 for anything that is not their shape."""
+        key = request.query_params.get("attempt")
+        if key is not None and not ATTEMPT_KEY.fullmatch(key):
+            raise HTTPException(400, "the attempt key is not campaign:contact:number")
+        sid = params.get("CallSid", "")
+        if not CALL_SID.fullmatch(sid):
+            raise HTTPException(400, "CallSid is not a Twilio call SID")
+        return key, sid
+
     def authorized(request: Request) -> None:
         if token is None:
             raise HTTPException(503, f"the campaign API is off: set {TOKEN_ENV}")
@@ -181,12 +212,14 @@ def campaign_router(
     @router.post(f"{prefix}/twilio/status")
     async def status(request: Request) -> Response:
         params = await twilio_form(request)
-        key = request.query_params.get("attempt")
-        sid, call_status = params.get("CallSid", ""), params.get("CallStatus", "")
+        key, sid = identified(request, params)
+        call_status = params.get("CallStatus", "")
+        if call_status not in CALL_STATUSES:
+            log.info("x status callback for %s with an unknown CallStatus; ignored", sid)
+            return Response(status_code=204)
         outcome = await asyncio.to_thread(
             store.record_status, key, sid, call_status, clock(),
-            answered_by=params.get("AnsweredBy") or None,
-            duration=seconds(params.get("CallDuration")),
+            answered_by=answered(params), duration=seconds(params.get("CallDuration")),
         )  # fmt: skip
         log.info("< status %s of %s (%s)%s", call_status, sid, key,
                  f": {outcome}" if outcome else "")  # fmt: skip
@@ -195,8 +228,11 @@ def campaign_router(
     @router.post(f"{prefix}/twilio/amd")
     async def amd(request: Request) -> Response:
         params = await twilio_form(request)
-        key = request.query_params.get("attempt")
-        sid, answered_by = params.get("CallSid", ""), params.get("AnsweredBy", "")
+        key, sid = identified(request, params)
+        answered_by = answered(params)
+        if answered_by is None:
+            log.info("x AMD callback for %s with an unknown AnsweredBy; ignored", sid)
+            return Response(status_code=204)
         found = await asyncio.to_thread(store.record_amd, key, sid, answered_by)
         log.info("< AMD %s for %s (%s)", answered_by, sid, key)
         if found is None or answered_by not in MACHINE_ANSWERS:
@@ -220,10 +256,12 @@ def campaign_router(
     @router.post(f"{prefix}/twilio/recording")
     async def recording(request: Request) -> Response:
         params = await twilio_form(request)
+        key, sid = identified(request, params)
         url = params.get("RecordingUrl", "")
-        if params.get("RecordingStatus", "completed") == "completed" and url:
-            await asyncio.to_thread(store.record_recording, request.query_params.get("attempt"),
-                                    params.get("CallSid", ""), url)  # fmt: skip
+        if not _RECORDING_URL.fullmatch(url):
+            log.info("x recording callback for %s without a usable RecordingUrl; ignored", sid)
+        elif params.get("RecordingStatus", "completed") == "completed":
+            await asyncio.to_thread(store.record_recording, key, sid, url)
         return Response(status_code=204)
 
     # -- management ---------------------------------------------------------------------------

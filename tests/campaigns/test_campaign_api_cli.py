@@ -54,7 +54,7 @@ async def test_api_needs_the_bearer_token_and_manages_campaigns(tmp_path: Path) 
         assert [(r["phone"], r["first_name"], r["state"]) for r in rows] == [
             ("+13125550170", "Ann", "pending")]  # fmt: skip
         # Twilio's callbacks need Twilio's signature, not the bearer token.
-        form = {"CallSid": "CA1", "CallStatus": "completed"}
+        form = {"CallSid": "CA" + "1" * 32, "CallStatus": "completed"}
         forged = await client.post("/campaigns/twilio/status?attempt=api:1:1", data=form)
         assert forged.status_code == 403
         signature = RequestValidator(TWILIO_TOKEN).compute_signature(

@@ -67,6 +67,45 @@ async def test_status_callback_ignores_a_duration_that_is_not_a_number(tmp_path:
     assert (attempt["outcome"], attempt["duration"]) == ("answered", None)
 
 
+@pytest.mark.parametrize(
+    ("path", "query", "form"),
+    [
+        ("status", "spring:1:1", {"CallSid": "CA1", "CallStatus": "completed"}),
+        ("status", "spring:1:1", {"CallSid": "CA" + "0" * 31 + "\n", "CallStatus": "busy"}),
+        ("status", "../x:1:1", {"CallSid": "CA" + "0" * 32, "CallStatus": "busy"}),
+        ("amd", "spring:1:1\nforged", {"CallSid": "CA" + "0" * 32, "AnsweredBy": "human"}),
+        ("recording", "spring:1:1", {"CallSid": "nope", "RecordingUrl": "https://x/r"}),
+    ],
+)
+async def test_callbacks_refuse_identifiers_of_the_wrong_shape(tmp_path, path, query, form):
+    store = open_store(str(tmp_path / "c.db"))
+    async with client(app_over(store, tmp_path)) as http:
+        response = await http.post(f"/campaigns/twilio/{path}", params={"attempt": query},
+                                   data=form)  # fmt: skip
+    assert response.status_code == 400, response.text
+
+
+async def test_callbacks_ignore_values_twilio_never_sends(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "c.db"))
+    create_campaign(store, write_campaign(tmp_path, "windows: ['00:00-24:00']\n"), 0.0)
+    store.change_state("spring", "start", 1.0)
+    store.claim("spring", "me", 2.0, 60.0)
+    sid = "CA" + "a" * 32
+    query = {"attempt": "spring:1:1"}
+    async with client(app_over(store, tmp_path)) as http:
+        for path, form in [
+            ("status", {"CallSid": sid, "CallStatus": "exploded"}),
+            ("amd", {"CallSid": sid, "AnsweredBy": "robot\nx"}),
+            ("recording", {"CallSid": sid, "RecordingUrl": "file:///etc/passwd"}),
+            ("status", {"CallSid": sid, "CallStatus": "completed", "AnsweredBy": "alien"}),
+        ]:
+            response = await http.post(f"/campaigns/twilio/{path}", params=query, data=form)
+            assert response.status_code == 204, (path, response.text)
+    (attempt,) = store.attempts("spring")
+    assert (attempt["outcome"], attempt["answered_by"], attempt["recording_url"]) == (
+        "answered", None, None)  # fmt: skip
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     path=st.sampled_from(["status", "amd", "recording"]),
