@@ -495,6 +495,12 @@ class Store:
         as before: the next claim recreates the attempt under the same key.
         """
         with self._tx():
+            head = self._one("SELECT campaign_id FROM attempts WHERE key = ?", key)
+            camp = head and self._one(
+                f"SELECT state FROM campaigns WHERE id = ? {self.lock_campaign}",
+                head["campaign_id"],
+            )
+            # Read after the lock is taken: a pause or cancel committed before it is seen here.
             row = self._one(
                 "SELECT a.key, a.campaign_id, a.contact_id, a.number, a.state, a.owner, "
                 "c.zone, c.outcome, d.phone AS blocked FROM attempts a "
@@ -502,13 +508,9 @@ class Store:
                 "LEFT JOIN do_not_call d ON d.phone = c.phone WHERE a.key = ?",
                 key,
             )
-            if row is None or row["state"] != "dialling" or row["owner"] != owner:
+            if not camp or row is None or row["state"] != "dialling" or row["owner"] != owner:
                 return Defer(None, "the attempt is no longer this dialler's")
-            camp = self._one(
-                f"SELECT state FROM campaigns WHERE id = ? {self.lock_campaign}",
-                row["campaign_id"],
-            )
-            state = camp["state"] if camp else "canceled"
+            state = camp["state"]
             verdict = self._may_call(row["campaign_id"], state, row, row["number"], _utc(now))
             match verdict:
                 case Close(outcome=outcome, reason=reason):
