@@ -225,8 +225,9 @@ def _export(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import tempfile
 
+    from gateway.campaigns.dialler import campaign_of
     from gateway.campaigns.errors import CampaignError
-    from gateway.campaigns.simulate import KINDS, simulate
+    from gateway.campaigns.simulate import KINDS, first_call_at, simulate
 
     pattern = [k.strip() for k in args.callees.split(",") if k.strip()]
     unknown = [k for k in pattern if k not in KINDS]
@@ -234,6 +235,21 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"overtalk campaign: --callees takes {', '.join(KINDS)}", file=sys.stderr)
         return 2
     store = _open(args)
+    try:
+        campaign = campaign_of(store, args.id)
+    except CampaignError as exc:
+        print(f"overtalk campaign: {exc}", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC)
+    opens = first_call_at(campaign, [c["zone"] for c in store.contacts(args.id)], now)
+    if opens is None:
+        print(f"overtalk campaign: no calling window is left before {campaign.spec.stop}: "
+              "every contact would expire", file=sys.stderr)  # fmt: skip
+    elif (opens - now).total_seconds() > 60:
+        when = f"{opens:%Y-%m-%d %H:%M} UTC"
+        print(f"overtalk campaign: no callee's calling window is open until {when}; the "
+              "simulation waits for it in real time (campaigns/try-it.yaml calls at any "
+              "hour)", file=sys.stderr)  # fmt: skip
 
     async def watch() -> None:
         await _watch(store, args.id, sys.stderr)

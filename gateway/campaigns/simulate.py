@@ -21,16 +21,18 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from gateway.campaigns.errors import CampaignError
+from gateway.campaigns.spec import LoadedCampaign
 from gateway.campaigns.store import Stats, Store
 
 if TYPE_CHECKING:
     from gateway.sim.callee import Callee
 
-__all__ = ["KINDS", "PATTERN", "callee", "simulate"]
+__all__ = ["KINDS", "PATTERN", "callee", "first_call_at", "simulate"]
 
 #: What a simulated callee may be.
 KINDS = ("person", "voicemail", "busy", "no-answer", "failed")
@@ -75,6 +77,13 @@ def callee(kind: str, *, talk_s: float = 1.0) -> Callee:
         case "failed":
             return Callee.failed(ring_s=0.5)
     raise ValueError(f"unknown callee {kind!r}: one of {', '.join(KINDS)}")
+
+
+def first_call_at(campaign: LoadedCampaign, zones: Sequence[str], now: datetime) -> datetime | None:
+    """When the earliest of these callees' calling windows opens (None: never again)."""
+    windows = campaign.spec.calling_windows()
+    opens = [windows.next_open(now, ZoneInfo(zone)) for zone in set(zones)]
+    return min((o for o in opens if o is not None), default=None)
 
 
 async def simulate(

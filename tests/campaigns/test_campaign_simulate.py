@@ -114,3 +114,17 @@ def test_serve_help_names_the_real_default_engine(capsys) -> None:
         overtalk(["serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert f"default {Settings.engine})" in text and "default echo" not in text
+
+
+def test_first_call_at_tells_when_the_earliest_window_opens() -> None:
+    from zoneinfo import ZoneInfo
+
+    from gateway.campaigns.simulate import first_call_at
+
+    campaign = load_campaign(ROOT / "campaigns" / "spring-reminders.yaml")
+    chicago, london = ZoneInfo("America/Chicago"), ZoneInfo("Europe/London")
+    sunday_night = datetime(2027, 3, 7, 3, 0, tzinfo=chicago)
+    opens = first_call_at(campaign, ["America/Chicago", "Europe/London"], sunday_night)
+    assert opens == datetime(2027, 3, 8, 9, 0, tzinfo=london)  # London's Monday comes first
+    always = load_campaign(EXAMPLE)
+    assert first_call_at(always, ["America/Chicago"], sunday_night) == sunday_night
