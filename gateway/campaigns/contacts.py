@@ -56,6 +56,8 @@ MAX_CONTACT_BYTES = 64 * 1024 * 1024
 #: Byte-order marks and the encodings they announce.
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
          (codecs.BOM_UTF16_BE, "utf-16-be"))  # fmt: skip
+#: IANA zone names are far shorter ("America/Argentina/ComodRivadavia" is 32).
+MAX_ZONE_CHARS = 64
 #: How much of a line a report quotes.
 _OPENING_CHARS = 80
 
@@ -319,10 +321,12 @@ def _contact(
     except ValueError as exc:
         raise _RowError(str(exc), "phone") from None
     zone = values.pop(timezone_column, "")
+    if len(zone) > MAX_ZONE_CHARS:
+        raise _RowError(f"a time zone name of {len(zone)} characters is not one", "zone")
     if zone:
         try:
             ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
             raise _RowError(f"unknown time zone {zone!r}", "zone") from None
     else:
         zone = zone_for(phone) or default_zone

@@ -171,7 +171,7 @@ class CampaignSpec(_Model):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
             raise ValueError(f"unknown time zone {value!r} (an IANA name such as "
                              "America/Chicago)") from None  # fmt: skip
         return value

@@ -152,3 +152,10 @@ def test_contacts_fuzz_decoding_gives_text_or_a_located_refusal(data: bytes) -> 
         assert problem.line >= 1 and problem.column >= 1 and "save it" in problem.message
     else:
         assert isinstance(text, str)
+
+
+def test_contacts_skip_a_time_zone_name_too_long_for_the_file_system() -> None:
+    text = f"phone,timezone\n+13125550170,{'x' * 300}\n+13125550171,{'Europe/' * 40}\n"
+    result = read_contacts("long.csv", text=text)
+    assert [p.kind for p in result.skipped] == ["zone", "zone"]
+    assert all(len(p.reason) < 100 for p in result.skipped)
