@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
+import yaml.reader
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -235,6 +237,8 @@ def load_campaign(
         data, positions = parse(text, path)
     except DialPlanInvalid as exc:  # the YAML reader reports syntax errors this way
         raise CampaignInvalid(exc.problems) from None
+    except yaml.YAMLError as exc:  # what it lets through: a control character (ReaderError)
+        raise CampaignInvalid([_yaml_problem(path, text, exc)]) from None
     if not isinstance(data, dict):
         raise CampaignInvalid([Problem(path, 1, 1, "a campaign file is a mapping (name, ...)")])
     try:
@@ -272,6 +276,18 @@ def load_campaign(
     if problems:
         raise CampaignInvalid(problems)
     return LoadedCampaign(spec, path.resolve(), loaded_plan)
+
+
+def _yaml_problem(path: Path, text: str, exc: yaml.YAMLError) -> Problem:
+    """A YAML error at its line and column, without the text it quotes."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        before = text[: max(exc.position, 0)]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        return Problem(path, line, column, f"not YAML: character U+{exc.character:04X} is not "
+                       "allowed in a campaign file")  # fmt: skip
+    mark = getattr(exc, "problem_mark", None)
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    return Problem(path, line, column, f"not YAML: {getattr(exc, 'problem', None) or exc}")
 
 
 def _inside(path: Path, directory: Path) -> bool:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from campaignkit import write_campaign
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.campaigns.contacts import read_contacts, read_numbers
 from gateway.campaigns.errors import CampaignInvalid
@@ -157,3 +159,36 @@ def test_create_stores_good_contacts_and_keeps_skipped_rows(tmp_path: Path) -> N
     stats = store.stats("spring")
     assert (stats.contacts, stats.remaining, stats.skipped_rows) == (2, 2, 2)
     assert {p.reason.split(":")[0] for p in store.skipped_rows("spring")} >= {"do-not-call list"}
+
+
+KEYS = st.sampled_from(["version", "name", "caller_id", "contacts", "windows", "start", "stop",
+                        "pacing", "retry", "amd", "timezone", "ring_timeout", "x"])  # fmt: skip
+VALUES = st.sampled_from(["1", "spring", '"+13125550150"', "contacts.csv", "[00:00-24:00]",
+                          "2026-03-01", "2020-13-45", "{calls_per_second: 0}", "[", "]", "{",
+                          "'", '"', "&a", "*a", "!!python/object:os.system", "- x", "\t",
+                          "\x07", "", "Mars/Olympus"])  # fmt: skip
+DOCS = st.lists(st.tuples(KEYS, VALUES, st.sampled_from(["", "  "])), max_size=8).map(
+    lambda items: "".join(f"{indent}{k}: {v}\n" for k, v, indent in items)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=DOCS | st.text(max_size=200))
+def test_spec_fuzz_gives_a_campaign_or_located_problems(tmp_path_factory, text: str) -> None:
+    root = tmp_path_factory.mktemp("spec")
+    (root / "contacts.csv").write_text("phone\n+13125550170\n")
+    path = root / "campaign.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        load_campaign(path)
+    except CampaignInvalid as exc:
+        assert exc.problems and all(p.line >= 1 and p.column >= 1 for p in exc.problems)
+
+
+def test_spec_reports_a_control_character_at_its_place(tmp_path: Path) -> None:
+    path = write_campaign(tmp_path, "ring_timeout: 30\nmessage: a\x1fb\n")
+    with pytest.raises(CampaignInvalid) as caught:
+        load_campaign(path)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column) == (line_of(path, "message"), 11)
+    assert "U+001F" in problem.message
