@@ -64,6 +64,8 @@ __all__ = ["AmdSpec", "CampaignSpec", "LoadedCampaign", "load_campaign", "parse_
 
 _DURATION = re.compile(r"(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+#: A campaign file is a page of settings; the contacts are in their own file.
+MAX_CAMPAIGN_BYTES = 256 * 1024
 
 
 def parse_duration(value: Any) -> float:
@@ -230,9 +232,21 @@ def load_campaign(
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CampaignInvalid([Problem(path, 1, 1, f"cannot read campaign: {exc}")]) from None
+        if not path.is_file():  # a device such as /dev/zero would be read for ever
+            raise CampaignInvalid([Problem(path, 1, 1, "a campaign is a regular file")])
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CAMPAIGN_BYTES + 1)
+        if len(data) > MAX_CAMPAIGN_BYTES:
+            raise CampaignInvalid([Problem(path, 1, 1, f"a campaign file is at most "
+                                           f"{MAX_CAMPAIGN_BYTES} bytes")])  # fmt: skip
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CampaignInvalid([Problem(path, line, 1, "not UTF-8: save the file as UTF-8")]
+                              ) from None  # fmt: skip
+    except OSError as exc:
+        raise CampaignInvalid([Problem(path, 1, 1, f"cannot read campaign: {exc.strerror}")]
+                              ) from None  # fmt: skip
     try:
         data, positions = parse(text, path)
     except DialPlanInvalid as exc:  # the YAML reader reports syntax errors this way

@@ -192,3 +192,16 @@ def test_spec_reports_a_control_character_at_its_place(tmp_path: Path) -> None:
     (problem,) = caught.value.problems
     assert (problem.line, problem.column) == (line_of(path, "message"), 11)
     assert "U+001F" in problem.message
+
+
+def test_spec_refuses_devices_huge_files_and_other_encodings(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * 30_000)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"version: 1\nname: caf\xe9\n")
+    for path, fragment, line in [(Path("/dev/zero"), "regular file", 1),
+                                 (big, "at most", 1), (latin, "not UTF-8", 2)]:  # fmt: skip
+        with pytest.raises(CampaignInvalid) as caught:
+            load_campaign(path)
+        (problem,) = caught.value.problems
+        assert fragment in problem.message and problem.line == line
