@@ -69,7 +69,7 @@ def create_app(
     lifecycle = Lifecycle()
     metrics = GatewayMetrics(lambda: len(calls.active), lambda: lifecycle.draining)
     calls.on_end.append(metrics.call_ended)
-    twilio = TwilioCarrier(settings, engines, calls, plans, lifecycle)
+    twilio = TwilioCarrier(settings, engines, calls, plans, lifecycle, refused=metrics.refused)
     if wall_clock is not None:
         twilio.wall_clock = wall_clock
 
@@ -128,6 +128,7 @@ def create_app(
     app.state.plans = plans
     app.state.lifecycle = lifecycle
     app.state.metrics = metrics
+    app.state.stream_tokens = twilio.tokens
     app.include_router(twilio.router())
     if settings.campaign_store:
         app.include_router(_campaign_router(settings))

@@ -184,6 +184,7 @@ def _dial(args: argparse.Namespace) -> int:
     from gateway.campaigns.carrier import TwilioCalls
     from gateway.campaigns.dialler import Dialler
     from gateway.campaigns.errors import CampaignError
+    from gateway.carriers.twilio.stream_token import StreamTokens
 
     base = args.public_url or os.environ.get("OVERTALK_PUBLIC_URL")
     sid, token = os.environ.get("TWILIO_ACCOUNT_SID"), os.environ.get("TWILIO_AUTH_TOKEN")
@@ -200,6 +201,7 @@ def _dial(args: argparse.Namespace) -> int:
             store, args.id, TwilioCalls(sid, token, api_base=api_base, timeout=args.http_timeout),
             public_url=base, owner=args.owner, lease_s=args.lease, poll_s=args.poll,
             check_after_s=args.check_after, records_dir=args.records_dir,
+            stream_tokens=StreamTokens.derive(os.environ.get("OVERTALK_STREAM_SECRET", ""), token),
         )  # fmt: skip
     except CampaignError as exc:
         print(f"overtalk campaign: {exc}", file=sys.stderr)
