@@ -23,6 +23,7 @@ from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
 from gateway.engines import EngineSet
 from gateway.lifecycle import Lifecycle
+from gateway.limits import BodyLimit, uvicorn_options
 from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("overtalk.gateway")
@@ -129,6 +130,14 @@ def create_app(
     app.state.lifecycle = lifecycle
     app.state.metrics = metrics
     app.state.stream_tokens = twilio.tokens
+    #: What the server must be started with for the header deadline and websocket bound.
+    app.state.uvicorn_options = uvicorn_options(settings.header_timeout, metrics.refused)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+        refused=metrics.refused,
+    )
     app.include_router(twilio.router())
     if settings.campaign_store:
         app.include_router(_campaign_router(settings))

@@ -112,6 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
                 proxy_headers=True,
                 # Calls are long-lived websockets: the drain above decides when they may end.
                 timeout_graceful_shutdown=5,
+                **app.state.uvicorn_options,
             )
         )
     except lifecycle.StartFailed as exc:
