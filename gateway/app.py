@@ -65,7 +65,11 @@ def create_app(
         settings.engine, {settings.engine: settings.engine_options}, prebuilt=engine
     )
     engine = engines.get()  # the default engine loads before the first call, not during it
-    plans = PlanHolder(settings.dialplan, ENGINE_NAMES) if settings.dialplan else None
+    plans = (
+        PlanHolder(settings.dialplan, ENGINE_NAMES, max_bytes=settings.dialplan_max_bytes)
+        if settings.dialplan
+        else None
+    )
     calls = CallRegistry(settings.records_dir or None)
     lifecycle = Lifecycle()
     metrics = GatewayMetrics(lambda: len(calls.active), lambda: lifecycle.draining)

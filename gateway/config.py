@@ -70,6 +70,8 @@ class Settings:
     media_burst: float = 300.0
     #: A recording stops growing past this many seconds per channel.
     max_recording_seconds: float = 3600.0
+    #: Largest dial-plan file (plan or include) read; larger ones are refused.
+    dialplan_max_bytes: int = 1024 * 1024
     #: Seconds a stream token (the ``<Parameter>`` binding a stream to its call) stays valid.
     stream_token_ttl: float = 600.0
     twilio_auth_token: str = ""
@@ -145,7 +147,7 @@ def load_settings(
     for name in (
         "max_body_bytes", "header_timeout", "body_timeout", "first_media_timeout",
         "media_silence_timeout", "media_max_payload", "media_max_rate", "media_burst",
-        "max_recording_seconds", "stream_token_ttl",
+        "max_recording_seconds", "stream_token_ttl", "dialplan_max_bytes",
     ):  # fmt: skip
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be positive, not {getattr(settings, name)!r}")
