@@ -146,11 +146,16 @@ def _demo(args: argparse.Namespace) -> int:
 def _calls_show(args: argparse.Namespace) -> int:
     import orjson
 
+    from gateway.ids import InvalidIdentifier, path_inside
     from gateway.timeline import render
 
     settings = load_settings(args.config, {"records_dir": args.records_dir})
     records = Path(settings.records_dir or ".")
-    path = records / f"{args.call_id}.json"
+    try:  # a call id names files here: it must be one, never a path
+        path = path_inside(records, args.call_id, ".json")
+    except InvalidIdentifier as exc:
+        print(f"overtalk: {exc}", file=sys.stderr)
+        return 2
     try:
         record = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -158,7 +163,7 @@ def _calls_show(args: argparse.Namespace) -> int:
         return 1
     recording = None
     for folder in filter(None, (args.recordings_dir, settings.recordings_dir, str(records))):
-        candidate = Path(folder) / f"{args.call_id}.wav"
+        candidate = path_inside(folder, args.call_id, ".wav")
         if candidate.is_file():
             recording = candidate
             break
