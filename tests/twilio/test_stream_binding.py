@@ -217,3 +217,28 @@ async def test_gateway_voice_webhook_refuses_a_call_sid_that_is_not_one():
         good = await client.post(url + "/twilio/voice", data={"CallSid": call_sid(13)})
     assert bad.status_code == 400
     assert good.status_code == 200 and TOKEN_PARAMETER in good.text
+
+
+async def test_gateway_media_logs_a_peers_garbage_bounded_on_one_line(gateway, caplog):
+    url, app, _ = gateway
+    call = call_sid(14)
+    with caplog.at_level(logging.WARNING, logger="overtalk.twilio"):
+        async with connect(url) as ws:
+            await ws.send(start(call, signed(call)))
+            await ws.send(orjson.dumps({"event": "x\nFORGED " + "A" * 7000}).decode())
+            await ws.send(media())
+            await ws.send('{"event":"stop","streamSid":"' + STREAM + '"}')
+            await closed_with(ws)
+    lines = [r.getMessage() for r in caplog.records if "ignored message" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0] and len(lines[0]) < 400
+
+
+async def test_gateway_metrics_report_each_refusal_by_kind(gateway):
+    url, app, _ = gateway
+    async with connect(url) as ws:
+        await ws.send(start(call_sid(15)))
+        await closed_with(ws)
+    base = url.replace("ws", "http", 1).removesuffix("/twilio/media")
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(base + "/metrics")).text
+    assert 'overtalk_refusals_total{kind="stream-token"} 1.0' in text
