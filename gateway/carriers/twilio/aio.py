@@ -87,7 +87,7 @@ CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_UNAVAILABLE = 1013  # "try again later": the engine could not take the call
 #: How often a stream's media deadlines are checked (one timer per call, not one per frame).
-WATCHDOG_S = 0.5
+WATCHDOG_S = 1.0
 
 
 def _stream_context(params: dict[str, str]) -> dict[str, str]:

@@ -169,7 +169,7 @@ class TwilioStream:
         max_message_bytes: int = 8192,
         max_payload_bytes: int = 4 * FRAME_BYTES,
         max_rate: float = 150.0,
-        burst: float = 150.0,
+        burst: float = 300.0,
         max_violations: int = 100,
     ) -> None:
         self.state = StreamState.AWAITING_START
