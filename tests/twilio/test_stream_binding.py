@@ -116,7 +116,13 @@ async def test_gateway_media_second_stream_for_a_live_call_is_refused(gateway):
     call = call_sid(4)
     async with connect(url) as first:
         await first.send(start(call, signed(call)))
-        await first.send(media())
+
+        async def feed() -> None:  # audio keeps flowing, as Twilio's would
+            while True:
+                await first.send(media())
+                await asyncio.sleep(0.02)
+
+        feeder = asyncio.create_task(feed())
         for _ in range(200):
             if call in app.state.calls.active:
                 break
@@ -125,7 +131,7 @@ async def test_gateway_media_second_stream_for_a_live_call_is_refused(gateway):
             await second.send(start(call, signed(call), stream="MZ" + "e" * 32))
             assert await closed_with(second) == 1008
         assert list(app.state.calls.active) == [call]  # the first call is untouched
-        await first.send(media())
+        feeder.cancel()
         await first.send('{"event":"stop","streamSid":"' + STREAM + '"}')
         await closed_with(first)
     for _ in range(200):
