@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,7 +85,10 @@ class CallRegistry:
             self.records_dir.mkdir(parents=True, exist_ok=True)
             path = path_inside(self.records_dir, ledger.call_id, ".json")
             record = orjson.dumps(ledger.to_dict())
-            path.write_bytes(record)
+            # Written aside and renamed: a reader (``calls show``) never sees half a record.
+            part = path.with_name(path.name + ".part")
+            part.write_bytes(record)
+            os.replace(part, path)
         except (OSError, InvalidIdentifier) as exc:
             log.error("x cannot write the record of call %s: %s", field(ledger.call_id), exc)
 
