@@ -133,7 +133,7 @@ def uvicorn_options(
         log.warning("x httptools is not installed: no deadline for request headers")
         return options
 
-    class HeaderDeadlineProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    class HeaderDeadlineProtocol(HttpToolsProtocol):
         """Closes a connection whose request head is not complete ``header_timeout`` seconds
         after it opened or after its previous response (a slow-headers attack)."""
 
@@ -181,7 +181,7 @@ def _utf8_checked_websockets(refused: Callable[[str], None]) -> type[Any]:
     section 8.1: the endpoint MUST fail the connection, code 1007)."""
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-    class Utf8CheckedProtocol(WebSocketsSansIOProtocol):  # type: ignore[misc]
+    class Utf8CheckedProtocol(WebSocketsSansIOProtocol):
         def send_receive_event_to_app(self) -> None:
             if self.curr_msg_data_type == "text" and not self.close_sent:
                 frames = self.frames

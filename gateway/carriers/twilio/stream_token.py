@@ -23,11 +23,14 @@ import hmac
 import os
 from collections.abc import Mapping
 
-__all__ = ["TOKEN_PARAMETER", "StreamTokens", "token_subject"]
+__all__ = ["SAMPLE_TOKEN", "TOKEN_PARAMETER", "StreamTokens", "token_subject"]
 
 #: The ``<Parameter>`` name the token travels under.
 TOKEN_PARAMETER = "stream_token"
 _VERSION = "v1"
+#: A token of the real length, for checking that a TwiML document fits Twilio's limits before
+#: any token is issued (a campaign's contacts are checked when it is created).
+SAMPLE_TOKEN = f"{_VERSION}.{'0' * 10}.{'0' * 40}"
 #: How many attempt tokens are remembered as spent (bounded: the oldest expire first).
 _MAX_SPENT = 100_000
 
