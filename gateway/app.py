@@ -23,6 +23,7 @@ from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
 from gateway.engines import EngineSet
 from gateway.lifecycle import Lifecycle
+from gateway.limits import BodyLimit, uvicorn_options
 from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("overtalk.gateway")
@@ -64,12 +65,16 @@ def create_app(
         settings.engine, {settings.engine: settings.engine_options}, prebuilt=engine
     )
     engine = engines.get()  # the default engine loads before the first call, not during it
-    plans = PlanHolder(settings.dialplan, ENGINE_NAMES) if settings.dialplan else None
+    plans = (
+        PlanHolder(settings.dialplan, ENGINE_NAMES, max_bytes=settings.dialplan_max_bytes)
+        if settings.dialplan
+        else None
+    )
     calls = CallRegistry(settings.records_dir or None)
     lifecycle = Lifecycle()
     metrics = GatewayMetrics(lambda: len(calls.active), lambda: lifecycle.draining)
     calls.on_end.append(metrics.call_ended)
-    twilio = TwilioCarrier(settings, engines, calls, plans, lifecycle)
+    twilio = TwilioCarrier(settings, engines, calls, plans, lifecycle, refused=metrics.refused)
     if wall_clock is not None:
         twilio.wall_clock = wall_clock
 
@@ -128,6 +133,15 @@ def create_app(
     app.state.plans = plans
     app.state.lifecycle = lifecycle
     app.state.metrics = metrics
+    app.state.stream_tokens = twilio.tokens
+    #: What the server must be started with for the header deadline and websocket bound.
+    app.state.uvicorn_options = uvicorn_options(settings.header_timeout, metrics.refused)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
+        refused=metrics.refused,
+    )
     app.include_router(twilio.router())
     if settings.campaign_store:
         app.include_router(_campaign_router(settings))

@@ -32,7 +32,13 @@ import numpy as np
 import orjson
 import pybase64
 
+from gateway.carriers.twilio.stream_token import TOKEN_PARAMETER, StreamTokens
+
 SID = "MZ" + "b" * 32
+#: The stream-token key the benchmarked gateway is started with, so calls can present tokens.
+STREAM_SECRET = "overtalk-bench-stream-secret"
+_TOKENS = StreamTokens(STREAM_SECRET.encode())
+_SERVER_ENV = {**os.environ, "OVERTALK_STREAM_SECRET": STREAM_SECRET}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -76,7 +82,13 @@ async def _one_call(url: str, n: int, seconds: float, t0: float, stats: _WireSta
             start = {
                 "event": "start",
                 "streamSid": SID,
-                "start": {"streamSid": SID, "callSid": f"CA{n:032d}", "customParameters": {}},
+                "start": {
+                    "streamSid": SID,
+                    "callSid": f"CA{n:032d}",
+                    "customParameters": {
+                        TOKEN_PARAMETER: _TOKENS.issue(f"CA{n:032d}", {}, time.time())
+                    },
+                },
             }
             await ws.send(orjson.dumps(start).decode())
 
@@ -196,7 +208,7 @@ async def _wire(
         log_path = Path(tmp) / "server.log"
         log_file = log_path.open("wb")
         server = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=log_file
+            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=log_file, env=_SERVER_ENV
         )
         if len(cpus) >= 2:
             _pin(server.pid, {cpus[0]})
@@ -240,7 +252,10 @@ async def _soak(calls: int, minutes: float, call_seconds: float) -> list[dict[st
     with tempfile.TemporaryDirectory() as tmp:
         argv = _overtalk_command(port, Path(tmp))
         server = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+            *argv,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=_SERVER_ENV,
         )
         proc = psutil.Process(server.pid)
         url = f"ws://127.0.0.1:{port}/twilio/media"
@@ -328,7 +343,7 @@ def _inprocess(sessions: int = 100, frames: int = 500) -> dict[str, float]:
             stream = TwilioStream(max_rate=1e9, burst=1e9)
             stream.receive_message(
                 orjson.dumps(
-                    {"event": "start", "start": {"streamSid": SID, "callSid": f"CA{n}"}}
+                    {"event": "start", "start": {"streamSid": SID, "callSid": f"CA{n:032d}"}}
                 ).decode(),
                 0.0,
             )
@@ -413,7 +428,7 @@ def _interrupts(sessions: int = 100, rounds: int = 20) -> dict[str, float]:
                 stream = TwilioStream()
                 stream.receive_message(
                     orjson.dumps(
-                        {"event": "start", "start": {"streamSid": SID, "callSid": "CA"}}
+                        {"event": "start", "start": {"streamSid": SID, "callSid": f"CA{n:032d}"}}
                     ).decode(),
                     0.0,
                 )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
+from gateway.ids import InvalidIdentifier, path_inside
 from gateway.ledger import CallLedger
+from gateway.logs import field
 
 log = logging.getLogger("overtalk.calls")
 
@@ -30,10 +33,17 @@ class CallRegistry:
         self.statuses: dict[str, list[dict[str, str]]] = {}
         self.max_status_calls = 10000
 
-    def started(self, ledger: CallLedger, end: Callable[[str, str], None]) -> None:
-        """A call is live; ``end(reason, outcome)`` hangs it up (at a drain deadline)."""
+    def started(self, ledger: CallLedger, end: Callable[[str, str], None]) -> bool:
+        """A call is live; ``end(reason, outcome)`` hangs it up (at a drain deadline).
+
+        False (and nothing registered) when a call with that id is live already: one media
+        stream per call, and the first one keeps it.
+        """
+        if ledger.call_id in self.active:
+            return False
         self.active[ledger.call_id] = ledger
         self._enders[ledger.call_id] = end
+        return True
 
     def end_all(self, reason: str) -> None:
         for end in list(self._enders.values()):
@@ -41,14 +51,15 @@ class CallRegistry:
 
     def ended(self, ledger: CallLedger) -> None:
         """A call is over: write its record, tell the listeners, wake drain waiters."""
-        self.active.pop(ledger.call_id, None)
-        self._enders.pop(ledger.call_id, None)
+        if self.active.get(ledger.call_id) is ledger:
+            self.active.pop(ledger.call_id)
+            self._enders.pop(ledger.call_id, None)
         self.completed += 1
         log.info(
             "= call %s ended (%s): %s; %d frames in, %d out, %d clears",
-            ledger.call_id,
+            field(ledger.call_id),
             ledger.outcome,
-            ledger.end_reason,
+            field(ledger.end_reason, 300),
             ledger.frames_in,
             ledger.frames_out,
             ledger.clears,
@@ -72,10 +83,14 @@ class CallRegistry:
         assert self.records_dir is not None
         try:
             self.records_dir.mkdir(parents=True, exist_ok=True)
+            path = path_inside(self.records_dir, ledger.call_id, ".json")
             record = orjson.dumps(ledger.to_dict())
-            (self.records_dir / f"{ledger.call_id}.json").write_bytes(record)
-        except OSError as exc:
-            log.error("x cannot write the record of call %s: %s", ledger.call_id, exc)
+            # Written aside and renamed: a reader (``calls show``) never sees half a record.
+            part = path.with_name(path.name + ".part")
+            part.write_bytes(record)
+            os.replace(part, path)
+        except (OSError, InvalidIdentifier) as exc:
+            log.error("x cannot write the record of call %s: %s", field(ledger.call_id), exc)
 
     async def flush(self) -> None:
         """Wait for the records still being written (at shut-down)."""

@@ -114,6 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
                 proxy_headers=True,
                 # Calls are long-lived websockets: the drain above decides when they may end.
                 timeout_graceful_shutdown=5,
+                **app.state.uvicorn_options,
             )
         )
     except lifecycle.StartFailed as exc:
@@ -147,11 +148,16 @@ def _demo(args: argparse.Namespace) -> int:
 def _calls_show(args: argparse.Namespace) -> int:
     import orjson
 
+    from gateway.ids import InvalidIdentifier, path_inside
     from gateway.timeline import render
 
     settings = load_settings(args.config, {"records_dir": args.records_dir})
     records = Path(settings.records_dir or ".")
-    path = records / f"{args.call_id}.json"
+    try:  # a call id names files here: it must be one, never a path
+        path = path_inside(records, args.call_id, ".json")
+    except InvalidIdentifier as exc:
+        print(f"overtalk: {exc}", file=sys.stderr)
+        return 2
     try:
         record = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
@@ -159,7 +165,7 @@ def _calls_show(args: argparse.Namespace) -> int:
         return 1
     recording = None
     for folder in filter(None, (args.recordings_dir, settings.recordings_dir, str(records))):
-        candidate = Path(folder) / f"{args.call_id}.wav"
+        candidate = path_inside(folder, args.call_id, ".wav")
         if candidate.is_file():
             recording = candidate
             break

@@ -53,8 +53,31 @@ class Settings:
     #: Campaign store: a SQLite file path or a postgresql:// URL. Set: the gateway serves the
     #: campaign callbacks and management API under /campaigns.
     campaign_store: str = ""
+    # -- limits (README "Limits"): what one peer may cost; every refusal is counted in /metrics
+    #: Largest HTTP request body; refused with 413 before it is read, parsed or authenticated.
+    max_body_bytes: int = 2 * 1024 * 1024
+    #: Seconds a client may take to send a request's headers, and then its body.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    #: Seconds from the stream's ``start`` to its first audio, and the longest gap in audio
+    #: (Twilio sends a frame every 20 ms, silence included).
+    first_media_timeout: float = 10.0
+    media_silence_timeout: float = 15.0
+    #: Per stream: the largest audio payload (bytes of mu-law; a 20 ms frame is 160), and the
+    #: sustained messages per second with the burst allowed on top (a real call sends ~75).
+    media_max_payload: int = 640
+    media_max_rate: float = 150.0
+    media_burst: float = 300.0
+    #: A recording stops growing past this many seconds per channel.
+    max_recording_seconds: float = 3600.0
+    #: Largest dial-plan file (plan or include) read; larger ones are refused.
+    dialplan_max_bytes: int = 1024 * 1024
+    #: Seconds a stream token (the ``<Parameter>`` binding a stream to its call) stays valid.
+    stream_token_ttl: float = 600.0
     twilio_auth_token: str = ""
     twilio_account_sid: str = ""
+    #: Key of the stream tokens; unset: derived from the Twilio auth token.
+    stream_secret: str = ""
     #: REST API base URL; only changed to point at a stand-in (the simulator, tests).
     twilio_api_base: str = ""
 
@@ -63,7 +86,11 @@ class Settings:
         return bool(self.twilio_auth_token)
 
 
-_SECRET_ENV = {"twilio_auth_token": "TWILIO_AUTH_TOKEN", "twilio_account_sid": "TWILIO_ACCOUNT_SID"}
+_SECRET_ENV = {
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "stream_secret": "OVERTALK_STREAM_SECRET",
+}
 _FIELDS = {f.name: f for f in fields(Settings)}
 
 
@@ -117,6 +144,13 @@ def load_settings(
         raise ConfigError(f"log_format must be text or json, not {settings.log_format!r}")
     if settings.drain_answer not in ("busy", "unavailable"):
         raise ConfigError(f"drain_answer must be busy or unavailable: {settings.drain_answer!r}")
+    for name in (
+        "max_body_bytes", "header_timeout", "body_timeout", "first_media_timeout",
+        "media_silence_timeout", "media_max_payload", "media_max_rate", "media_burst",
+        "max_recording_seconds", "stream_token_ttl", "dialplan_max_bytes",
+    ):  # fmt: skip
+        if not getattr(settings, name) > 0:
+            raise ConfigError(f"{name} must be positive, not {getattr(settings, name)!r}")
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url must start with http:// or https://: {settings.public_url}")
     return settings

@@ -42,6 +42,7 @@ class GatewayMetrics(Collector):
         self.barge_in_latency = Histogram(LATENCY_BUCKETS)
         self.clear_latency = Histogram(CLEAR_BUCKETS)
         self.frame_lateness = Histogram(LATENESS_BUCKETS)
+        self.refusals = Counter[str]()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -58,6 +59,12 @@ class GatewayMetrics(Collector):
         for value in ledger.clear_latencies:
             self.clear_latency.observe(value)
         self.frame_lateness.merge(ledger.frame_lateness)
+
+    # -- refusals: what a limit or a check turned away (README "Limits") ----------------------
+
+    def refused(self, kind: str) -> None:
+        """A limit or check refused something (a body too large, a stream without a token)."""
+        self.refusals[kind] += 1
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -84,6 +91,14 @@ class GatewayMetrics(Collector):
         for kind, n in sorted(self.websocket_errors.items()):
             ws.add_metric([kind], n)
         yield ws
+        refusals = CounterMetricFamily(
+            "overtalk_refusals",
+            "Requests, streams and files refused by a limit or check.",
+            labels=["kind"],
+        )
+        for kind, n in sorted(self.refusals.items()):
+            refusals.add_metric([kind], n)
+        yield refusals
         for name, doc, hist in (
             ("overtalk_response_latency_seconds", "Caller speech end to bot audio, per turn "
              "(reported by the engine).", self.response_latency),

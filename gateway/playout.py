@@ -154,12 +154,16 @@ class Playout:
         if not sep or gen != str(self.generation):
             self.stale_marks += 1
             return False
-        try:
-            position = float(pos)
-        except ValueError:
+        # Our names carry a whole number of ms; anything else ("inf", "1e999", "nan") is not
+        # one of ours, and an infinite position would poison every later estimate.
+        if not (pos.isascii() and pos.isdigit() and len(pos) <= 15):
             self.stale_marks += 1
             return False
+        position = float(pos)
         marks = self._marks
+        if marks and position > marks[-1] + 0.5:
+            self.stale_marks += 1  # beyond anything sent: not an echo
+            return False
         matched = False
         while marks and marks[0] <= position + 0.5:
             marks.popleft()

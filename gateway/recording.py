@@ -17,8 +17,9 @@ import numpy as np
 from gateway.audio.g711 import ULAW_SILENCE, ulaw_decode
 
 BYTES_PER_SECOND = 8000
-#: A recording stops growing past this length (a runaway call must not eat memory).
-MAX_SECONDS = 4 * 3600
+#: A recording stops growing past this length by default (a runaway call must not eat memory;
+#: the gateway's ``max_recording_seconds`` sets it).
+MAX_SECONDS = 3600.0
 
 
 class CallRecorder:
@@ -26,16 +27,17 @@ class CallRecorder:
 
     __slots__ = ("origin", "_caller", "_bot", "_limit")
 
-    def __init__(self, origin: float) -> None:
+    def __init__(self, origin: float, max_seconds: float = MAX_SECONDS) -> None:
         #: Monotonic time of the call's start: sample 0 of both channels.
         self.origin = origin
         self._caller = bytearray()
         self._bot = bytearray()
-        self._limit = MAX_SECONDS * BYTES_PER_SECOND
+        self._limit = int(max_seconds * BYTES_PER_SECOND)
 
     def caller(self, ulaw: bytes) -> None:
-        if len(self._caller) < self._limit:
-            self._caller += ulaw
+        room = self._limit - len(self._caller)
+        if room > 0:
+            self._caller += ulaw[:room]
 
     def bot(self, at: float, ulaw: bytes) -> None:
         """A bot frame that starts playing at monotonic time ``at``."""

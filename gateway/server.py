@@ -20,8 +20,12 @@ async def serve(
 ) -> AsyncIterator[str]:
     """Serve ``app`` until the block exits; yields its base URL (``http://host:port``).
 
-    ``port=0`` takes a free port from the kernel, so parallel tests never collide.
+    ``port=0`` takes a free port from the kernel, so parallel tests never collide. The app's
+    own server limits (``app.state.uvicorn_options``: header deadline, websocket bounds) apply
+    unless ``options`` overrides them.
     """
+    state = getattr(app, "state", None)
+    options = {**getattr(state, "uvicorn_options", {}), **options}
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", **options)
     server = uvicorn.Server(config)
     # Leave signal handling to the embedding program (the demo, a benchmark, pytest).

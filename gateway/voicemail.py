@@ -34,16 +34,14 @@ Errors::
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
-RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
-TRANSCRIPTION_SID = re.compile(r"TR[0-9a-fA-F]{32}")
+from gateway.ids import CALL_SID, RECORDING_SID, TRANSCRIPTION_SID, is_twilio_sid
+
 #: Where recording media lives when no stand-in API base is configured.
 TWILIO_API = "https://api.twilio.com"
 #: Longest free-text value kept in a record (a transcription of Twilio's 2-minute limit is far
@@ -166,7 +164,7 @@ def classify(params: Mapping[str, str]) -> Callback:
 
 def message_files(call_sid: str, recording_sid: str) -> MessageFiles:
     """``<CallSid>-<RecordingSid>.wav`` and ``.json``; only well-formed SIDs make a name."""
-    if not CALL_SID.fullmatch(call_sid) or not RECORDING_SID.fullmatch(recording_sid):
+    if not is_twilio_sid(call_sid, CALL_SID) or not is_twilio_sid(recording_sid, RECORDING_SID):
         raise BadCallback(f"not a CallSid/RecordingSid pair: {call_sid!r}, {recording_sid!r}")
     stem = f"{call_sid}-{recording_sid}"
     return MessageFiles(audio=f"{stem}.wav", record=f"{stem}.json")
@@ -178,12 +176,12 @@ def audio_url(report: RecordingReport, api_base: str = "") -> str:
     The account's credentials go with the request, so only Twilio's hosts (``https``,
     ``*.twilio.com``) or the configured ``api_base`` (a stand-in) are trusted with it.
     """
-    parts = urlsplit(report.recording_url)
+    parts = _split(report.recording_url)
     trusted = parts.scheme == "https" and (
         parts.hostname == "twilio.com" or (parts.hostname or "").endswith(".twilio.com")
     )
     if api_base:
-        base = urlsplit(api_base)
+        base = _split(api_base)
         trusted = trusted or (parts.scheme, parts.netloc) == (base.scheme, base.netloc)
     if not trusted:
         raise BadCallback(f"RecordingUrl is not on Twilio's API: {report.recording_url!r}")
@@ -270,11 +268,11 @@ def _base(
     return {**fresh, **(existing or {})}
 
 
-def _sid(params: Mapping[str, str], name: str, shape: re.Pattern[str]) -> str:
+def _sid(params: Mapping[str, str], name: str, prefix: str) -> str:
     value = params.get(name, "")
     if not value:
         raise BadCallback(f"{name} is missing")
-    if not shape.fullmatch(value):
+    if not is_twilio_sid(value, prefix):
         raise BadCallback(f"{name} is not a Twilio SID: {value[:80]!r}")
     return value
 
@@ -295,7 +293,7 @@ def _recording_url(params: Mapping[str, str]) -> str:
     url = params.get("RecordingUrl", "")
     if not url:
         return ""
-    parts = urlsplit(url)
+    parts = _split(url)
     sid = params.get("RecordingSid", "")
     if (
         parts.scheme not in ("http", "https")
@@ -311,8 +309,19 @@ def _recording_url(params: Mapping[str, str]) -> str:
     return url
 
 
+def _split(url: str) -> SplitResult:
+    """``urlsplit`` with its ValueError (a malformed IPv6 host, a bad port) as BadCallback."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsed lazily; raises for a malformed port
+    except ValueError:
+        raise BadCallback(f"malformed URL: {url[:200]!r}") from None
+    return parts
+
+
 def _seconds(value: str | None) -> int | None:
-    """``RecordingDuration`` as whole seconds; absent or not a count: None (it is informative)."""
-    if value is None or not value.isdigit():
+    """``RecordingDuration`` as whole seconds; absent or not a count: None (it is informative).
+    ASCII digits only: ``"²".isdigit()`` is true, and ``int("²")`` raises."""
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 9:
         return None
     return int(value)

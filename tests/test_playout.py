@@ -128,3 +128,13 @@ def test_gateway_rejects_foreign_mark_names():
     assert not p.mark_echoed("hello", 0.0)
     assert not p.mark_echoed("0:abc", 0.0)
     assert not p.mark_echoed("0:20", 0.0)  # never sent
+
+
+@pytest.mark.parametrize("name", ["0:inf", "0:1e999", "0:nan", "0:-20", "0:99999999999"])
+def test_gateway_mark_echo_not_of_ours_is_stale_and_clear_still_works(name: str) -> None:
+    p = Playout(lead=1.0, mark_every=1)
+    _fill(p, 3)
+    p.poll(0.0)
+    assert not p.mark_echoed(name, 0.01)
+    clearing = p.clear(0.02)  # raised OverflowError on an infinite position before
+    assert 0.0 <= clearing.heard_ms <= 60.0

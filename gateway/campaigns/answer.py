@@ -14,12 +14,13 @@ name and value under 500 characters, and inline TwiML at most 4000 characters.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from gateway.campaigns.spec import AmdSpec, LoadedCampaign
+from gateway.carriers.twilio.stream_token import TOKEN_PARAMETER
 from gateway.carriers.twilio.twiml import connect_stream, render
 from gateway.dialplan import CallFacts, route
 
@@ -52,20 +53,33 @@ def answer_twiml(
     phone: str,
     variables: Mapping[str, str],
     at: datetime,
+    stream_token: Callable[[dict[str, str]], str] | None = None,
 ) -> str:
     """The inline TwiML for one attempt; ValueError when Twilio would refuse it.
 
     ``stream_url`` is the gateway's Media Streams websocket (``wss://.../twilio/media``) and
     ``action_url`` its ``/twilio/dial`` (for a plan whose answer is a transfer).
+    ``stream_token`` issues the token the gateway asks of the stream
+    (``gateway.carriers.twilio.stream_token``), over this attempt.
     """
     spec = campaign.spec
     params = stream_parameters(spec.name, attempt, spec.caller_id, phone, variables)
+    if TOKEN_PARAMETER in params:
+        raise ValueError(f"a contact's variables cannot name {TOKEN_PARAMETER!r}")
     if campaign.dialplan is None:
+        if stream_token is not None:
+            params[TOKEN_PARAMETER] = stream_token(params)
         twiml = connect_stream(stream_url, params)
     else:
         facts = CallFacts(to=phone, from_=spec.caller_id, at=at, direction="outbound-api")
         decision = route(campaign.dialplan, facts)
-        twiml = render(decision, stream_url=stream_url, parameters=params, action_url=action_url)
+        twiml = render(
+            decision,
+            stream_url=stream_url,
+            parameters=params,
+            action_url=action_url,
+            stream_token=stream_token,
+        )
     if len(twiml) > MAX_TWIML_CHARS:
         raise ValueError(
             f"the call's TwiML is {len(twiml)} characters, over Twilio's {MAX_TWIML_CHARS} "

@@ -278,6 +278,7 @@ def _dial(args: argparse.Namespace) -> int:
     from gateway.campaigns.dialler import Dialler, campaign_of
     from gateway.campaigns.errors import CampaignError
     from gateway.campaigns.preflight import check_gateway
+    from gateway.carriers.twilio.stream_token import StreamTokens
 
     if getattr(args, "simulate", False):
         return _simulate(args)
@@ -304,6 +305,7 @@ def _dial(args: argparse.Namespace) -> int:
             store, args.id, TwilioCalls(sid, token, api_base=api_base, timeout=args.http_timeout),
             public_url=base, campaign=campaign, owner=args.owner, lease_s=args.lease,
             poll_s=args.poll, check_after_s=args.check_after, records_dir=args.records_dir,
+            stream_tokens=StreamTokens.derive(os.environ.get("OVERTALK_STREAM_SECRET", ""), token),
         )  # fmt: skip
     except CampaignError as exc:
         print(f"overtalk campaign: {exc}", file=sys.stderr)

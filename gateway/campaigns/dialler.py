@@ -31,6 +31,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ from gateway.campaigns.permit import Close, Defer, Go
 from gateway.campaigns.spec import LoadedCampaign
 from gateway.campaigns.store import Attempt, Claimed, Store
 from gateway.carriers.twilio.signature import public_url
+from gateway.carriers.twilio.stream_token import StreamTokens, token_subject
 
 __all__ = ["Clock", "Dialler", "SystemClock", "callback_url", "campaign_of"]
 
@@ -130,8 +132,11 @@ class Dialler:
         check_after_s: float = 30.0,
         records_dir: str | Path | None = None,
         callback_prefix: str = CALLBACK_PREFIX,
+        stream_tokens: StreamTokens | None = None,
     ) -> None:
         self.store = store
+        #: Issues the token each call's stream presents to the gateway (``stream_token.py``).
+        self.stream_tokens = stream_tokens
         self.campaign_id = campaign_id
         self.carrier = carrier
         self.base = public_url.rstrip("/")
@@ -214,6 +219,13 @@ class Dialler:
             # once that runs out reconciling finds the call, or that there is none.
             log.warning("x attempt %s: %s; it will be reconciled", attempt.key, exc)
 
+    def _stream_token(self) -> Callable[[dict[str, str]], str] | None:
+        tokens = self.stream_tokens
+        if tokens is None:
+            return None
+        # Wall-clock seconds: the gateway checks the expiry with its own clock.
+        return lambda params: tokens.issue(token_subject("", params), params, time.time())
+
     async def _place_once(self, attempt: Attempt) -> None:
         store, spec = self.store, self.campaign.spec
         key = attempt.key
@@ -226,6 +238,7 @@ class Dialler:
                 phone=attempt.phone,
                 variables=attempt.variables,
                 at=datetime.fromtimestamp(self.clock.now(), UTC),
+                stream_token=self._stream_token(),
             )
         except ValueError as exc:
             log.warning("x attempt %s: %s", key, exc)

@@ -111,6 +111,7 @@ async def simulate(
     from gateway.campaigns.carrier import TwilioCalls
     from gateway.campaigns.dialler import Dialler, campaign_of
     from gateway.campaigns.preflight import check_gateway
+    from gateway.carriers.twilio.stream_token import StreamTokens
     from gateway.config import Settings
     from gateway.server import serve
     from gateway.sim.callee import CalleeBook
@@ -159,6 +160,7 @@ async def simulate(
                 dialler = Dialler(
                     store, campaign_id, carrier, public_url=gateway, campaign=loaded,
                     poll_s=poll_s, check_after_s=10.0, records_dir=records_dir,
+                    stream_tokens=StreamTokens.derive("", token),
                 )  # fmt: skip
                 watcher = asyncio.create_task(watch()) if watch is not None else None
                 try:

@@ -7,8 +7,11 @@ of each value and each mapping key under the path that pydantic's error ``loc`` 
 
 Three things ``safe_load`` silently accepts are refused, because each hides a mistake in a
 hand-edited file: duplicate keys (the later one would win), non-scalar keys, and recursive
-aliases. Expansion is capped so a "billion laughs" alias bomb cannot stall a reload. One
-deliberate departure from YAML: an unquoted ``+14155550100`` stays a string (see below).
+aliases. Expansion is capped so a "billion laughs" alias bomb cannot stall a reload, and
+nesting is capped so a file of 100,000 ``[`` cannot exhaust the stack (PyYAML composes
+recursively). A character YAML does not allow (a stray control byte) is reported at its line
+and column like any other error. One deliberate departure from YAML: an unquoted
+``+14155550100`` stays a string (see below).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from gateway.dialplan.problems import DialPlanInvalid, Problem
 
 #: Most nodes one file may expand to (aliases count again each time they are used).
 MAX_NODES = 100_000
+#: Deepest nesting of lists and mappings; a real plan nests about eight levels.
+MAX_DEPTH = 64
 
 Loc = tuple[Any, ...]
 
@@ -130,6 +135,36 @@ class _TooBig(Exception):
         self.node = node
 
 
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        self.mark = mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader whose (recursive) composer stops at :data:`MAX_DEPTH` levels."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _codepoint(character: object) -> str:
+    code = character if isinstance(character, int) else ord(str(character)[:1] or "\0")
+    return f"U+{code:04X}"
+
+
+def _line_column(text: str, index: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
 def parse(text: str, file: Path) -> tuple[Any, Positions]:
     """Parse one YAML document, returning its data and positions.
 
@@ -137,7 +172,14 @@ def parse(text: str, file: Path) -> tuple[Any, Positions]:
     than one document, or any of the refusals described in the module docstring.
     """
     positions = Positions(file)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _BoundedLoader(text)
+    except yaml.reader.ReaderError as exc:  # checked up front for str input
+        line, column = _line_column(text, exc.position)
+        raise DialPlanInvalid(
+            [Problem(file, line, column, f"character {_codepoint(exc.character)} is not allowed")],
+            [file],
+        ) from None
     try:
         try:
             node = loader.get_single_node()
@@ -148,6 +190,12 @@ def parse(text: str, file: Path) -> tuple[Any, Positions]:
             raise DialPlanInvalid(
                 [Problem(file, line, column, f"YAML syntax: {reason}")], [file]
             ) from None
+        except _TooDeep as exc:
+            raise DialPlanInvalid(
+                [Problem(file, exc.mark.line + 1, exc.mark.column + 1,
+                         f"nested more than {MAX_DEPTH} levels deep")],
+                [file],
+            ) from None  # fmt: skip
         except yaml.YAMLError as exc:
             raise DialPlanInvalid([Problem(file, 1, 1, f"YAML: {exc}")], [file]) from None
         if node is None:

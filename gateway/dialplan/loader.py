@@ -24,6 +24,7 @@ import difflib
 import hashlib
 import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Collection, Iterator, Mapping
@@ -54,7 +55,7 @@ from gateway.dialplan.schema import (
 )
 from gateway.dialplan.timing import EVERY_MINUTE, WeekSet, describe_span
 
-__all__ = ["check", "load"]
+__all__ = ["MAX_FILE_BYTES", "PlanFileUnreadable", "check", "load", "read_plan_file"]
 
 #: Keys whose values are secrets: they must come from the environment, never the file.
 SECRET_KEY = re.compile(r"(?i)(pass(word)?|secret|token|api[_-]?key|credential)s?$")
@@ -62,6 +63,41 @@ _ENV = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Most files one plan may consist of, includes included.
 MAX_FILES = 64
+#: Largest plan file read. A hand-written plan is a few kilobytes; YAML parses at a few seconds
+#: a megabyte here, and a reload must not take minutes or gigabytes.
+MAX_FILE_BYTES = 1024 * 1024
+
+
+class PlanFileUnreadable(Exception):
+    """A plan file cannot be used: missing, not a regular file, too large, or unreadable."""
+
+
+def read_plan_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a plan file, which must be a regular file of at most ``max_bytes``.
+
+    Opened without blocking and checked on the open descriptor (no race with a swap): a FIFO,
+    ``/dev/zero`` or a directory is refused before one byte is read, and no more than
+    ``max_bytes + 1`` bytes are ever read, even from a file that grows.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise PlanFileUnreadable("not found") from None
+    except OSError as exc:
+        raise PlanFileUnreadable(exc.strerror or str(exc)) from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise PlanFileUnreadable("not a regular file")
+        if info.st_size > max_bytes:
+            raise PlanFileUnreadable(f"larger than {max_bytes} bytes")
+        try:
+            content = file.read(max_bytes + 1)
+        except OSError as exc:
+            raise PlanFileUnreadable(exc.strerror or str(exc)) from None
+    if len(content) > max_bytes:
+        raise PlanFileUnreadable(f"larger than {max_bytes} bytes")
+    return content
 
 
 def load(
@@ -69,14 +105,17 @@ def load(
     engines: Collection[str],
     *,
     env: Mapping[str, str] | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> DialPlan:
     """Load the plan at ``path`` and its includes; raise :class:`DialPlanInvalid` if broken.
 
     ``engines`` are the engine names a ``bot`` may use (the gateway passes
     ``engine.registry.ENGINE_NAMES``). ``env`` replaces ``os.environ`` for ``${NAME}``
-    substitution.
+    substitution. Each file must be a regular file of at most ``max_bytes``.
     """
-    return _Loader(Path(path), frozenset(engines), os.environ if env is None else env).run()
+    loader = _Loader(Path(path), frozenset(engines), os.environ if env is None else env)
+    loader.max_bytes = max_bytes
+    return loader.run()
 
 
 def check(
@@ -116,6 +155,7 @@ class _Loader:
     sources: list[_Source] = field(default_factory=list)
     tried: list[Path] = field(default_factory=list)
     env_used: dict[str, str] = field(default_factory=dict)
+    max_bytes: int = MAX_FILE_BYTES
 
     # -- stage 1-3: files ------------------------------------------------------------------
 
@@ -145,9 +185,9 @@ class _Loader:
             self.problems.append(_moved(named_by, f"more than {MAX_FILES} files included"))
             return
         try:
-            content = path.read_bytes()
-        except OSError as exc:
-            reason = "not found" if isinstance(exc, FileNotFoundError) else exc.strerror
+            content = read_plan_file(path, self.max_bytes)
+        except PlanFileUnreadable as exc:
+            reason = str(exc)
             if named_by is None:
                 self.problems.append(Problem(path, 1, 1, f"cannot read dial plan: {reason}"))
             else:
@@ -318,8 +358,8 @@ class _Loader:
             content = next((s.content for s in self.sources if s.path == path), None)
             if content is None:
                 try:
-                    content = path.read_bytes()
-                except OSError:
+                    content = read_plan_file(path, self.max_bytes)
+                except PlanFileUnreadable:
                     content = b""
             h.update(str(path).encode() + b"\0" + hashlib.sha256(content).digest())
         for name in sorted(self.env_used):

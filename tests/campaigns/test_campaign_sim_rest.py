@@ -24,6 +24,7 @@ from gateway.campaigns.dialler import Dialler
 from gateway.campaigns.setup import create_campaign
 from gateway.campaigns.store import open_store
 from gateway.carriers.twilio.control import rest_client
+from gateway.carriers.twilio.stream_token import StreamTokens
 from gateway.config import Settings
 from gateway.server import serve
 from gateway.sim.callee import Callee, CalleeBook
@@ -182,7 +183,8 @@ async def test_campaign_runs_over_the_simulator_with_amd(tmp_path: Path, on_mach
         async with serve(app) as gateway:
             create_campaign(store, path, time.time())
             store.change_state("spring", "start", time.time())
-            dialler = Dialler(store, "spring", carrier, public_url=gateway, poll_s=0.05)
+            dialler = Dialler(store, "spring", carrier, public_url=gateway, poll_s=0.05,
+                              stream_tokens=StreamTokens.derive(auth_token=TOKEN))  # fmt: skip
             await asyncio.wait_for(dialler.run(), 60)
     await sim.aclose()
     rows = {r["phone"]: r for r in store.contacts("spring")}

@@ -198,9 +198,10 @@ async def test_gateway_call_in_progress_keeps_plan_it_was_routed_by(tmp_path):
         ws_url = url.replace("http", "ws") + "/twilio/media"
         async with connect(ws_url) as ws:
             await ws.send(orjson.dumps({"event": "start", "start": {
-                "streamSid": "MZ1", "callSid": form["CallSid"], "customParameters": params,
+                "streamSid": "MZ" + "1" * 32, "callSid": form["CallSid"],
+                "customParameters": params,
             }}).decode())  # fmt: skip
-            await ws.send('{"event":"stop","streamSid":"MZ1","stop":{}}')
+            await ws.send('{"event":"stop","streamSid":"MZ' + "1" * 32 + '","stop":{}}')
             with contextlib.suppress(websockets.ConnectionClosed):
                 await ws.recv()
         # A new call meets the new plan.

@@ -104,7 +104,9 @@ async def test_gateway_sigterm_drains_without_cutting_calls(tmp_path):
                 return (await http.get("/readyz")).status_code == 503
 
             await wait_until(not_ready)
-            refused = await http.post("/twilio/voice", data={"CallSid": "CAlate", "To": "+1"})
+            refused = await http.post(
+                "/twilio/voice", data={"CallSid": "CA" + "1" * 32, "To": "+1"}
+            )
             reject = ET.fromstring(refused.text).find("Reject")
             assert reject is not None and reject.get("reason") == "busy"
             reports = await asyncio.gather(*calls)

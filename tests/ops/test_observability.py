@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import wave
 
 import httpx
@@ -64,12 +65,16 @@ async def test_gateway_metrics_count_protocol_errors_by_kind(tmp_path):
     from websockets.asyncio.client import connect
 
     app = create_app(Settings(), EchoEngine())
+    stream, call = "MZ" + "1" * 32, "CA" + "1" * 32
+    token = app.state.stream_tokens.issue(call, {}, time.time())
     async with serve(app) as url:
         async with connect(url.replace("http", "ws") + "/twilio/media") as ws:
-            await ws.send('{"event":"start","start":{"streamSid":"MZ1","callSid":"CA1"}}')
+            await ws.send(json.dumps({"event": "start", "start": {
+                "streamSid": stream, "callSid": call, "customParameters": {"stream_token": token},
+            }}))  # fmt: skip
             await ws.send("{oops")
-            await ws.send('{"event":"teleport","streamSid":"MZ1"}')
-            await ws.send('{"event":"stop","streamSid":"MZ1"}')
+            await ws.send(json.dumps({"event": "teleport", "streamSid": stream}))
+            await ws.send(json.dumps({"event": "stop", "streamSid": stream}))
             await ws.wait_closed()
         async with httpx.AsyncClient() as http:
             text = (await http.get(url + "/metrics")).text

@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -16,17 +17,25 @@ from websockets.asyncio.client import connect
 from engine.echo import EchoEngine
 from gateway.app import create_app
 from gateway.audio.g711 import ulaw_encode
+from gateway.carriers.twilio.stream_token import TOKEN_PARAMETER, StreamTokens
 from gateway.config import Settings
 from gateway.server import serve
 
 SID = "MZ" + "c" * 32
+#: The gateways under test share this stream-token key, so the caller can present tokens.
+STREAM_SECRET = "stream-secret-for-tests"
+TOKENS = StreamTokens(STREAM_SECRET.encode())
 
 
 def call_sid(n: int) -> str:
     return f"CA{n:032d}"
 
 
-def start(call: str) -> str:
+def start(call: str, token: bool = True) -> str:
+    """A ``start`` for ``call`` with the token the gateway's TwiML would have carried."""
+    params = {"from": "+15005550006", "to": "+15005550001"}
+    if token:
+        params[TOKEN_PARAMETER] = TOKENS.issue(call, params, time.time())
     return orjson.dumps(
         {
             "event": "start",
@@ -38,7 +47,7 @@ def start(call: str) -> str:
                 "callSid": call,
                 "tracks": ["inbound"],
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": {"from": "+15005550006", "to": "+15005550001"},
+                "customParameters": params,
             },
         }
     ).decode()
@@ -82,7 +91,7 @@ def ledger(records: Path, call: str) -> dict:
 
 @pytest.fixture
 async def gateway(tmp_path):
-    settings = Settings(records_dir=str(tmp_path), start_timeout=0.5)
+    settings = Settings(records_dir=str(tmp_path), start_timeout=0.5, stream_secret=STREAM_SECRET)
     app = create_app(settings, EchoEngine(rate=16000))
     async with serve(app) as url:
         yield url.replace("http", "ws") + "/twilio/media", app, tmp_path
@@ -181,7 +190,7 @@ async def test_gateway_media_barge_in_sends_clear_and_nothing_stale(gateway, spe
         "{not json",
         '{"event": "teleport"}',
         '{"event": "media", "streamSid": "' + SID + '", "media": {"payload": "!!!"}}',
-        media(b"\xff" * 17000, 0),
+        media(b"\xff" * 1700, 0),
         '{"event": "start", "start": {"streamSid": "MZx", "callSid": "CAx"}}',
         '"just a string"',
     ],

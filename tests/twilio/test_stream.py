@@ -111,7 +111,7 @@ def test_server_receive_garbage_is_ignored_with_reason(started, message, reason)
 
 
 def test_server_receive_oversized_payload_is_dropped(started):
-    started.receive_message(media_msg(b"\xff" * 20000), 0.0)
+    started.receive_message(media_msg(b"\xff" * 2000), 0.0)
     (event,) = started.events_received()
     assert isinstance(event, ProtocolViolation) and "too large" in event.reason
 
@@ -181,8 +181,10 @@ def test_server_send_before_start_is_local_error():
         TwilioStream().send_audio(b"\xff" * 160)
 
 
-def test_server_send_escapes_hostile_stream_sid():
+def test_server_receive_start_with_hostile_stream_sid_is_refused():
     s = TwilioStream()
-    s.receive_message(msg(event="start", start={"streamSid": 'MZ"},"x":{"', "callSid": CALL}), 0.0)
-    s.send_clear()
-    assert orjson.loads(s.messages_to_send()[0])["streamSid"] == 'MZ"},"x":{"'
+    with pytest.raises(RemoteProtocolError) as info:
+        s.receive_message(
+            msg(event="start", start={"streamSid": 'MZ"},"x":{"', "callSid": CALL}), 0.0
+        )
+    assert info.value.kind == "bad-identifier" and s.state is StreamState.AWAITING_START

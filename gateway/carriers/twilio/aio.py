@@ -43,6 +43,7 @@ from gateway.carriers.twilio.stream import (
     StreamStopped,
     TwilioStream,
 )
+from gateway.carriers.twilio.stream_token import TOKEN_PARAMETER, StreamTokens
 from gateway.carriers.twilio.twiml import connect_stream, render
 from gateway.carriers.twilio.voicemail_io import VoicemailKeeper
 from gateway.config import Settings
@@ -57,9 +58,11 @@ from gateway.dialplan import (
     route,
 )
 from gateway.engines import EngineSet
+from gateway.ids import ACCOUNT_SID, CALL_SID, InvalidIdentifier, is_twilio_sid, path_inside
 from gateway.ledger import CallLedger
 from gateway.lifecycle import Lifecycle
 from gateway.logs import call_id as current_call
+from gateway.logs import field as log_field
 from gateway.playout import Playout
 from gateway.recording import CallRecorder
 from gateway.session import CallControl, CallSession
@@ -83,6 +86,8 @@ VOICEMAIL_PATH = "/twilio/voicemail"
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_UNAVAILABLE = 1013  # "try again later": the engine could not take the call
+#: How often a stream's media deadlines are checked (one timer per call, not one per frame).
+WATCHDOG_S = 1.0
 
 
 def _stream_context(params: dict[str, str]) -> dict[str, str]:
@@ -93,6 +98,17 @@ def _stream_context(params: dict[str, str]) -> dict[str, str]:
         "to": params.get("To", "")[:100],
         "direction": params.get("Direction", "inbound")[:40],
     }
+
+
+def _identified(params: dict[str, str]) -> str | None:
+    """None when the webhook's identifiers have Twilio's format, else what is wrong: the
+    ``CallSid`` goes into TwiML, stream tokens, the status history and log lines."""
+    if not is_twilio_sid(params.get("CallSid"), CALL_SID):
+        return "CallSid is not a Twilio call SID"
+    account = params.get("AccountSid")
+    if account is not None and not is_twilio_sid(account, ACCOUNT_SID):
+        return "AccountSid is not a Twilio account SID"
+    return None
 
 
 def _forbidden() -> Response:
@@ -134,9 +150,16 @@ class TwilioCarrier:
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     #: Wall clock for routing by time of day (a fixed one in tests).
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    #: Told of each refusal by kind (``GatewayMetrics.refused``).
+    refused: Callable[[str], None] = lambda kind: None
 
     def __post_init__(self) -> None:
         token = self.settings.twilio_auth_token
+        self.tokens = StreamTokens.derive(
+            self.settings.stream_secret, token, self.settings.stream_token_ttl
+        )
+        #: Call SIDs with a media stream being served: one stream per call.
+        self.streaming: set[str] = set()
         self.checker = SignatureChecker(token) if token else None
         sid = self.settings.twilio_account_sid
         self.rest = (
@@ -172,16 +195,26 @@ class TwilioCarrier:
             return params if _is_loopback(client) else None
         url = public_url(self.base_url(str(request.base_url)), request.url.path, request.url.query)
         if not self.checker.check_webhook(url, params, request.headers.get("x-twilio-signature")):
-            log.warning("x rejected unsigned or forged request to %s", request.url.path)
+            log.warning("x rejected unsigned or forged request to %s", log_field(request.url.path))
+            self.refused("bad-signature")
             return None
         return params
+
+    def _token_for(self, call_sid: str) -> Callable[[dict[str, str]], str]:
+        """Issues the stream token of ``call_sid`` for a ``<Stream>``'s other parameters."""
+        return lambda parameters: self.tokens.issue(call_sid, parameters, time.time())
 
     async def voice(self, request: Request) -> Response:
         """Answer an incoming call: the dial plan's decision, or a stream to the engine."""
         params = await self._authorized_form(request)
         if params is None:
             return _forbidden()
-        call_sid = params.get("CallSid", "")
+        problem = _identified(params)
+        if problem is not None:
+            log.warning("x voice webhook refused: %s", problem)
+            self.refused("bad-identifier")
+            return _bad_request(problem)
+        call_sid = params["CallSid"]
         current_call.set(call_sid)
         if not self.lifecycle.accepting:
             log.info("x refusing call %s: draining", call_sid)
@@ -193,16 +226,18 @@ class TwilioCarrier:
         log.info(
             "< voice webhook call %s from %s to %s (%s)",
             call_sid,
-            params.get("From", ""),
-            params.get("To", ""),
-            params.get("Direction", ""),
+            log_field(params.get("From", "")),
+            log_field(params.get("To", "")),
+            log_field(params.get("Direction", "")),
         )
         plans = self.plans
         if plans is None:
             stream_url = public_url(
                 self.base_url(str(request.base_url)), MEDIA_PATH, websocket=True
             )
-            return _twiml(connect_stream(stream_url, _stream_context(params)))
+            context = _stream_context(params)
+            context[TOKEN_PARAMETER] = self._token_for(call_sid)(context)
+            return _twiml(connect_stream(stream_url, context))
         facts = CallFacts.from_twilio(params, self.wall_clock())
         decision = route(plans.current, facts, engine_available=self.engines.available)
         log.info(
@@ -230,6 +265,7 @@ class TwilioCarrier:
                 parameters=_stream_context(params),
                 action_url=public_url(base, DIAL_PATH),
                 voicemail_url=public_url(base, VOICEMAIL_PATH, numbers),
+                stream_token=self._token_for(params["CallSid"]),
             )
         )
 
@@ -238,6 +274,10 @@ class TwilioCarrier:
         params = await self._authorized_form(request)
         if params is None:
             return _forbidden()
+        problem = _identified(params)
+        if problem is not None:
+            self.refused("bad-identifier")
+            return _bad_request(problem)
         names = request.query_params
         if "DialCallStatus" not in params and (
             "RecordingStatus" in params or "TranscriptionSid" in params or "RecordingUrl" in params
@@ -256,7 +296,9 @@ class TwilioCarrier:
             )  # fmt: skip
             decision = after_dial(decision, params.get("DialCallStatus", "failed"))
         except (LookupError, ValueError) as exc:
-            log.warning("x dial status for call %s: %s; hanging up", params.get("CallSid"), exc)
+            log.warning(
+                "x dial status for call %s: %s; hanging up", params["CallSid"], log_field(exc)
+            )
             return _hangup()
         return self._render(decision, request, params)
 
@@ -268,11 +310,11 @@ class TwilioCarrier:
         return await self._voicemail(params, request.query_params)
 
     async def _voicemail(self, params: dict[str, str], names: QueryParams) -> Response:
-        call_sid = params.get("CallSid", "?")[:64]
+        call_sid = log_field(params.get("CallSid", "?"), 40)
         try:
             callback = classify(params)
         except BadCallback as exc:
-            log.warning("x voicemail callback for call %s refused: %s", call_sid, exc)
+            log.warning("x voicemail callback for call %s refused: %s", call_sid, log_field(exc))
             return _bad_request(str(exc))
         if isinstance(callback, RecordEnded):
             log.info("< voicemail of call %s ended (%s s)", call_sid, callback.duration)
@@ -298,7 +340,7 @@ class TwilioCarrier:
                 case TranscriptionReport():
                     await self.voicemail.transcription(store, callback, **where)
         except BadCallback as exc:
-            log.warning("x voicemail callback for call %s refused: %s", call_sid, exc)
+            log.warning("x voicemail callback for call %s refused: %s", call_sid, log_field(exc))
             return _bad_request(str(exc))
         except OSError as exc:
             log.error("x voicemail of call %s not kept in %s: %s", call_sid, store, exc)
@@ -311,21 +353,23 @@ class TwilioCarrier:
         plans = self.plans
         route_name, branch = names.get("route", ""), names.get("branch", "")
         if plans is None:
-            log.warning("x voicemail callback for route %r but no dial plan is loaded", route_name)
+            log.warning("x voicemail callback for route %s but no dial plan is loaded",
+                        log_field(route_name))  # fmt: skip
             return None
         plan = plans.get(names.get("plan", "")) or plans.current
         facts = CallFacts.from_twilio(params, self.wall_clock())
         try:
             action = recall(plan, route_name, branch, facts, path=names.get("path", "")).action
         except LookupError as exc:
-            log.warning("x voicemail callback for call %s: %s", params.get("CallSid"), exc)
+            log.warning("x voicemail callback for call %s: %s", log_field(params.get("CallSid")),
+                        log_field(exc))  # fmt: skip
             return None
         if not isinstance(action, VoicemailAction) or action.store is None or action.store_is_url:
             log.warning(
-                "x voicemail callback for route %r, branch %r: not a voicemail with a directory "
+                "x voicemail callback for route %s, branch %s: not a voicemail with a directory "
                 "store",
-                route_name,
-                branch,
+                log_field(route_name),
+                log_field(branch),
             )
             return None
         return Path(action.store)
@@ -335,9 +379,13 @@ class TwilioCarrier:
         params = await self._authorized_form(request)
         if params is None:
             return _forbidden()
-        call_sid = params.get("CallSid", "")
+        problem = _identified(params)
+        if problem is not None:
+            self.refused("bad-identifier")
+            return _bad_request(problem)
+        call_sid = params["CallSid"]
         self.calls.status(call_sid, params)
-        log.info("< status of call %s: %s", call_sid, params.get("CallStatus", "?"))
+        log.info("< status of call %s: %s", call_sid, log_field(params.get("CallStatus", "?"), 20))
         return Response(status_code=204)
 
     # -- media stream ------------------------------------------------------------------------
@@ -363,7 +411,7 @@ class TwilioCarrier:
                 plan, params["route"], params.get("branch", ""), facts, path=params.get("path", "")
             )
         except LookupError as exc:
-            log.warning("x call %s: %s; using the default engine", call_sid, exc)
+            log.warning("x call %s: %s; using the default engine", call_sid, log_field(exc))
             return None
         return decision.action if isinstance(decision.action, BotAction) else None
 
@@ -371,10 +419,10 @@ class TwilioCarrier:
         """Where this call's stereo recording goes, or None when it is not recorded."""
         settings = self.settings
         if settings.recordings_dir:
-            return Path(settings.recordings_dir) / f"{call_id}.wav"
+            return path_inside(settings.recordings_dir, call_id, ".wav")
         if bot is not None and bot.record:
             if settings.records_dir:
-                return Path(settings.records_dir) / f"{call_id}.wav"
+                return path_inside(settings.records_dir, call_id, ".wav")
             log.warning("x call %s asks to be recorded but no recordings_dir is set", call_id)
         return None
 
@@ -389,6 +437,7 @@ class TwilioCarrier:
         """One call's Media Stream, from upgrade to close."""
         if not self._upgrade_allowed(ws):
             log.warning("x rejected media stream upgrade: bad or missing signature")
+            self.refused("bad-signature")
             await ws.close(code=CLOSE_POLICY)
             return
         await ws.accept()
@@ -426,6 +475,14 @@ class _TwilioTransport:
         self._wakeup.set()
 
     async def run_writer(self) -> None:
+        """Write queued frames until cancelled, or until the peer is gone (then quietly: the
+        reader sees the disconnect and ends the call)."""
+        try:
+            await self._write()
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            log.info("x media stream closed while writing: %s", log_field(exc))
+
+    async def _write(self) -> None:
         stream = self.stream
         send = self.ws.send_text
         wakeup = self._wakeup
@@ -448,15 +505,26 @@ class _MediaCall:
     def __init__(self, carrier: TwilioCarrier, ws: WebSocket) -> None:
         self.carrier = carrier
         self.ws = ws
-        self.stream = TwilioStream()
+        settings = carrier.settings
+        self.stream = TwilioStream(
+            max_payload_bytes=settings.media_max_payload,
+            max_rate=settings.media_max_rate,
+            burst=settings.media_burst,
+        )
         self.transport = _TwilioTransport(self.stream, ws)
         self.ledger: CallLedger | None = None
+        #: Monotonic time of the last audio (or of ``start`` until the first), for the
+        #: watchdog; None before the first audio.
+        self._last_audio = 0.0
+        self._had_audio = False
+        #: Why the watchdog closed the stream, when it did.
+        self._timed_out: str | None = None
 
     async def _receive(self) -> str | bytes | None:
         """The next frame's data, or None once the peer has gone."""
         try:
             message = await self.ws.receive()
-        except (WebSocketDisconnect, RuntimeError):
+        except (WebSocketDisconnect, RuntimeError, OSError):
             return None
         if message["type"] == "websocket.disconnect":
             return None
@@ -474,7 +542,7 @@ class _MediaCall:
                 if isinstance(event, StreamStarted):
                     return event
                 if isinstance(event, ProtocolViolation):
-                    log.warning("x before start: %s", event.reason)
+                    log.warning("x before start: %s", log_field(event.reason, 300))
 
     async def run(self) -> None:
         settings = self.carrier.settings
@@ -482,14 +550,45 @@ class _MediaCall:
             started = await asyncio.wait_for(self._await_start(), settings.start_timeout)
         except TimeoutError:
             log.warning("x no 'start' within %.0f s; closing", settings.start_timeout)
+            self.carrier.refused("start-timeout")
             await self._close(CLOSE_POLICY)
             return
         except RemoteProtocolError as exc:
-            log.warning("x media stream before start: %s", exc.reason)
+            log.warning("x media stream before start: %s", log_field(exc.reason, 300))
+            self.carrier.refused(exc.kind)
             await self._close(exc.close_code)
             return
         if started is None:
             return
+        refusal = self._admit(started)
+        if refusal is not None:
+            kind, reason = refusal
+            log.warning("x media stream for call %s refused: %s", started.call_sid, reason)
+            self.carrier.refused(kind)
+            await self._close(CLOSE_POLICY)
+            return
+        streaming = self.carrier.streaming
+        streaming.add(started.call_sid)
+        try:
+            await self._serve(started)
+        finally:
+            streaming.discard(started.call_sid)
+
+    def _admit(self, started: StreamStarted) -> tuple[str, str] | None:
+        """None when this stream may serve its call; else the refusal's kind and reason."""
+        problem = self.carrier.tokens.verify(
+            started.call_sid, started.custom_parameters, time.time()
+        )
+        if problem is not None:
+            return "stream-token", problem
+        if started.call_sid in self.carrier.streaming or (
+            started.call_sid in self.carrier.calls.active
+        ):
+            return "duplicate-stream", "that call has a media stream already"
+        return None
+
+    async def _serve(self, started: StreamStarted) -> None:
+        settings = self.carrier.settings
         params = started.custom_parameters
         bot = self.carrier.bot_for(params, started.call_sid)
         engines = self.carrier.engines
@@ -528,14 +627,22 @@ class _MediaCall:
             control = TwilioRestControl(rest, started.call_sid)
         else:
             control = StreamCloseControl(lambda: self._close(CLOSE_NORMAL))
-        recording = self.carrier.recording_path(ledger.call_id, bot)
+        try:
+            recording = self.carrier.recording_path(ledger.call_id, bot)
+        except InvalidIdentifier as exc:  # a SID never gets here unchecked; defence in depth
+            log.error("x call %s not recorded: %s", ledger.call_id, exc)
+            recording = None
         session = CallSession(
             engine_session,
             self.transport,
             control,
             ledger,
             playout=Playout(lead=settings.lead_ms / 1000.0, mark_every=settings.mark_every),
-            recorder=CallRecorder(time.monotonic()) if recording is not None else None,
+            recorder=(
+                CallRecorder(time.monotonic(), settings.max_recording_seconds)
+                if recording is not None
+                else None
+            ),
         )
         self.transport.session = session
         self.carrier.calls.started(ledger, session.end_call)
@@ -550,11 +657,13 @@ class _MediaCall:
             async with asyncio.TaskGroup() as tasks:
                 writer = tasks.create_task(self.transport.run_writer())
                 pump = tasks.create_task(self._pump_engine(session))
+                watchdog = tasks.create_task(self._watch_media())
                 try:
                     reason, outcome = await self._read(session)
                 finally:
                     writer.cancel()
                     pump.cancel()
+                    watchdog.cancel()
         except* EngineFailed:
             reason, outcome = "engine failed", "engine-failed"
         except* Exception as group:  # noqa: BLE001 - any failure ends this call only
@@ -579,6 +688,27 @@ class _MediaCall:
         # The engine ended its stream: the conversation is over from its side.
         await self._close(CLOSE_NORMAL)
 
+    async def _watch_media(self) -> None:
+        """Close a stream whose audio does not start, or stops: Twilio sends a frame every
+        20 ms for as long as the call is up, so a long gap means a dead or hostile peer."""
+        settings = self.carrier.settings
+        clock = time.monotonic
+        self._last_audio = clock()
+        while True:
+            await asyncio.sleep(WATCHDOG_S)
+            quiet = clock() - self._last_audio
+            if not self._had_audio and quiet > settings.first_media_timeout:
+                self._timed_out = f"no media within {settings.first_media_timeout:g} s of start"
+                self.carrier.refused("first-media-timeout")
+            elif self._had_audio and quiet > settings.media_silence_timeout:
+                self._timed_out = f"no media for {settings.media_silence_timeout:g} s"
+                self.carrier.refused("media-silence-timeout")
+            else:
+                continue
+            log.warning("x %s; closing", self._timed_out)
+            await self._close(CLOSE_POLICY)
+            return
+
     async def _read(self, session: CallSession) -> tuple[str, str]:
         """Feed the session until the stream stops; returns why it ended and the outcome."""
         stream = self.stream
@@ -587,16 +717,22 @@ class _MediaCall:
         while True:
             data = await self._receive()
             if data is None:
+                if self._timed_out is not None:
+                    return self._timed_out, "media-timeout"
                 return "caller disconnected", "caller-hung-up"
+            now = clock()
             try:
-                stream.receive_message(data, clock())
+                stream.receive_message(data, now)
             except RemoteProtocolError as exc:
                 ledger.violation(exc.kind)
-                log.warning("x call %s: %s; closing", ledger.call_id, exc.reason)
+                log.warning("x call %s: %s; closing", ledger.call_id, log_field(exc.reason, 300))
+                self.carrier.refused(exc.kind)
                 await self._close(exc.close_code)
                 return f"protocol error: {exc.reason}", "protocol-error"
             for event in stream.events_received():
                 if type(event) is AudioChunk:
+                    self._last_audio = now
+                    self._had_audio = True
                     session.receive_audio(event.payload, event.timestamp)
                 elif type(event) is MarkReached:
                     session.receive_mark(event.name)
@@ -606,7 +742,11 @@ class _MediaCall:
                     return "stream stopped", "completed"
                 elif type(event) is ProtocolViolation:
                     ledger.violation(event.kind)
-                    log.warning("x call %s: ignored message: %s", ledger.call_id, event.reason)
+                    log.warning(
+                        "x call %s: ignored message: %s",
+                        ledger.call_id,
+                        log_field(event.reason, 300),
+                    )
 
     async def _close(self, code: int) -> None:
         ws = self.ws

@@ -19,6 +19,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
+from gateway.ids import CALL_SID, twilio_sid
+
 log = logging.getLogger("overtalk.twilio")
 
 
@@ -59,11 +61,16 @@ def transfer_twiml(target: str) -> str:
 
 
 class TwilioRestControl:
-    """Hangs up or transfers one call through ``client.calls(sid).update(...)``."""
+    """Hangs up or transfers one call through ``client.calls(sid).update(...)``.
+
+    The SID becomes part of the REST URL (``/Accounts/AC.../Calls/{sid}.json``), so it must be
+    a call SID and nothing else: ``CA.../../IncomingPhoneNumbers/PN...`` would reach another
+    resource with the account's credentials. Raises ``gateway.ids.InvalidIdentifier``.
+    """
 
     def __init__(self, client: Client, call_sid: str) -> None:
         self.client = client
-        self.call_sid = call_sid
+        self.call_sid = twilio_sid(call_sid, CALL_SID, "callSid")
 
     async def _update(self, **kwargs: str) -> None:
         try:

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 import orjson
 import pybase64
 
+from gateway.ids import ACCOUNT_SID, CALL_SID, STREAM_SID, is_twilio_sid
+from gateway.logs import field as log_field
+
 __all__ = [
     "AudioChunk",
     "Dtmf",
@@ -120,24 +123,53 @@ class ProtocolViolation:
 StreamEvent = StreamStarted | AudioChunk | Dtmf | MarkReached | StreamStopped | ProtocolViolation
 
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
+#: Twilio caps one ``<Parameter>``'s name + value at 500 characters, and the gateway sets a
+#: handful; more, or longer, did not come from a TwiML document.
+MAX_PARAMETERS = 64
+MAX_PARAMETER_CHARS = 500
+#: The gateway's own mark names are ``generation:position``; an echo longer than this is not one.
+MAX_MARK_CHARS = 64
+#: A 20 ms frame is 160 bytes of mu-law; the default payload bound leaves 4x slack (Twilio
+#: sends 20 ms frames; REFERENCE.md 1.4).
+FRAME_BYTES = 160
+
+
+def _small_int(value: object, default: int) -> int | None:
+    """An integer field that Twilio may send as a number or a string; None when it is neither
+    (or absurd), instead of an exception from ``int()``."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -(2**31) <= value < 2**31 else None
+    if isinstance(value, str) and 0 < len(value) <= 10 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 class TwilioStream:
     """One bidirectional Media Stream, from the gateway's side.
 
     Limits are constructor arguments: ``max_message_bytes`` bounds one frame (Twilio's 20 ms
-    frame is ~400 bytes of JSON), ``max_payload_bytes`` one audio chunk, ``max_rate`` the
-    sustained messages per second (Twilio sends ~50) with a burst of ``burst`` messages, and
-    ``max_violations`` how much garbage a call may send before it is ended.
+    frame is ~400 bytes of JSON), ``max_payload_bytes`` one audio chunk (four 20 ms frames),
+    ``max_rate`` the sustained messages per second (Twilio sends 50 media messages plus mark
+    echoes, about 75, so 150 is twice a real call) with a burst of ``burst`` messages (a
+    second of catch-up after a network stall), and ``max_violations`` how much garbage a call
+    may send before it is ended.
+
+    Identifiers in ``start`` must have Twilio's format (``gateway.ids``); a ``start`` that
+    names its call otherwise is refused with :class:`RemoteProtocolError`, since nothing
+    about such a stream can be trusted to name a file, a REST resource or a log line.
     """
 
     def __init__(
         self,
         *,
-        max_message_bytes: int = 65536,
-        max_payload_bytes: int = 16000,
-        max_rate: float = 400.0,
-        burst: float = 800.0,
+        max_message_bytes: int = 8192,
+        max_payload_bytes: int = 4 * FRAME_BYTES,
+        max_rate: float = 150.0,
+        burst: float = 300.0,
         max_violations: int = 100,
     ) -> None:
         self.state = StreamState.AWAITING_START
@@ -176,7 +208,8 @@ class TwilioStream:
         try:
             msg = orjson.loads(message)
         except orjson.JSONDecodeError as exc:
-            self._violation("malformed-json", f"malformed JSON: {exc}")
+            # orjson also refuses lone surrogates, which a text frame decoded leniently holds.
+            self._violation("malformed-json", f"malformed JSON: {log_field(str(exc))}")
             return
         if not isinstance(msg, dict):
             self._violation("malformed-json", "message is not a JSON object")
@@ -196,7 +229,7 @@ class TwilioStream:
             if self.state is not StreamState.AWAITING_START:
                 self._violation("out-of-order", "'connected' after 'start'")
         else:
-            self._violation("unknown-event", f"unknown event {event!r}")
+            self._violation("unknown-event", f"unknown event {log_field(event, 40)}")
 
     def events_received(self) -> list[StreamEvent]:
         """Events parsed since the last call, in order."""
@@ -230,7 +263,7 @@ class TwilioStream:
         sid = msg.get("streamSid")
         if sid is not None and sid != self.stream_sid:
             self._violation(
-                "wrong-stream", f"{event!r} for stream {sid!r}, not {self.stream_sid!r}"
+                "wrong-stream", f"{event!r} for stream {log_field(sid, 40)}, not {self.stream_sid}"
             )
             return False
         return True
@@ -245,24 +278,42 @@ class TwilioStream:
             return
         stream_sid = start.get("streamSid") or msg.get("streamSid")
         call_sid = start.get("callSid")
-        if not isinstance(stream_sid, str) or not stream_sid:
-            self._violation("bad-start", "'start' without streamSid")
-            return
-        if not isinstance(call_sid, str) or not call_sid:
-            self._violation("bad-start", "'start' without callSid")
-            return
+        account_sid = start.get("accountSid")
+        if not is_twilio_sid(stream_sid, STREAM_SID):
+            raise RemoteProtocolError(
+                f"'start' with streamSid {log_field(stream_sid, 40)}", kind="bad-identifier"
+            )
+        if not is_twilio_sid(call_sid, CALL_SID):
+            raise RemoteProtocolError(
+                f"'start' with callSid {log_field(call_sid, 40)}", kind="bad-identifier"
+            )
+        if account_sid is not None and not is_twilio_sid(account_sid, ACCOUNT_SID):
+            raise RemoteProtocolError(
+                f"'start' with accountSid {log_field(account_sid, 40)}", kind="bad-identifier"
+            )
+        assert isinstance(stream_sid, str) and isinstance(call_sid, str)
         fmt = start.get("mediaFormat")
         if isinstance(fmt, dict) and (
             fmt.get("encoding", "audio/x-mulaw") != "audio/x-mulaw"
-            or int(fmt.get("sampleRate", 8000)) != 8000
-            or int(fmt.get("channels", 1)) != 1
+            or _small_int(fmt.get("sampleRate"), 8000) != 8000
+            or _small_int(fmt.get("channels"), 1) != 1
         ):
-            self._violation("bad-start", f"unsupported mediaFormat {fmt!r}")
+            self._violation("bad-start", f"unsupported mediaFormat {log_field(fmt)}")
             return
         params = start.get("customParameters") or {}
         if not isinstance(params, dict):
             self._violation("bad-start", "customParameters is not an object; ignored")
             params = {}
+        if len(params) > MAX_PARAMETERS or any(
+            not isinstance(v, str) or len(k) + len(v) > MAX_PARAMETER_CHARS
+            for k, v in params.items()
+        ):
+            self._violation("bad-start", "customParameters too many, too long or not strings")
+            params = {
+                k: v
+                for k, v in list(params.items())[:MAX_PARAMETERS]
+                if isinstance(v, str) and len(k) + len(v) <= MAX_PARAMETER_CHARS
+            }
         self.stream_sid = stream_sid
         self.call_sid = call_sid
         self.state = StreamState.STREAMING
@@ -275,8 +326,8 @@ class TwilioStream:
             StreamStarted(
                 stream_sid=stream_sid,
                 call_sid=call_sid,
-                account_sid=str(start.get("accountSid") or ""),
-                custom_parameters={str(k): str(v) for k, v in params.items()},
+                account_sid=account_sid or "",
+                custom_parameters=params,
             )
         )
 
@@ -303,9 +354,8 @@ class TwilioStream:
         except (binascii.Error, ValueError):
             self._violation("bad-media", "'media' payload is not valid base64")
             return
-        try:
-            timestamp = int(media.get("timestamp", -1))  # a string on the wire
-        except (TypeError, ValueError):
+        timestamp = _small_int(media.get("timestamp"), -1)  # a string on the wire
+        if timestamp is None:
             timestamp = -1
         self._events.append(AudioChunk(audio, timestamp))
 
@@ -314,8 +364,8 @@ class TwilioStream:
             return
         mark = msg.get("mark")
         name = mark.get("name") if isinstance(mark, dict) else None
-        if not isinstance(name, str):
-            self._violation("bad-mark", "'mark' without a name")
+        if not isinstance(name, str) or len(name) > MAX_MARK_CHARS:
+            self._violation("bad-mark", "'mark' without a name of ours")
             return
         self._events.append(MarkReached(name))
 
@@ -325,7 +375,7 @@ class TwilioStream:
         dtmf = msg.get("dtmf")
         digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
         if not isinstance(digit, str) or digit not in _DTMF_DIGITS:
-            self._violation("bad-dtmf", f"'dtmf' with digit {digit!r}")
+            self._violation("bad-dtmf", f"'dtmf' with digit {log_field(digit, 10)}")
             return
         self._events.append(Dtmf(digit))
 

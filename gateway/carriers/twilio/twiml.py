@@ -10,12 +10,13 @@ each action becomes and when Twilio runs the verbs after ``</Connect>`` and ``</
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from twilio.twiml import TwiML
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
+from gateway.carriers.twilio.stream_token import TOKEN_PARAMETER
 from gateway.dialplan.router import Decision
 from gateway.dialplan.schema import (
     AnyAction,
@@ -57,7 +58,7 @@ def connect_stream(stream_url: str, parameters: Mapping[str, str]) -> str:
 # ``gateway.dialplan.Decision`` into one TwiML document with the twilio builder.
 
 #: ``<Parameter>`` names that ``render`` sets itself; the caller's ``parameters`` may not use them.
-RESERVED_PARAMETERS = frozenset({"route", "branch", "path", "plan"})
+RESERVED_PARAMETERS = frozenset({"route", "branch", "path", "plan", TOKEN_PARAMETER})
 
 
 class _Prebuilt(TwiML):  # type: ignore[misc]  # twilio ships no type hints
@@ -80,8 +81,12 @@ def render(
     parameters: Mapping[str, str],
     action_url: str | None = None,
     voicemail_url: str | None = None,
+    stream_token: Callable[[dict[str, str]], str] | None = None,
 ) -> str:
     """The TwiML answer for a dial-plan ``decision``.
+
+    ``stream_token`` issues the token that binds a bot's stream to this call
+    (``stream_token.py``), given the stream's other ``<Parameter>``s; it is added as one more.
 
     ``stream_url`` is the Media Streams websocket for bots; ``parameters`` are the gateway's
     own ``<Parameter>``s for it, to which ``route``, ``branch``, ``plan`` (the plan digest) and,
@@ -124,7 +129,7 @@ def render(
     if clash:
         raise ValueError(f"<Parameter> names reserved for the dial plan: {sorted(clash)}")
     response = VoiceResponse()
-    _Renderer(decision, stream_url, parameters, action_url, voicemail_url).append(
+    _Renderer(decision, stream_url, parameters, action_url, voicemail_url, stream_token).append(
         response, decision.action, decision.path
     )
     return str(response)
@@ -138,8 +143,10 @@ class _Renderer:
         parameters: Mapping[str, str],
         action_url: str | None,
         voicemail_url: str | None,
+        stream_token: Callable[[dict[str, str]], str] | None = None,
     ) -> None:
         self.decision = decision
+        self.stream_token = stream_token
         self.stream_url = stream_url
         self.parameters = parameters
         self.action_url = action_url
@@ -171,6 +178,8 @@ class _Renderer:
         match action:
             case BotAction():
                 params = {**self.parameters, **self.names(path)}
+                if self.stream_token is not None:
+                    params[TOKEN_PARAMETER] = self.stream_token(params)
                 answer = ET.fromstring(connect_stream(self.stream_url, params))
                 for verb in answer:
                     response.append(_Prebuilt(verb))

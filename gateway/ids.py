@@ -1,0 +1,88 @@
+"""Identifiers from the wire, validated once at the edge.
+
+A carrier's identifier ends up in file names (call records, recordings), REST URLs (hang up
+*this* call) and log lines. Anything that does not match the carrier's own format is refused
+where it enters, so nothing downstream ever has to wonder whether ``../x``, a NUL byte or
+``CA.../../IncomingPhoneNumbers/PN...`` is a call.
+
+File names built from an identifier are still resolved and checked to stay inside their
+directory (:func:`path_inside`): defence in depth, should a format ever be loosened.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = [
+    "ACCOUNT_SID",
+    "CALL_SID",
+    "RECORDING_SID",
+    "STREAM_SID",
+    "TRANSCRIPTION_SID",
+    "InvalidIdentifier",
+    "is_file_token",
+    "is_twilio_sid",
+    "path_inside",
+    "twilio_sid",
+]
+
+# Twilio SIDs are two upper-case letters naming the resource type and 32 hex digits; the
+# OpenAPI description of the REST API (twilio/twilio-oas, spec/json/twilio_api_v2010.json)
+# gives each one as ``pattern: ^CA[0-9a-fA-F]{32}$`` and so on, ``minLength``/``maxLength`` 34.
+CALL_SID = "CA"
+STREAM_SID = "MZ"
+ACCOUNT_SID = "AC"
+RECORDING_SID = "RE"
+TRANSCRIPTION_SID = "TR"
+
+_TWILIO_SID = re.compile(r"([A-Z]{2})[0-9a-fA-F]{32}")
+#: An identifier of another carrier (a SIP Call-ID) used as a file name: letters, digits and
+#: ``._@+=-``, not starting with a dot, at most 128 characters.
+_FILE_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+=-]{0,127}")
+#: How much of a refused value an error message quotes.
+_QUOTE = 40
+
+
+class InvalidIdentifier(ValueError):
+    """An identifier from a peer does not have its carrier's format (the peer's fault)."""
+
+    def __init__(self, kind: str, value: object) -> None:
+        shown = repr(value)
+        if len(shown) > _QUOTE:
+            shown = shown[:_QUOTE] + "..."
+        super().__init__(f"{kind} is not valid: {shown}")
+        self.kind = kind
+
+
+def is_twilio_sid(value: object, prefix: str) -> bool:
+    """True when ``value`` is a Twilio SID of the type ``prefix`` (``CA``, ``MZ``...)."""
+    if not isinstance(value, str) or len(value) != 34:
+        return False
+    match = _TWILIO_SID.fullmatch(value)
+    return match is not None and match.group(1) == prefix
+
+
+def twilio_sid(value: object, prefix: str, kind: str = "") -> str:
+    """``value`` if it is a Twilio SID of type ``prefix``; raises InvalidIdentifier otherwise."""
+    if not is_twilio_sid(value, prefix):
+        raise InvalidIdentifier(kind or f"{prefix} SID", value)
+    assert isinstance(value, str)
+    return value
+
+
+def is_file_token(value: object) -> bool:
+    """True when ``value`` can name a file as it is (no separator, no dot-dot, no control)."""
+    return isinstance(value, str) and _FILE_TOKEN.fullmatch(value) is not None
+
+
+def path_inside(directory: str | Path, name: str, suffix: str) -> Path:
+    """``directory/name+suffix``, refused unless ``name`` is a plain token and the resolved
+    path stays inside the resolved ``directory`` (symbolic links included)."""
+    if not is_file_token(name):
+        raise InvalidIdentifier("file name", name)
+    root = Path(directory).resolve()
+    path = (root / f"{name}{suffix}").resolve()
+    if path.parent != root:
+        raise InvalidIdentifier("file name", name)
+    return path
