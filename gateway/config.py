@@ -53,6 +53,18 @@ class Settings:
     #: Campaign store: a SQLite file path or a postgresql:// URL. Set: the gateway serves the
     #: campaign callbacks and management API under /campaigns.
     campaign_store: str = ""
+    #: Call store: a SQLite file path or a postgresql:// URL (OVERTALK_STORE). Unset: a
+    #: SQLite file ``calls.db`` in records_dir when that is set, else no store.
+    store: str = ""
+    #: Where recordings go once their call ends: ``file:///dir`` (unset: they stay where the
+    #: carrier wrote them, recordings_dir or records_dir).
+    audio_store: str = ""
+    #: Where records wait while the store is unreachable (default ``<records_dir>/spool``).
+    spool_dir: str = ""
+    #: Days call records, recordings and exports are kept; 0 keeps them.
+    retain_days: float = 0.0
+    #: Token the /calls page asks for (OVERTALK_ADMIN_TOKEN); unset: loopback clients only.
+    admin_token: str = ""
     twilio_auth_token: str = ""
     twilio_account_sid: str = ""
     #: REST API base URL; only changed to point at a stand-in (the simulator, tests).
@@ -63,7 +75,11 @@ class Settings:
         return bool(self.twilio_auth_token)
 
 
-_SECRET_ENV = {"twilio_auth_token": "TWILIO_AUTH_TOKEN", "twilio_account_sid": "TWILIO_ACCOUNT_SID"}
+_SECRET_ENV = {
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "admin_token": "OVERTALK_ADMIN_TOKEN",
+}
 _FIELDS = {f.name: f for f in fields(Settings)}
 
 
@@ -119,4 +135,6 @@ def load_settings(
         raise ConfigError(f"drain_answer must be busy or unavailable: {settings.drain_answer!r}")
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url must start with http:// or https://: {settings.public_url}")
+    if not settings.retain_days >= 0:  # NaN included
+        raise ConfigError(f"retain_days must be 0 (keep) or more: {settings.retain_days}")
     return settings

@@ -8,7 +8,7 @@ are refused with a clear message: they are not built.
 
 from __future__ import annotations
 
-import os
+import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -41,6 +41,16 @@ class AudioStore:
         path = self.path_for(call_id)
         return path.as_uri() if path.is_file() else None
 
+    def keep(self, call_id: str, recording: Path) -> str:
+        """Move a finished recording into the store (unless it is there); its URL.
+
+        Raises OSError when it cannot be moved (the caller keeps it where it is)."""
+        target = self.path_for(call_id)
+        if recording.resolve() != target:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(recording, target)
+        return target.as_uri()
+
     def local_path(self, url: str) -> Path | None:
         """The file behind one of this store's URLs; None for anything outside it."""
         parts = urlsplit(url)
@@ -58,18 +68,16 @@ class AudioStore:
         path.unlink(missing_ok=True)
         return True
 
-    def prune(self, older_than: float) -> int:
-        """Delete files (recordings, voicemail) last written before a time; how many."""
+    def prune(self, older_than: float, pattern: str = "**/*") -> int:
+        """Delete files matching ``pattern`` last written before a time; how many."""
         removed = 0
-        for folder, _, files in os.walk(self.root):
-            for name in files:
-                path = Path(folder) / name
-                try:
-                    if path.lstat().st_mtime < older_than:
-                        path.unlink()
-                        removed += 1
-                except OSError:
-                    continue
+        for path in self.root.glob(pattern):
+            try:
+                if path.is_file() and path.lstat().st_mtime < older_than:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue
         return removed
 
 

@@ -16,14 +16,16 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gateway.callstore.errors import StoreUnavailable
 from gateway.callstore.record import CallRow
 from gateway.callstore.schema import MIGRATIONS, VERSION_TABLE
+from gateway.config import Settings
 from gateway.database import is_postgres, postgres_connection, sqlite_connection, sqlite_path
 
-__all__ = ["CallFilter", "CallStore", "CallSummary", "open_call_store"]
+__all__ = ["CallFilter", "CallStore", "CallSummary", "open_call_store", "store_dsn"]
 
 #: Columns a listing shows (the whole record stays out of lists).
 _SUMMARY = (
@@ -226,6 +228,13 @@ class CallStore:
         limit = max(1, min(where.limit, MAX_LIST))
         sql += f" ORDER BY ended_at DESC, call_id LIMIT {limit}"
         return [CallSummary(**r) for r in self._q(sql, *params)]
+
+
+def store_dsn(settings: Settings) -> str:
+    """The call store the settings name: ``store``, else ``<records_dir>/calls.db``, else ''."""
+    if settings.store:
+        return settings.store
+    return str(Path(settings.records_dir) / "calls.db") if settings.records_dir else ""
 
 
 def open_call_store(dsn: str, *, connect_timeout: float | None = 5.0) -> CallStore:

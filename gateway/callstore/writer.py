@@ -15,14 +15,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from gateway.callstore.audio import AudioStore
 from gateway.callstore.errors import BadRecord, StoreUnavailable
-from gateway.callstore.record import row_from_record
+from gateway.callstore.record import row_from_record, valid_call_id
 from gateway.callstore.spool import Spool
 from gateway.callstore.store import CallStore
 from gateway.ledger import CallLedger
@@ -43,6 +44,7 @@ class RecordWriter:
         *,
         gateway: str,
         audio: AudioStore | None = None,
+        recording_dirs: Sequence[Path] = (),
         retry_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -50,6 +52,7 @@ class RecordWriter:
         self.spool = spool
         self.gateway = gateway
         self.audio = audio
+        self.recording_dirs = list(recording_dirs)
         self.retry_s = retry_s
         self._clock = clock
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -115,11 +118,7 @@ class RecordWriter:
 
     def _write(self, ledger: CallLedger) -> None:
         record = ledger.to_dict()
-        if self.audio is not None:
-            try:
-                record["audio_url"] = self.audio.url_of(ledger.call_id)
-            except ValueError:
-                record["audio_url"] = None
+        record["audio_url"] = self._audio_url(ledger.call_id)
         try:
             row = self._row_of(record)
         except BadRecord as exc:
@@ -140,6 +139,23 @@ class RecordWriter:
             log.error("x call %s lost: cannot spool its record: %s", row.call_id, exc)
         if store is None:
             self._replay()  # the spool had records: they go first, then this one
+
+    def _audio_url(self, call_id: str) -> str | None:
+        """Where the call's recording is kept (moved into the audio store when there is one)."""
+        if not valid_call_id(call_id):
+            return None
+        for folder in self.recording_dirs:
+            path = folder / f"{call_id}.wav"
+            if not path.is_file():
+                continue
+            if self.audio is None:
+                return path.resolve().as_uri()
+            try:
+                return self.audio.keep(call_id, path)
+            except OSError as exc:
+                log.error("x recording of call %s left in %s: %s", call_id, folder, exc)
+                return path.resolve().as_uri()
+        return None
 
     def _replay(self) -> None:
         """Write the spool to the store, oldest first; stop at the first database failure."""
