@@ -54,8 +54,10 @@ class CallData:
         )  # fmt: skip
         self.spool = Spool(spool_dir)
         folders = [Path(f) for f in (settings.recordings_dir, settings.records_dir) if f]
+        #: Which process wrote a call: the host (the pod, in Kubernetes) and its process id.
+        name = f"{socket.gethostname()}:{os.getpid()}"
         self.writer = RecordWriter(
-            lambda: open_call_store(dsn), self.spool, gateway=socket.gethostname(),
+            lambda: open_call_store(dsn), self.spool, gateway=name,
             audio=self.audio if settings.audio_store else None, recording_dirs=folders,
         )  # fmt: skip
         self.admin_token = settings.admin_token
