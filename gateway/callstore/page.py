@@ -34,8 +34,8 @@ __all__ = ["calls_router", "render_list"]
 COOKIE = "overtalk_admin"
 _STYLE = (
     "body{font-family:sans-serif;margin:20px}table{border-collapse:collapse}"
-    "th,td{text-align:left;padding:4px 10px;border-bottom:1px solid #ddd}"
-    "td.n{text-align:right}audio{height:28px}"
+    "th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #ddd;white-space:nowrap}"
+    "td.n{text-align:right}audio{height:28px;width:200px}"
 )
 _HEAD = ("ended (UTC)", "call", "route", "caller", "outcome", "duration", "reply p50",
          "clear p50", "interruptions", "recording")  # fmt: skip
