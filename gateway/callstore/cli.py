@@ -21,6 +21,7 @@ from gateway.callstore.query import BadQuery, call_filter
 from gateway.callstore.record import valid_call_id
 from gateway.callstore.store import CallStore, CallSummary, open_call_store, store_dsn
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.database import is_postgres, sqlite_path
 
 __all__ = ["calls_list", "calls_show", "format_table", "register_list", "store_options"]
 
@@ -57,7 +58,7 @@ def _open(settings: Settings) -> CallStore | None:
     dsn = store_dsn(settings)
     if not dsn:
         return None
-    if not dsn.startswith("postgres") and not Path(dsn.removeprefix("sqlite://")).exists():
+    if not is_postgres(dsn) and not Path(sqlite_path(dsn)).exists():
         return None  # reading never creates an empty store
     return open_call_store(dsn)
 
