@@ -13,7 +13,7 @@ from gateway.callstore.store import MAX_LIST, CallFilter
 
 __all__ = ["BadQuery", "call_filter", "parse_since"]
 
-_AGO = re.compile(r"(\d{1,6})([smhd])")
+_AGO = re.compile(r"([0-9]{1,6})([smhd])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 #: Bound on a filter value (a route name, a number, a campaign).
 MAX_VALUE = 128
@@ -35,7 +35,10 @@ def parse_since(text: str, now: float) -> float:
         raise BadQuery(f"since: {text[:40]!r} is neither a duration (24h, 7d) nor a date") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return when.timestamp()
+    try:
+        return when.timestamp()
+    except (OverflowError, ValueError, OSError):  # year 1 in a zone east of UTC
+        raise BadQuery(f"since: {text[:40]!r} is out of range") from None
 
 
 def call_filter(values: Mapping[str, str | None], now: float) -> CallFilter:
@@ -50,6 +53,6 @@ def call_filter(values: Mapping[str, str | None], now: float) -> CallFilter:
     since_text = values.get("since") or ""
     since = parse_since(since_text, now) if since_text.strip() else None
     limit_text = (values.get("limit") or "").strip() or "100"
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST:
+    if not re.fullmatch(r"[0-9]{1,4}", limit_text) or not 1 <= int(limit_text) <= MAX_LIST:
         raise BadQuery(f"limit: a whole number from 1 to {MAX_LIST}")
     return CallFilter(since=since, limit=int(limit_text), **fields)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 from callkit import finished_call
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.callstore.query import BadQuery, parse_since
+from gateway.callstore.query import BadQuery, call_filter, parse_since
 from gateway.callstore.record import row_from_record
 from gateway.callstore.store import open_call_store
 from gateway.cli import main
@@ -53,3 +55,17 @@ def test_since_reads_durations_and_dates(text: str, expected: float) -> None:
 def test_since_refuses_the_rest(text: str) -> None:
     with pytest.raises(BadQuery):
         parse_since(text, 1000.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.dictionaries(
+    st.sampled_from(["since", "route", "outcome", "campaign", "caller", "limit", "token"]),
+    st.text(max_size=300), max_size=7))  # fmt: skip
+def test_call_filter_fuzzed_is_a_filter_or_bad_query(values: dict[str, str]) -> None:
+    """Whatever a query string holds, the page gets a bounded filter or a clear refusal."""
+    try:
+        where = call_filter(values, 1_770_000_000.0)
+    except BadQuery:
+        return
+    assert 1 <= where.limit <= 1000
+    assert all(len(getattr(where, f)) <= 128 for f in ("route", "outcome", "campaign", "caller"))
