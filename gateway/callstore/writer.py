@@ -57,6 +57,10 @@ class RecordWriter:
         self._clock = clock
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._store: CallStore | None = None
+        #: No connection attempt before this (monotonic): while the database is away each
+        #: record goes straight to the spool instead of waiting out a connect timeout.
+        self._retry_at = 0.0
+        self._down = False  # said once per outage, not at every retry
         self._thread = threading.Thread(target=self._run, name="call-store", daemon=True)
         self.written = 0
         self.spooled = 0
@@ -99,16 +103,24 @@ class RecordWriter:
 
     def _connected(self) -> CallStore | None:
         if self._store is None:
+            if time.monotonic() < self._retry_at:
+                return None
             try:
                 self._store = self._open()
             except StoreUnavailable as exc:
-                log.warning("x call store unreachable: %s; records are spooled", exc)
+                self._retry_at = time.monotonic() + self.retry_s
+                if not self._down:
+                    log.warning("x call store unreachable: %s; records are spooled", exc)
+                self._down = True
                 return None
-            log.info("= call store reached")
+            log.info("= call store reached" + ("; replaying the spool" if self._down else ""))
+            self._down = False
         return self._store
 
     def _lost(self, exc: StoreUnavailable) -> None:
         log.warning("x call store failed: %s; records are spooled", exc)
+        self._down = True
+        self._retry_at = time.monotonic() + self.retry_s
         if self._store is not None:
             self._store.close()
             self._store = None

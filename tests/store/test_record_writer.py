@@ -130,3 +130,24 @@ def test_writer_survives_a_dropped_connection(pg_dsn: str, tmp_path: Path) -> No
         assert len(check.calls(CallFilter())) == 2
     finally:
         check.close()
+
+
+def test_writer_while_down_spools_without_waiting_on_each_connect(tmp_path: Path) -> None:
+    """One connection attempt per retry period, not per call: a burst of calls ending while
+    the database is away goes straight to disk."""
+    attempts: list[float] = []
+
+    def unreachable() -> CallStore:
+        attempts.append(time.monotonic())
+        return open_call_store(str(tmp_path / "missing" / "calls.db"))
+
+    spool = Spool(tmp_path / "spool")
+    writer = RecordWriter(unreachable, spool, gateway="gw", retry_s=3600)
+    writer.start()
+    try:
+        for _ in range(5):
+            writer.submit(finished_call())
+        wait_for(lambda: writer.spooled == 5)
+    finally:
+        writer.close()
+    assert len(attempts) == 1 and len(spool) == 5
