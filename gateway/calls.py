@@ -73,7 +73,11 @@ class CallRegistry:
         try:
             self.records_dir.mkdir(parents=True, exist_ok=True)
             record = orjson.dumps(ledger.to_dict())
-            (self.records_dir / f"{ledger.call_id}.json").write_bytes(record)
+            # Whole or absent: a reader (a dialler, a test) never sees half a record.
+            final = self.records_dir / f"{ledger.call_id}.json"
+            part = final.with_name(final.name + ".part")
+            part.write_bytes(record)
+            part.replace(final)
         except OSError as exc:
             log.error("x cannot write the record of call %s: %s", ledger.call_id, exc)
 
