@@ -19,9 +19,12 @@ from gateway.callstore.errors import BadRecord
 
 __all__ = ["CALL_ID", "MAX_RECORD_BYTES", "CallRow", "row_from_record", "valid_call_id"]
 
-#: Call ids as carriers give them: Twilio ``CA`` + 32 hex, SIP Call-IDs (``word@host``), the
-#: simulator's. No path separator, no leading dot, bounded: safe as a file name and in a URL.
-CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}")
+#: Call ids as carriers give them: Twilio ``CA`` + 32 hex, SIP Call-IDs (RFC 3261 ``word``,
+#: ``a84b4c76e66710@pc33.atlanta.com``, any printable ASCII but space), the simulator's. Kept
+#: out: path separators (``/``, ``\``), a leading dot or symbol, spaces and control characters,
+#: more than 128 characters. So an id is safe as a file name (``<id>.wav``), in a log line, and
+#: in a URL once quoted.
+CALL_ID = re.compile(r"[A-Za-z0-9][!-.0-\[\]-~]{0,127}")
 #: A record's encoded size bound; the ledger's timeline is itself bounded (MAX_EVENTS), so only
 #: a corrupt or hostile file comes near it.
 MAX_RECORD_BYTES = 32 * 1024 * 1024

@@ -11,7 +11,7 @@ import pytest
 from callkit import finished_call
 
 from gateway.callstore.errors import BadRecord, StoreUnavailable
-from gateway.callstore.record import row_from_record
+from gateway.callstore.record import row_from_record, valid_call_id
 from gateway.callstore.schema import MIGRATIONS
 from gateway.callstore.store import CallFilter, CallStore, open_call_store
 
@@ -135,3 +135,19 @@ def test_record_malformed_is_refused_with_its_reason(change: dict, reason: str) 
     record = finished_call().to_dict() | change
     with pytest.raises(BadRecord, match=reason):
         row_from_record(record, audio_url=None, gateway="g")
+
+
+@pytest.mark.parametrize(
+    "call_id",
+    ["CA" + "0" * 32, "a84b4c76e66710@pc33.atlanta.com", "3848276298220188511@atlanta.example",
+     "f81d4fae-7dec-11d0-a765-00a0c91e6bf6@192.0.2.4", "x(1)!%*'~<>[]?{}:=+@host"],
+)  # fmt: skip
+def test_record_call_ids_carriers_use_are_accepted(call_id: str) -> None:
+    assert valid_call_id(call_id)
+
+
+@pytest.mark.parametrize(
+    "call_id", ["", "../etc", ".hidden", "a/b", "a\\b", "a b", "a\nb", "é@host", "a" * 129]
+)
+def test_record_call_ids_unsafe_for_files_or_logs_are_refused(call_id: str) -> None:
+    assert not valid_call_id(call_id)
