@@ -2,8 +2,8 @@
 
 Access: with ``OVERTALK_ADMIN_TOKEN`` set, a request must carry the token (``Authorization:
 Bearer``, or ``?token=`` once, after which an HttpOnly cookie scoped to ``/calls`` carries it);
-without one, only loopback clients are served. Plain HTML, no script: the recording plays in
-the browser's own ``<audio>`` element.
+without one, only loopback clients are served, and not requests a proxy forwarded. Plain HTML,
+no script: the recording plays in the browser's own ``<audio>`` element.
 """
 
 from __future__ import annotations
@@ -101,7 +101,10 @@ def calls_router(
 
     def allowed(request: Request) -> bool:
         if not admin_token:
-            return _is_loopback(request.client.host if request.client else None)
+            # A request a local proxy forwarded comes from loopback too, but from anywhere
+            # before that: the forwarding headers (the runbook's nginx sets them) give it away.
+            proxied = any(h in request.headers for h in ("x-forwarded-for", "forwarded"))
+            return not proxied and _is_loopback(request.client.host if request.client else None)
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         given = given or request.query_params.get("token") or request.cookies.get(COOKIE, "")
         return hmac.compare_digest(given.encode()[:256], admin_token.encode())

@@ -68,6 +68,9 @@ async def test_calls_page_lists_calls_for_loopback_without_token(tmp_path: Path)
         assert (await http.get("/calls/..%2Fetc")).status_code in (400, 404)
         assert (await http.get("/calls", params={"since": "last tuesday"})).status_code == 400
         assert (await http.get("/calls", params={"limit": "0"})).status_code == 400
+        # Through a proxy on this machine: loopback, but from anywhere before it.
+        proxied = await http.get("/calls", headers={"x-forwarded-for": "198.51.100.7"})
+        assert proxied.status_code == 403
     async with client(settings, "203.0.113.9") as http:
         assert (await http.get("/calls")).status_code == 403
         assert (await http.get(f"/calls/{ids[0]}/audio")).status_code == 403
