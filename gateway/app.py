@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from engine.base import Engine
 from engine.registry import ENGINE_NAMES
 from gateway.calls import CallRegistry
+from gateway.callstore.service import call_data_for
 from gateway.carriers.sip import SipSettings, sip_server
 from gateway.carriers.twilio.aio import TwilioCarrier
 from gateway.config import Settings
@@ -74,6 +75,9 @@ def create_app(
     lifecycle = Lifecycle()
     metrics = GatewayMetrics(lambda: len(calls.active), lambda: lifecycle.draining)
     calls.on_end.append(metrics.call_ended)
+    call_data = call_data_for(settings)  # the call store, when one is configured
+    if call_data is not None:
+        calls.on_end.append(call_data.submit)
     twilio = TwilioCarrier(settings, engines, calls, plans, lifecycle, refused=metrics.refused)
     if wall_clock is not None:
         twilio.wall_clock = wall_clock
@@ -92,6 +96,8 @@ def create_app(
                 "x TWILIO_AUTH_TOKEN is not set: requests are not authenticated, so only "
                 "loopback clients (127.0.0.0/8, ::1) are accepted"
             )
+        if call_data is not None:
+            call_data.start()
         stack = contextlib.AsyncExitStack()
         if sip is not None and sip.enabled:
             app.state.sip = await stack.enter_async_context(
@@ -125,6 +131,8 @@ def create_app(
             await stack.aclose()
             await twilio.aclose()
             await calls.flush()
+            if call_data is not None:  # last: every call has ended and been handed over
+                await call_data.aclose()
             await engines.aclose()
 
     app = FastAPI(title="Overtalk gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -145,6 +153,8 @@ def create_app(
     app.include_router(twilio.router())
     if settings.campaign_store:
         app.include_router(_campaign_router(settings))
+    if call_data is not None:
+        app.include_router(call_data.router())
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from gateway.callstore.cli import calls_show, register_list, store_options
 from gateway.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("overtalk")
@@ -49,6 +50,14 @@ def _add_gateway_options(parser: argparse.ArgumentParser) -> None:
         help="seconds calls may run on after SIGTERM (OVERTALK_DRAIN_LIMIT, default 3600)",
     )
     parser.add_argument("--records-dir", help="write each call's ledger here as JSON")
+    parser.add_argument(
+        "--store", help="call store: SQLite file or postgresql:// URL (OVERTALK_STORE; "
+        "default <records-dir>/calls.db)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--retain-days", type=float,
+        help="delete call records, recordings and exports older than this (OVERTALK_RETAIN_DAYS)",
+    )  # fmt: skip
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -56,7 +65,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         name: getattr(args, name, None)
         for name in (
             "host", "port", "public_url", "engine", "log_level", "log_format", "records_dir",
-            "recordings_dir", "dialplan", "drain_limit",
+            "recordings_dir", "dialplan", "drain_limit", "store", "retain_days",
         )
     }  # fmt: skip
     settings = load_settings(args.config, overrides)
@@ -145,36 +154,6 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(settings, wavs=args.wav, lines=args.say, record=args.record)
 
 
-def _calls_show(args: argparse.Namespace) -> int:
-    import orjson
-
-    from gateway.ids import InvalidIdentifier, path_inside
-    from gateway.timeline import render
-
-    settings = load_settings(args.config, {"records_dir": args.records_dir})
-    records = Path(settings.records_dir or ".")
-    try:  # a call id names files here: it must be one, never a path
-        path = path_inside(records, args.call_id, ".json")
-    except InvalidIdentifier as exc:
-        print(f"overtalk: {exc}", file=sys.stderr)
-        return 2
-    try:
-        record = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        print(f"overtalk: cannot read the record of call {args.call_id}: {exc}", file=sys.stderr)
-        return 1
-    recording = None
-    for folder in filter(None, (args.recordings_dir, settings.recordings_dir, str(records))):
-        candidate = path_inside(folder, args.call_id, ".wav")
-        if candidate.is_file():
-            recording = candidate
-            break
-    out = Path(args.out or f"{args.call_id}.html")
-    out.write_text(render(record, recording))
-    print(f"{out} ({'with' if recording else 'without'} recording)")
-    return 0
-
-
 def _bench(args: argparse.Namespace) -> int:
     from gateway.bench import main as bench_main
 
@@ -235,11 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
         "show", help="render one call's timeline (both channels, marks, clears, latencies)"
     )
     show.add_argument("call_id")
-    show.add_argument("--config", help="TOML config file (for records_dir, recordings_dir)")
-    show.add_argument("--records-dir", help="where the call records are (OVERTALK_RECORDS_DIR)")
+    store_options(show)
     show.add_argument("--recordings-dir", help="where the stereo recordings are")
     show.add_argument("--out", help="HTML file to write (default CALL_ID.html)")
-    show.set_defaults(handler=_calls_show)
+    show.set_defaults(handler=calls_show)
+    register_list(calls_commands)
 
     try:
         from gateway.campaigns.cli import register as register_campaign

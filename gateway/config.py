@@ -74,6 +74,18 @@ class Settings:
     dialplan_max_bytes: int = 1024 * 1024
     #: Seconds a stream token (the ``<Parameter>`` binding a stream to its call) stays valid.
     stream_token_ttl: float = 600.0
+    #: Call store: a SQLite file path or a postgresql:// URL (OVERTALK_STORE). Unset: a
+    #: SQLite file ``calls.db`` in records_dir when that is set, else no store.
+    store: str = ""
+    #: Where recordings go once their call ends: ``file:///dir`` (unset: they stay where the
+    #: carrier wrote them, recordings_dir or records_dir).
+    audio_store: str = ""
+    #: Where records wait while the store is unreachable (default ``<records_dir>/spool``).
+    spool_dir: str = ""
+    #: Days call records, recordings and exports are kept; 0 keeps them.
+    retain_days: float = 0.0
+    #: Token the /calls page asks for (OVERTALK_ADMIN_TOKEN); unset: loopback clients only.
+    admin_token: str = ""
     twilio_auth_token: str = ""
     twilio_account_sid: str = ""
     #: Key of the stream tokens; unset: derived from the Twilio auth token.
@@ -90,6 +102,7 @@ _SECRET_ENV = {
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "stream_secret": "OVERTALK_STREAM_SECRET",
+    "admin_token": "OVERTALK_ADMIN_TOKEN",
 }
 _FIELDS = {f.name: f for f in fields(Settings)}
 
@@ -153,4 +166,6 @@ def load_settings(
             raise ConfigError(f"{name} must be positive, not {getattr(settings, name)!r}")
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url must start with http:// or https://: {settings.public_url}")
+    if not settings.retain_days >= 0:  # NaN included
+        raise ConfigError(f"retain_days must be 0 (keep) or more: {settings.retain_days}")
     return settings

@@ -37,9 +37,11 @@ RECORDING_SID = "RE"
 TRANSCRIPTION_SID = "TR"
 
 _TWILIO_SID = re.compile(r"([A-Z]{2})[0-9a-fA-F]{32}")
-#: An identifier of another carrier (a SIP Call-ID) used as a file name: letters, digits and
-#: ``._@+=-``, not starting with a dot, at most 128 characters.
-_FILE_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+=-]{0,127}")
+#: An identifier of another carrier used as a file name and a store key: a SIP Call-ID (RFC 3261
+#: ``word``, ``a84b4c76e66710@pc33.atlanta.com``) is any printable ASCII but space. Kept out: path
+#: separators (``/``, ``\``), a leading dot or symbol, spaces and control characters, more than
+#: 128 characters; so it is safe as ``<id>.wav``, in a log line, and in a URL once quoted.
+_FILE_TOKEN = re.compile(r"[A-Za-z0-9][!-.0-\[\]-~]{0,127}")
 #: How much of a refused value an error message quotes.
 _QUOTE = 40
 

@@ -9,6 +9,9 @@ import pytest
 import soundfile
 import soxr
 
+#: A real PostgreSQL server (``postgres``, ``pg_dsn``) for the store tests.
+pytest_plugins = ["pgserver"]
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -105,6 +105,12 @@ def _dialler_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--records-dir", help="the gateway's --records-dir, for transcripts")
     parser.add_argument(
+        "--call-store",
+        default=os.environ.get("OVERTALK_STORE", ""),
+        help="the gateways' call store, for results and transcripts of calls any of them took "
+        "(OVERTALK_STORE: a SQLite file or postgresql:// URL)",
+    )
+    parser.add_argument(
         "--no-route-check",
         action="store_true",
         help="dial even if the gateway does not answer a test call with the campaign plan's route",
@@ -306,6 +312,7 @@ def _dial(args: argparse.Namespace) -> int:
             public_url=base, campaign=campaign, owner=args.owner, lease_s=args.lease,
             poll_s=args.poll, check_after_s=args.check_after, records_dir=args.records_dir,
             stream_tokens=StreamTokens.derive(os.environ.get("OVERTALK_STREAM_SECRET", ""), token),
+            call_store=args.call_store,
         )  # fmt: skip
     except CampaignError as exc:
         print(f"overtalk campaign: {exc}", file=sys.stderr)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
+from gateway.callstore import CallStore, StoreUnavailable, open_call_store, valid_call_id
 from gateway.campaigns.answer import answer_twiml
 from gateway.campaigns.carrier import Carrier, DialRequest
 from gateway.campaigns.errors import CarrierRejected, CarrierUnavailable, StoreBusy
@@ -131,6 +132,7 @@ class Dialler:
         poll_s: float = 1.0,
         check_after_s: float = 30.0,
         records_dir: str | Path | None = None,
+        call_store: str = "",
         callback_prefix: str = CALLBACK_PREFIX,
         stream_tokens: StreamTokens | None = None,
     ) -> None:
@@ -147,6 +149,10 @@ class Dialler:
         self.poll_s = poll_s
         self.check_after_s = check_after_s
         self.records_dir = Path(records_dir) if records_dir else None
+        #: The gateways' call store (its DSN): results and transcripts of calls any replica
+        #: took. Opened on first use, reopened after a failure.
+        self.call_store_dsn = call_store
+        self._calls: CallStore | None = None
         self.prefix = callback_prefix
         self.counters = DiallerCounters()
         self.finished = False
@@ -170,6 +176,9 @@ class Dialler:
                 await self.clock.sleep(delay)
         finally:
             await self.drain()
+            if self._calls is not None:
+                self._calls.close()
+                self._calls = None
 
     async def drain(self) -> None:
         """Wait for the placements in progress."""
@@ -303,7 +312,7 @@ class Dialler:
                 await self._adopt_or_redial(orphan, now)
         for attempt in await asyncio.to_thread(store.unsettled, cid, now, self.check_after_s):
             await self._poll(attempt, now)
-        if self.records_dir is not None:
+        if self.records_dir is not None or self.call_store_dsn:
             await asyncio.to_thread(self._import_transcripts)
 
     async def _adopt_or_redial(self, orphan: Attempt, now: float) -> None:
@@ -376,15 +385,57 @@ class Dialler:
                 log.info("= call %s not canceled: %s", sid, exc)
 
     def _import_transcripts(self) -> None:
-        """Copy transcripts and results from the gateway's call records (``--records-dir``)."""
-        assert self.records_dir is not None
-        for sid in self.store.untranscribed(self.campaign_id):
-            path = self.records_dir / f"{sid}.json"
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+        """Copy transcripts and results of answered calls into the campaign: from the call
+        store (whichever gateway took the call), else from a record file in ``records_dir``."""
+        sids = self.store.untranscribed(self.campaign_id)
+        if not sids:
+            return
+        found = self._from_call_store(sids)
+        for sid in sids:
+            if sid in found:
+                lines, results = found[sid]
+            elif self.records_dir is not None and (record := self._record_file(sid)):
+                lines, results = record
+            else:
                 continue
-            lines = [f"{role}: {text}" for role, text in record.get("transcript", [])]
-            raw = record.get("results")
-            results = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
-            self.store.record_transcript(sid, "\n".join(lines), results, self.clock.now())
+            text = "\n".join(f"{role}: {said}" for role, said in lines)
+            self.store.record_transcript(sid, text, results, self.clock.now())
+
+    def _from_call_store(
+        self, sids: list[str]
+    ) -> dict[str, tuple[list[tuple[str, str]], dict[str, str]]]:
+        if not self.call_store_dsn:
+            return {}
+        try:
+            if self._calls is None:
+                self._calls = open_call_store(self.call_store_dsn)
+            found = self._calls.results(sids)
+            for sid in found:
+                self._calls.tag_campaign(sid, self.campaign_id)
+        except StoreUnavailable as exc:
+            log.warning("x call store unavailable, results imported later: %s", exc)
+            if self._calls is not None:
+                self._calls.close()
+                self._calls = None
+            return {}
+        return {sid: (lines, {str(k): str(v) for k, v in results.items()})
+                for sid, (lines, results) in found.items()}  # fmt: skip
+
+    def _record_file(self, sid: str) -> tuple[list[tuple[str, str]], dict[str, str]] | None:
+        """A call record exported by a gateway (``--records-dir``), if readable."""
+        assert self.records_dir is not None
+        if not valid_call_id(sid):
+            return None
+        try:
+            record = json.loads((self.records_dir / f"{sid}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict):
+            return None
+        raw_lines = record.get("transcript", [])
+        lines = [(str(line[0]), str(line[1])) for line in raw_lines
+                 if isinstance(line, list) and len(line) == 2] if isinstance(raw_lines, list) \
+            else []  # fmt: skip
+        raw = record.get("results")
+        results = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        return lines, results

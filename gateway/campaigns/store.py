@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,6 +46,7 @@ from gateway.campaigns.pacing import Pacing
 from gateway.campaigns.permit import Close, Defer, Go, Verdict, may_call
 from gateway.campaigns.spec import CampaignSpec
 from gateway.campaigns.windows import CallingWindows
+from gateway.database import is_postgres, postgres_connection, sqlite_connection, sqlite_path
 
 __all__ = [
     "Attempt",
@@ -927,14 +927,7 @@ class SqliteStore(Store):
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = str(path)
-        self._conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self._conn.execute("PRAGMA busy_timeout = 30000")
+        self._conn = sqlite_connection(self.path)
         self._create_schema()
 
     def _create_schema(self) -> None:
@@ -981,11 +974,8 @@ class PostgresStore(Store):
     skip_locked = "FOR UPDATE OF c SKIP LOCKED"
 
     def __init__(self, dsn: str) -> None:
-        import psycopg
-        from psycopg.rows import dict_row
-
         super().__init__()
-        self._conn = psycopg.connect(dsn, autocommit=True, row_factory=dict_row)
+        self._conn = postgres_connection(dsn)
         with self._lock, self._conn.transaction():
             # Concurrent CREATE TABLE IF NOT EXISTS can still collide on the catalog: serialise.
             self._conn.execute("SELECT pg_advisory_xact_lock(7402311)")
@@ -1045,7 +1035,6 @@ class PostgresStore(Store):
 
 def open_store(dsn: str) -> Store:
     """``postgresql://...`` for PostgreSQL; ``sqlite:///path`` or a plain path for SQLite."""
-    if dsn.startswith(("postgresql://", "postgres://")):
+    if is_postgres(dsn):
         return PostgresStore(dsn)
-    path = dsn.removeprefix("sqlite:///").removeprefix("sqlite://")
-    return SqliteStore(path)
+    return SqliteStore(sqlite_path(dsn))

@@ -66,7 +66,12 @@ def test_deploy_service_hpa_pdb_point_at_the_deployment():
 
 
 def test_deploy_secret_carries_the_variables_the_gateway_reads():
-    assert set(manifests()["Secret"]["stringData"]) == {"TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID"}
+    assert set(manifests()["Secret"]["stringData"]) == {
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_ACCOUNT_SID",
+        "OVERTALK_STORE",
+        "OVERTALK_ADMIN_TOKEN",
+    }
 
 
 def test_deploy_configmap_dial_plan_passes_check(tmp_path):
@@ -152,3 +157,28 @@ async def test_deploy_image_entry_point_configured_by_environment(tmp_path):
     # OVERTALK_LOG_FORMAT=json from the image: every line is a JSON object.
     entries = [json.loads(line) for line in lines if line.strip()]
     assert any(str(plan) in e["msg"] for e in entries)  # OVERTALK_DIALPLAN was used
+
+
+def test_deploy_call_data_on_shared_storage_with_retention():
+    docs = manifests()
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    claim = docs["PersistentVolumeClaim"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every replica shares it
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    shared = next(n for n, v in volumes.items() if "persistentVolumeClaim" in v)
+    assert volumes[shared]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == shared)
+    assert env["OVERTALK_AUDIO_STORE"].removeprefix("file://").startswith(mount + "/")
+    assert env["OVERTALK_SPOOL_DIR"].startswith(mount + "/")
+    assert float(env["OVERTALK_RETAIN_DAYS"]) > 0
+    secret = docs["Secret"]["stringData"]
+    assert secret["OVERTALK_STORE"].startswith("postgresql://")  # not SQLite on a pod's disk
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["gateway"]
+    assert compose["environment"]["OVERTALK_STORE"].startswith("postgresql://")
+    assert any(v.startswith("call-data:") for v in compose["volumes"])
+    runbook = (DEPLOY / "RUNBOOK.md").read_text()
+    section = runbook[runbook.index("## 7. Call data") :]
+    for needed in ("pg_dump", "pg_restore", "rsync", "sqlite3", "OVERTALK_RETAIN_DAYS"):
+        assert needed in section
