@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from engine.base import (
     Audio,
     CallContext,
@@ -48,7 +50,7 @@ from engine.base import (
     Result,
     Transcript,
 )
-from gateway.audio.g711 import ulaw_encode
+from gateway.audio.g711 import ulaw_decode, ulaw_encode
 from gateway.audio.resample import StreamResampler
 
 __all__ = [
@@ -200,8 +202,11 @@ class _Listener:
         )
         self.emitted_ms = 0.0  # output timeline: audio received
         self.played_ms = 0.0  # how far the "phone" has played it
-        self.first_audio: float | None = None
-        self.arrivals: list[float] = []  # when each audio chunk came (a check is short)
+        self.mulaw = session.audio_format == "mulaw"
+        #: When each audible chunk came (a check is short): Moshi streams silence between
+        #: its words, so audio alone does not mean the model spoke.
+        self.voiced: list[float] = []
+        self.quiet: list[float] = []
         self.transcripts: list[Transcript] = []
         self.results: list[Mapping[str, str]] = []
         self.interrupts: list[float] = []
@@ -214,9 +219,7 @@ class _Listener:
                 now = self.clock()
                 match event:
                     case Audio(pcm=pcm):
-                        if self.first_audio is None:
-                            self.first_audio = now
-                        self.arrivals.append(now)
+                        (self.voiced if self._loud(pcm) else self.quiet).append(now)
                         self.emitted_ms += len(pcm) / self.bytes_per_ms
                     case Interrupt():
                         self.interrupts.append(now)
@@ -232,6 +235,13 @@ class _Listener:
                         pass
         except EngineFailed as exc:
             self.failure = str(exc)
+
+    def _loud(self, pcm: bytes) -> bool:
+        samples = np.frombuffer(ulaw_decode(pcm) if self.mulaw else pcm, dtype="<i2")
+        return bool(len(samples)) and float(np.sqrt(np.mean(samples.astype(np.float32) ** 2))) > 300
+
+    def spoke_since(self, t: float) -> bool:
+        return bool(self.voiced) and self.voiced[-1] > t
 
     def tick(self, ms: float) -> None:
         """One frame of wall time went by: the phone played up to ``ms`` more of the bot."""
@@ -333,19 +343,19 @@ async def _converse(
 
     await quiet_until(lambda: False, LEAD_IN_S)
     if greeting_expected:  # let the greeting play out before speaking
-        await quiet_until(lambda: listener.first_audio is not None, GREETING_TIMEOUT_S)
+        await quiet_until(lambda: bool(listener.voiced), GREETING_TIMEOUT_S)
         await quiet_until(lambda: not listener.playing, GREETING_TIMEOUT_S)
     for pcm in mouth.frames(lines[0]):
         await frame(pcm)
     ended = clock()
-    heard_before = listener.emitted_ms
-    await quiet_until(lambda: listener.emitted_ms > heard_before, ANSWER_TIMEOUT_S)
+    await quiet_until(lambda: listener.spoke_since(ended), ANSWER_TIMEOUT_S)
     reply_from = listener.played_ms
     await quiet_until(
         lambda: listener.played_ms - reply_from >= CUT_IN_AFTER_MS or not listener.playing,
         ANSWER_TIMEOUT_S,
     )
-    cut_at = clock() if listener.playing else None
+    speaking = listener.playing and listener.spoke_since(clock() - 0.2)
+    cut_at = clock() if speaking else None
     for pcm in mouth.frames(lines[1]):
         await frame(pcm)
     await quiet_until(lambda: False, TAIL_S)
@@ -362,8 +372,8 @@ def _judge(
     name = report.engine
     protocol: Any = getattr(session, "protocol", None)
     replies = [t for t in listener.transcripts if t.role == "bot"]
-    answer = next((t for t in listener.arrivals if t > ended), None)
-    if listener.first_audio is None:
+    answer = next((t for t in listener.voiced if t > ended), None)
+    if not listener.voiced:
         report.add("first audio back", False, listener.failure or "no audio from the model")
     elif answer is None:
         report.add("first audio back", False, "the model did not answer the caller")
@@ -382,7 +392,13 @@ def _judge(
         else:
             report.add("tool round trip", False, "the model did not call record_result")
     if name in NO_INTERRUPTION:
-        report.add("interruption", None, f"{name} stops by itself when talked over")
+        quiet = next((t for t in listener.quiet if cut_at is not None and t > cut_at), None)
+        went = (
+            f"; it went quiet {(quiet - cut_at) * 1000:.0f} ms after the caller cut in"
+            if quiet is not None and cut_at is not None
+            else ""
+        )
+        report.add("interruption", None, f"{name} decides itself when talked over{went}")
     elif cut_at is None:
         report.add("interruption", False, "the reply ended before the caller could cut in")
     else:
