@@ -194,6 +194,11 @@ def _dumps(message: dict[str, Any]) -> str:
     return orjson.dumps(message).decode()
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON array from the wire, or nothing (anything else in its place is garbage)."""
+    return value if isinstance(value, list) else []
+
+
 def parse_duration(text: Any) -> float | None:
     """A protobuf JSON Duration (``"50s"``, ``"1.5s"``) in seconds, or None."""
     if not isinstance(text, str):
@@ -392,7 +397,7 @@ class GeminiProtocol:
                 self._muted = self._in_turn
         turn = content.get("modelTurn")
         if isinstance(turn, dict):
-            for part in turn.get("parts") or ():
+            for part in _list(turn.get("parts")):
                 blob = part.get("inlineData") if isinstance(part, dict) else None
                 if isinstance(blob, dict):
                     events.extend(self._on_audio(blob, now))
@@ -458,11 +463,11 @@ class GeminiProtocol:
     def _on_tool_call(self, call: dict[str, Any]) -> list[EngineEvent]:
         events: list[EngineEvent] = []
         responses = []
-        for fc in call.get("functionCalls") or ():
+        for fc in _list(call.get("functionCalls")):
             if not isinstance(fc, dict) or not isinstance(fc.get("name"), str):
                 self._violation("functionCall without a name")
                 continue
-            call_id = fc.get("id", "")
+            call_id = fc.get("id") if isinstance(fc.get("id"), str) else ""
             args = fc.get("args") or {}
             key = (
                 args.get("name")
@@ -486,7 +491,7 @@ class GeminiProtocol:
 
     def _on_tool_cancellation(self, cancelled: dict[str, Any]) -> list[EngineEvent]:
         """Withdraw unsent outputs of the cancelled calls and undo what can be undone."""
-        ids = [i for i in cancelled.get("ids") or () if isinstance(i, str)]
+        ids = [i for i in _list(cancelled.get("ids")) if isinstance(i, str)]
         if not ids:
             return self._violation("toolCallCancellation without ids")
         self._withdraw_outputs(set(ids))
