@@ -16,9 +16,9 @@ telephone's own bytes, so a Twilio call is passed through with no decode and no 
 
 One response at a time. The service allows one active response per conversation and refuses a
 ``response.create`` sent while one is active with error
-``conversation_already_has_active_response`` (openai-python
-``types/realtime/response_create_event.py``; the error is documented on the Realtime
-"conversations" guide). A function call is reported (``response.output_item.done``) while the
+``conversation_already_has_active_response`` ("Wait until the response is finished before
+creating a new one", as quoted in openai-agents-python issue 1466 and LiveKit agents pull
+6818). A function call is reported (``response.output_item.done``) while the
 response that carries it is still active, and a keypress may come at any moment, so every
 ``response.create`` goes through :meth:`RealtimeProtocol._request_response`: sent at once when
 no response is active or requested, otherwise held and sent on the active response's

@@ -6,11 +6,12 @@ so an operator learns at check time, not from a silent call.
 
 - ``api: beta`` (OpenAI): the beta Realtime interface (header ``OpenAI-Beta: realtime=v1``, the
   beta session shape) was retired in 2026; the service answers error ``beta_api_shape_disabled``
-  and closes the socket with code 4000 (OpenAI "Realtime API beta to GA migration" page).
+  and closes the socket with code 4000.
 - ``turn_detection: none`` and ``create_response: false`` (OpenAI): without server turn
   detection, or with it but without automatic responses, the client must commit the input
   buffer and send ``response.create`` at each end of the caller's turn (openai-python
-  ``types/realtime/realtime_audio_input_turn_detection.py``; "Voice activity detection" guide).
+  ``types/realtime/realtime_audio_input_turn_detection.py``: ``create_response``; the Realtime
+  API reference on ``input_audio_buffer.commit``: "it will not create a response").
   The gateway does not take turns for the model, so the bot would never answer.
 - ``vad: off`` (Gemini, ``automaticActivityDetection.disabled``): the service then waits for
   ``realtimeInput.activityStart``/``activityEnd`` around each caller turn (python-genai

@@ -178,7 +178,7 @@ class _Connection:
                 self.record.client_content.append(content)
                 if self.gemini3:
                     # Gemini 3.x Live: clientContent only seeds the initial history
-                    # (types.py HistoryConfig; Live API guide, "Gemini 3 models"): elsewhere
+                    # (types.py HistoryConfig.initial_history_in_client_content); elsewhere
                     # the request is invalid and the service closes with 1007.
                     if not self.history_open:
                         self.record.refused = "clientContent after setup on a 3.x model"
@@ -190,7 +190,8 @@ class _Connection:
                 self.start_turn(self.script.greeting_ms)
             elif "toolResponse" in msg:
                 self.record.tool_responses.append(msg["toolResponse"])
-                # The model goes on after the function responses (Live API tools guide).
+                # The model goes on with the function responses in hand (live.py
+                # send_tool_response answers a LiveServerToolCall mid-turn).
                 if self.turn is None or self.turn.done():
                     self.start_turn(self.script.reply_ms, after_tool=True)
 
@@ -314,9 +315,10 @@ class _Connection:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.cancel.wait(), chunk / 1000 / self.script.speed)
         await self.send({"serverContent": {"generationComplete": True}})
-        # turnComplete waits for the reply's play-out at 1x (types.py LiveServerContent:
-        # generationComplete "the model is done generating", turnComplete "the model's turn is
-        # complete"; measured on the service, the second follows the first by the play-out).
+        # turnComplete waits for the reply's play-out at 1x (python-genai types.py
+        # LiveServerContent.generation_complete: "When model assumes realtime playback there
+        # will be delay between generation_complete and turn_complete that is caused by model
+        # waiting for playback to finish").
         left = started + ms / 1000 - loop.time()
         if left > 0:
             with contextlib.suppress(TimeoutError):

@@ -64,8 +64,8 @@ from .common import (
 __all__ = ["OpenAIScript", "OpenAIStandIn", "RealtimeRecord", "ReplyRecord"]
 
 BETA_ONLY = ("input_audio_format", "output_audio_format", "modalities", "turn_detection")
-#: The close code the service uses after refusing the beta interface (OpenAI "Realtime API
-#: beta to GA migration" page: beta sessions get error beta_api_shape_disabled, then 4000).
+#: The close code the service uses after refusing the retired beta interface (since 2026 a
+#: beta session gets error beta_api_shape_disabled, then this close).
 BETA_CLOSE = 4000
 
 
@@ -216,9 +216,9 @@ class _Session:
             case "input_audio_buffer.append":
                 await self.append(msg.get("audio", ""))
             case "response.create":
-                # One active response per conversation (openai-python
-                # types/realtime/response_create_event.py; the service's error for a second
-                # one is conversation_already_has_active_response, and no response starts).
+                # One active response per conversation: the service refuses a second with
+                # this error and starts nothing (its words and code as quoted in
+                # openai/openai-agents-python issue 1466 and livekit/agents pull 6818).
                 if self.active_response is not None:
                     await self.error(
                         "Conversation already has an active response in progress: "
@@ -312,9 +312,10 @@ class _Session:
             self.cancel.set()
 
     async def commit(self) -> None:
-        """``input_audio_buffer.commit``: refused on an empty buffer (openai-python
-        ``types/realtime/input_audio_buffer_commit_event.py``: "will produce an error if the
-        input audio buffer is empty"); never starts a response by itself."""
+        """``input_audio_buffer.commit``: refused on an empty buffer, and no response of its own
+        (Realtime API reference, client events, ``input_audio_buffer.commit``: "This event will
+        produce an error if the input audio buffer is empty", "it will not create a response
+        from the model")."""
         if self.uncommitted_ms < 100:
             await self.error(
                 "Error committing input audio buffer: buffer too small. Expected at least "
@@ -554,8 +555,8 @@ class OpenAIStandIn:
         self.connections.append(record)
         session = _Session(ws, self.script, record, self)
         if headers.get("OpenAI-Beta") == "realtime=v1":
-            # The beta interface is retired (OpenAI "Realtime API beta to GA migration" page):
-            # the service says so in an error event and closes with 4000.
+            # The beta interface is retired (2026): the service says so in an error event
+            # (code beta_api_shape_disabled) and closes with 4000.
             with contextlib.suppress(ConnectionClosed):
                 await session.error(
                     "The Realtime API beta interface has been retired. Remove the "
