@@ -46,9 +46,9 @@ vendor's words.
 
 Tool calls. Answered at once. A ``toolCallCancellation`` names calls the model abandoned (the
 caller spoke over it): outputs not yet written are withdrawn, and a ``record_result`` it
-cancels is undone (python-genai ``types.py`` ``LiveServerToolCallCancellation``: "the client
-should attempt to undo any side effects"); a hang-up, transfer or key press already carried out
-cannot be, and is counted.
+cancels is undone (python-genai ``types.py`` ``LiveServerToolCallCancellation``: "If there
+were side-effects to those tool calls, clients may attempt to undo the tool calls"); a
+hang-up, transfer or key press already carried out cannot be, and is counted.
 """
 
 from __future__ import annotations
