@@ -1,4 +1,4 @@
-"""The ``overtalk`` command: serve, demo, sim, dialplan, bench."""
+"""The ``overtalk`` command: serve, demo, sim, dialplan, engine check, bench."""
 
 from __future__ import annotations
 
@@ -219,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--out", help="HTML file to write (default CALL_ID.html)")
     show.set_defaults(handler=calls_show)
     register_list(calls_commands)
+
+    try:
+        from gateway.enginecheck import register as register_engine_check
+    except ImportError:
+        register_engine_check = None
+    if register_engine_check is not None:
+        register_engine_check(commands)
 
     try:
         from gateway.campaigns.cli import register as register_campaign

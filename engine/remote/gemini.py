@@ -6,12 +6,14 @@ default the Gemini API's v1beta endpoint), ``api_key`` (``GEMINI_API_KEY`` or
 ``model``, ``voice``, and ``options``: defaults for the per-call settings below.
 
 Per call (dial plan ``bot``: ``prompt``, ``greeting``, ``voice``, ``language``; ``options``):
-``model``, ``vad`` (``off`` disables the server's activity detection), ``start_sensitivity``
+``model`` (a 3.x model gets its greeting as realtime text), ``start_sensitivity``
 and ``end_sensitivity`` (``high``/``low``), ``prefix_padding_ms``, ``silence_duration_ms``,
 ``interrupt_response``, ``transcripts``, ``context_compression``, ``tools``, ``transfer_to``,
 ``results``.
 The protocol, barge-in and session-limit handling are described in
-:mod:`engine.remote.gemini_protocol`.
+:mod:`engine.remote.gemini_protocol`. ``vad: off`` is refused at start-up and by ``overtalk
+dialplan check``: the service would wait for activity signals nobody sends
+(:mod:`engine.remote.refused`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import ClassVar
 from engine.base import CallContext, Engine, EngineSession, EngineUnavailable
 from engine.remote.gemini_protocol import OUTPUT_RATE, GeminiConfig, GeminiProtocol
 from engine.remote.link import Dial, RemoteSession, dial
+from engine.remote.refused import refusals
 from engine.remote.settings import CallSettings, env_or
 
 __all__ = ["GeminiLiveEngine", "GeminiLiveSession"]
@@ -89,6 +92,9 @@ class GeminiLiveEngine(Engine):
             raise ValueError("the gemini engine needs an API key: set GEMINI_API_KEY")
         self.model, self.voice = model, voice
         self.options = {k: str(v) for k, v in (options or {}).items()}
+        refused = refusals(self.options, "gemini")
+        if refused:
+            raise ValueError("gemini engine: " + "; ".join(refused))
         self.ready_timeout = ready_timeout
 
     async def open(self, context: CallContext) -> EngineSession:

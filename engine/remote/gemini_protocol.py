@@ -30,6 +30,25 @@ speech to the switch. A connection dropped without warning is resumed the same w
 
 Keypad. The caller's keys reach the model as words (:mod:`engine.remote.keypad`) in
 ``realtimeInput.text``, queued and replayed with the audio.
+
+Greeting. Gemini 2.x models take it as a ``clientContent`` user turn with ``turnComplete``.
+Gemini 3.x Live models accept ``clientContent`` only to seed the initial history, declared in
+``setup.historyConfig.initialHistoryInClientContent``, and such history never triggers a reply
+(python-genai ``types.py`` ``HistoryConfig``); anything else goes in ``realtimeInput``. With
+no history to seed, a 3.x greeting is therefore ``realtimeInput.text``, which the model answers.
+
+Errors. The service reports a refused request by closing the socket with a code and its reason
+(python-genai ``live.py`` ``_receive``: ``ConnectionClosed`` -> ``APIError(code, reason)``);
+the asyncio layer reports those words. A JSON message that is none of the server message kinds
+but carries ``code``/``message``/``status``, at the top level or under ``error``, is an error
+too (``_receive``: "Error handling", ``errors.APIError``): it ends the session with the
+vendor's words.
+
+Tool calls. Answered at once. A ``toolCallCancellation`` names calls the model abandoned (the
+caller spoke over it): outputs not yet written are withdrawn, and a ``record_result`` it
+cancels is undone (python-genai ``types.py`` ``LiveServerToolCallCancellation``: "If there
+were side-effects to those tool calls, clients may attempt to undo the tool calls"); a
+hang-up, transfer or key press already carried out cannot be, and is counted.
 """
 
 from __future__ import annotations
@@ -43,7 +62,7 @@ from typing import Any
 import orjson
 import pybase64
 
-from engine.base import Audio, EngineEvent, Interrupt, Metric, Transcript
+from engine.base import Audio, EngineEvent, Interrupt, Metric, Result, Transcript
 from engine.remote.errors import LocalProtocolError, VendorError
 from engine.remote.settings import CallSettings
 from engine.remote.tools import CallTools
@@ -60,6 +79,16 @@ GOAWAY_MARGIN_S = 5.0
 #: Caller speech during this much audible bot audio counts as talking over it.
 AUDIBLE_SLACK_S = 0.15
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
+_MAJOR = re.compile(r"^(?:models/)?gemini-(\d+)")
+#: Keys of the server messages (python-genai ``types.py`` ``LiveServerMessage``, wire names).
+SERVER_KEYS = frozenset(
+    {
+        "setupComplete", "serverContent", "toolCall", "toolCallCancellation", "usageMetadata",
+        "goAway", "sessionResumptionUpdate", "voiceActivityDetectionSignal", "voiceActivity",
+    }
+)  # fmt: skip
+#: Tool calls remembered for cancellation.
+MAX_TOOL_CALLS = 32
 _AUDIO_PREFIX = '{"realtimeInput":{"audio":{"data":"'
 
 
@@ -82,11 +111,20 @@ class GeminiConfig:
     compression: bool = True
     tools: CallTools = field(default_factory=lambda: CallTools(("end_call", "send_dtmf"), ()))
 
+    @property
+    def history_in_client_content(self) -> bool:
+        """Whether the model takes ``clientContent`` only as initial history (Gemini 3.x)."""
+        match = _MAJOR.match(self.model)
+        return match is not None and int(match.group(1)) >= 3
+
     @classmethod
     def from_call(cls, params: CallSettings, *, model: str, voice: str) -> GeminiConfig:
+        """The session for one call; ValueError for an option the gateway refuses
+        (:mod:`engine.remote.refused`) or a bad value, naming the key."""
+        refused = params.refusals("gemini")
+        if refused:
+            raise ValueError("; ".join(refused))
         vad: dict[str, Any] = {}
-        if params.text("vad") == "off":
-            vad["disabled"] = True
         start = params.text("start_sensitivity")
         if start:
             vad["startOfSpeechSensitivity"] = (
@@ -156,6 +194,11 @@ def _dumps(message: dict[str, Any]) -> str:
     return orjson.dumps(message).decode()
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON array from the wire, or nothing (anything else in its place is garbage)."""
+    return value if isinstance(value, list) else []
+
+
 def parse_duration(text: Any) -> float | None:
     """A protobuf JSON Duration (``"50s"``, ``"1.5s"``) in seconds, or None."""
     if not isinstance(text, str):
@@ -200,6 +243,11 @@ class GeminiProtocol:
         self.last_violation = ""
         self.audio_dropped = 0
         self.client_interrupts = 0
+        #: Tool calls answered, by id: (name, the result name and its value before the call).
+        self._tool_calls: dict[str, tuple[str, str | None, str | None]] = {}
+        self.tools_cancelled = 0
+        #: Cancelled calls whose action (hang-up, transfer, keys) was already carried out.
+        self.tools_not_undone = 0
         self.fatal: VendorError | None = None
 
     # -- connection lifecycle ----------------------------------------------------------------
@@ -230,32 +278,21 @@ class GeminiProtocol:
     def _on_ready(self) -> None:
         self.phase = Phase.READY
         if self.connections == 1 and self.config.greeting:
-            self.outbox.append(
-                _dumps(
-                    {
-                        "clientContent": {
-                            "turns": [
-                                {
-                                    "role": "user",
-                                    "parts": [
-                                        {
-                                            "text": "Greet the caller by saying exactly: "
-                                            + self.config.greeting
-                                        }
-                                    ],
-                                }
-                            ],
-                            "turnComplete": True,
-                        }
-                    }
-                )
-            )
+            self.outbox.append(_dumps(self._greeting()))
         if self.connections > 1 and self.handle:
             self.resumed += 1
         for message in self._pending:
             self.outbox.append(message)
             self._replay.append(message)
         self._pending.clear()
+
+    def _greeting(self) -> dict[str, Any]:
+        """The greeting request in the form the model family accepts (module docstring)."""
+        text = "Greet the caller by saying exactly: " + self.config.greeting
+        if self.config.history_in_client_content:
+            return {"realtimeInput": {"text": text}}
+        turn = {"role": "user", "parts": [{"text": text}]}
+        return {"clientContent": {"turns": [turn], "turnComplete": True}}
 
     # -- time --------------------------------------------------------------------------------
 
@@ -323,14 +360,28 @@ class GeminiProtocol:
             left = parse_duration(go_away.get("timeLeft"))
             self._deadline = now + max(0.0, (left if left is not None else 0.0) - GOAWAY_MARGIN_S)
             events.append(Metric("engine_go_away", 1.0))
-        error = msg.get("error")
-        if isinstance(error, dict):
-            self.fatal = VendorError(
-                str(error.get("message", "error")), code=str(error.get("status", ""))
-            )
+        cancelled = msg.get("toolCallCancellation")
+        if isinstance(cancelled, dict):
+            events.extend(self._on_tool_cancellation(cancelled))
+        if not SERVER_KEYS & msg.keys():
+            self._on_error(msg)
         if self._deadline is not None and not self._in_turn and self._handle_fresh:
             self.switch_requested = True  # between turns, with a handle that covers them
         return events
+
+    def _on_error(self, msg: dict[str, Any]) -> None:
+        """A message of no known kind: an error if it says one (module docstring)."""
+        error = msg.get("error")
+        body = error if isinstance(error, dict) else msg
+        text, status, code = body.get("message"), body.get("status"), body.get("code")
+        if not isinstance(text, str) or not text:
+            if status is None and code is None:
+                return  # a kind newer than this client: not an error
+            text = "error"
+        label = str(status or code or "")
+        if code is not None and status is not None:
+            label = f"{code} {status}"
+        self.fatal = VendorError(text[:500], code=label[:60])
 
     def _on_content(self, content: dict[str, Any], now: float) -> list[EngineEvent]:
         events: list[EngineEvent] = []
@@ -346,7 +397,7 @@ class GeminiProtocol:
                 self._muted = self._in_turn
         turn = content.get("modelTurn")
         if isinstance(turn, dict):
-            for part in turn.get("parts") or ():
+            for part in _list(turn.get("parts")):
                 blob = part.get("inlineData") if isinstance(part, dict) else None
                 if isinstance(blob, dict):
                     events.extend(self._on_audio(blob, now))
@@ -354,7 +405,9 @@ class GeminiProtocol:
         if isinstance(said, dict) and isinstance(said.get("text"), str):
             self._bot_text.append(said["text"])
         if content.get("interrupted"):
-            self._turn_interrupted = True
+            # It may come after the turn's turnComplete (the reply was generated and done but
+            # still playing): then it marks no turn, yet audio still audible is cut.
+            self._turn_interrupted = self._in_turn
             self._muted = False  # the server stopped the cut turn: what follows is new
             if self._emitted_since_cut:
                 events.append(self._cut())
@@ -410,17 +463,67 @@ class GeminiProtocol:
     def _on_tool_call(self, call: dict[str, Any]) -> list[EngineEvent]:
         events: list[EngineEvent] = []
         responses = []
-        for fc in call.get("functionCalls") or ():
+        for fc in _list(call.get("functionCalls")):
             if not isinstance(fc, dict) or not isinstance(fc.get("name"), str):
                 self._violation("functionCall without a name")
                 continue
-            outcome = self.config.tools.call(fc["name"], fc.get("args") or {})
-            responses.append(
-                {"id": fc.get("id", ""), "name": fc["name"], "response": outcome.output}
+            call_id = fc.get("id") if isinstance(fc.get("id"), str) else ""
+            args = fc.get("args") or {}
+            key = (
+                args.get("name")
+                if fc["name"] == "record_result" and isinstance(args, dict)
+                else None
             )
+            before = self.config.tools.settled.get(key) if isinstance(key, str) else None
+            outcome = self.config.tools.call(fc["name"], args)
+            if isinstance(call_id, str) and call_id:
+                if len(self._tool_calls) >= MAX_TOOL_CALLS:
+                    self._tool_calls.pop(next(iter(self._tool_calls)))
+                recorded = key if isinstance(key, str) and outcome.event is not None else None
+                self._tool_calls[call_id] = (fc["name"], recorded, before)
+            responses.append({"id": call_id, "name": fc["name"], "response": outcome.output})
             events.append(Metric(f"tool_{fc['name']}", 1.0))
             if outcome.event is not None:
                 events.append(outcome.event)
         if responses:
             self.outbox.append(_dumps({"toolResponse": {"functionResponses": responses}}))
         return events
+
+    def _on_tool_cancellation(self, cancelled: dict[str, Any]) -> list[EngineEvent]:
+        """Withdraw unsent outputs of the cancelled calls and undo what can be undone."""
+        ids = [i for i in _list(cancelled.get("ids")) if isinstance(i, str)]
+        if not ids:
+            return self._violation("toolCallCancellation without ids")
+        self._withdraw_outputs(set(ids))
+        events: list[EngineEvent] = []
+        settled = self.config.tools.settled
+        for call_id in ids:
+            call = self._tool_calls.pop(call_id, None)
+            if call is None:
+                continue
+            self.tools_cancelled += 1
+            name, key, before = call
+            if name == "record_result":
+                if key is not None:
+                    if before is None:
+                        settled.pop(key, None)
+                    else:
+                        settled[key] = before
+                    events.append(Result(dict(settled)))
+            elif name in ("end_call", "transfer_call", "send_dtmf"):
+                self.tools_not_undone += 1
+            events.append(Metric("tool_cancelled", 1.0))
+        return events
+
+    def _withdraw_outputs(self, ids: set[str]) -> None:
+        kept: list[str] = []
+        for message in self.outbox:
+            if message.startswith('{"toolResponse"'):
+                response = orjson.loads(message)["toolResponse"]
+                left = [r for r in response["functionResponses"] if r.get("id") not in ids]
+                if not left:
+                    continue
+                message = _dumps({"toolResponse": {"functionResponses": left}})
+            kept.append(message)
+        self.outbox.clear()  # in place: the writer holds this deque
+        self.outbox.extend(kept)

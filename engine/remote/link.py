@@ -58,9 +58,13 @@ MAX_MESSAGE = 4 * 1024 * 1024
 class WireProtocol(Protocol):
     """What :class:`RemoteSession` needs of a vendor's sans-I/O protocol object."""
 
-    outbox: deque[str] | deque[bytes]
     fatal: VendorError | None
     connections: int
+
+    @property
+    def outbox(self) -> deque[str] | deque[bytes]:
+        """Messages to write, in order (read-only here: each protocol owns its queue)."""
+        ...
 
     @property
     def ready(self) -> bool: ...

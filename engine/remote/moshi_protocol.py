@@ -6,7 +6,9 @@ an Ogg-Opus stream slice; it answers with ``1`` audio and ``2`` text, a UTF-8 pi
 model's own words), ``moshi/moshi/client.py`` (24 kHz mono, 1920-sample = 80 ms frames through
 ``sphn.OpusStreamWriter``/``OpusStreamReader``) and ``client/src/protocol/encoder.ts`` (the
 full kind table: ``0`` handshake with optional version and model bytes, ``3`` control, ``4``
-metadata, ``5`` error, ``6`` ping).
+metadata, ``5`` error, ``6`` ping) and ``rust/protocol.md`` ("Messages with an unknown message
+type should be discarded": newer servers add kinds, such as ``7``, coloured text, so any other
+kind is dropped quietly and counted in ``ignored``, never as a violation).
 
 Moshi is full-duplex by nature: it listens and speaks at once and decides turn-taking itself,
 stopping when talked over. Its server produces one output frame per input frame, so output
@@ -91,6 +93,8 @@ class MoshiProtocol:
         self.violations = 0
         self.last_violation = ""
         self.audio_dropped_ms = 0.0
+        #: Messages of kinds this client does not use (discarded, as protocol.md says).
+        self.ignored = 0
         self.fatal: VendorError | None = None
 
     # -- connection lifecycle ----------------------------------------------------------------
@@ -180,9 +184,8 @@ class MoshiProtocol:
         if kind == KIND_ERROR:
             self.fatal = VendorError(payload.decode("utf-8", errors="replace") or "error")
             return []
-        if kind in (KIND_PING, KIND_CONTROL, KIND_METADATA):
-            return []
-        return self._violation(f"unknown message kind {kind}")
+        self.ignored += 1  # ping, control, metadata, and kinds newer than this client
+        return []
 
     def _on_audio(self, payload: bytes) -> list[EngineEvent]:
         decoder = self._decoder

@@ -2,18 +2,21 @@
 
 Configuration (constructor options, from the gateway's ``engine_options``; then the
 environment): ``url`` (``OPENAI_REALTIME_URL``, default the public endpoint), ``api_key``
-(``OPENAI_API_KEY``; required), ``model``, ``api`` (``ga`` or ``beta``), ``audio`` (``pcmu``:
+(``OPENAI_API_KEY``; required), ``model``, ``api`` (``ga``, the only interface the service
+still serves), ``audio`` (``pcmu``:
 8 kHz mu-law passed through untouched, the right choice for Twilio; ``pcm``: 24 kHz 16-bit),
 ``voice``, and ``options``: defaults for the per-call settings below.
 
 Per call (dial plan ``bot``: ``prompt``, ``greeting``, ``voice``, ``language``; ``options``):
-``model``, ``api``, ``audio_format``, ``turn_detection`` (``server_vad``, ``semantic_vad``,
-``none``), ``vad_threshold``, ``prefix_padding_ms``, ``silence_duration_ms``,
+``model``, ``audio_format``, ``turn_detection`` (``server_vad``, ``semantic_vad``),
+``vad_threshold``, ``prefix_padding_ms``, ``silence_duration_ms``,
 ``idle_timeout_ms``, ``eagerness``, ``create_response``, ``interrupt_response``,
 ``transcription_model`` (``none`` turns caller transcripts off), ``tools``, ``transfer_to``,
 ``results``.
 See :mod:`engine.remote.openai_protocol` for the protocol and :mod:`engine.remote.tools` for
-the call-control functions.
+the call-control functions. Options the service no longer accepts (``api: beta``) or that would
+leave the caller unanswered (``turn_detection: none``, ``create_response: false``) are refused
+at start-up and by ``overtalk dialplan check`` (:mod:`engine.remote.refused`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from engine.base import CallContext, Engine, EngineSession, EngineUnavailable
 from engine.remote.link import Dial, RemoteSession, dial
 from engine.remote.openai_protocol import RealtimeConfig, RealtimeProtocol
+from engine.remote.refused import refusals
 from engine.remote.settings import CallSettings, env_or
 
 __all__ = ["OpenAIRealtimeEngine", "OpenAIRealtimeSession"]
@@ -80,12 +84,15 @@ class OpenAIRealtimeEngine(Engine):
         self.api_key = env_or(api_key, env, "OPENAI_API_KEY")
         if not self.api_key:
             raise ValueError("the openai engine needs an API key: set OPENAI_API_KEY")
-        if api not in ("ga", "beta"):
-            raise ValueError(f"api must be 'ga' or 'beta', not {api!r}")
+        self.options = {k: str(v) for k, v in (options or {}).items()}
+        refused = refusals({"api": api, **self.options}, "openai")
+        if refused:
+            raise ValueError("openai engine: " + "; ".join(refused))
+        if api != "ga":
+            raise ValueError(f"api must be 'ga', not {api!r}")
         if audio not in ("pcmu", "pcm"):
             raise ValueError(f"audio must be 'pcmu' or 'pcm', not {audio!r}")
-        self.model, self.api, self.audio, self.voice = model, api, audio, voice
-        self.options = {k: str(v) for k, v in (options or {}).items()}
+        self.model, self.audio, self.voice = model, audio, voice
         self.ready_timeout = ready_timeout
 
     def session_url(self, model: str) -> str:
@@ -99,13 +106,11 @@ class OpenAIRealtimeEngine(Engine):
         params = CallSettings({**self.options, **context.parameters})
         try:
             config = RealtimeConfig.from_call(
-                params, model=self.model, api=self.api, audio=self.audio, voice=self.voice
+                params, model=self.model, audio=self.audio, voice=self.voice
             )
         except ValueError as exc:
             raise EngineUnavailable(f"openai: {exc}") from exc
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        if config.api == "beta":
-            headers["OpenAI-Beta"] = "realtime=v1"
         session = OpenAIRealtimeSession(
             config,
             dial(self.session_url(config.model), headers, open_timeout=self.ready_timeout),

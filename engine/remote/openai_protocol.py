@@ -4,18 +4,26 @@ Sources (message for message): openai-python ``src/openai/types/realtime/`` (GA 
 ``realtime_session_create_request.py``, ``realtime_audio_formats.py``,
 ``realtime_audio_input_turn_detection.py``, ``input_audio_buffer_speech_started_event.py``,
 ``conversation_item_truncate_event.py``, ``response_function_call_arguments_done_event.py``,
-``realtime_server_event.py``, ``realtime_error.py``); REFERENCE.md 4.1 (GA and beta field
-names side by side) and 4.2 (the Twilio sample's interruption flaws, fixed here).
+``realtime_server_event.py``, ``realtime_error.py``); REFERENCE.md 4.1 (GA field names) and
+4.2 (the Twilio sample's interruption flaws, fixed here).
 
-The session shape. GA (default): ``session.type = "realtime"``, audio under
+The session shape (GA, the only one the service accepts: the beta shape was retired, see
+:mod:`engine.remote.refused`): ``session.type = "realtime"``, audio under
 ``session.audio.input|output`` with ``format.type`` ``audio/pcmu`` (G.711 mu-law at 8 kHz: the
 telephone's own bytes, so a Twilio call is passed through with no decode and no resampling) or
 ``audio/pcm`` (16-bit at 24 kHz, for carriers that are not mu-law), turn detection under
-``audio.input.turn_detection``. Beta (``api="beta"``, header ``OpenAI-Beta: realtime=v1``):
-``input_audio_format``/``output_audio_format`` ``g711_ulaw``|``pcm16``, ``turn_detection`` and
-``voice`` at the top level, ``modalities``. Mixing the two is the usual integration error, so
-one :class:`RealtimeConfig` renders exactly one of them. Server events are accepted under both
-names (``response.output_audio.delta`` GA, ``response.audio.delta`` beta).
+``audio.input.turn_detection``.
+
+One response at a time. The service allows one active response per conversation and refuses a
+``response.create`` sent while one is active with error
+``conversation_already_has_active_response`` ("Wait until the response is finished before
+creating a new one", as quoted in openai-agents-python issue 1466 and LiveKit agents pull
+6818). A function call is reported (``response.output_item.done``) while the
+response that carries it is still active, and a keypress may come at any moment, so every
+``response.create`` goes through :meth:`RealtimeProtocol._request_response`: sent at once when
+no response is active or requested, otherwise held and sent on the active response's
+``response.done``. If the server's own turn detection starts a response in the same instant
+and the service refuses ours, the request is held again rather than lost.
 
 Barge-in. ``input_audio_buffer.speech_started`` becomes ``Interrupt``: the gateway clears the
 carrier and reports the heard position with ``played(ms)``. The position is mapped to the item
@@ -62,6 +70,8 @@ MAX_CUT_RESPONSES = 16
 MAX_HISTORY = 40
 #: Error codes after which the server ends the session (the call reconnects).
 SESSION_ENDING_CODES = frozenset({"session_expired"})
+#: The error for a response.create while a response is active.
+ACTIVE_RESPONSE_CODE = "conversation_already_has_active_response"
 
 VAD_TYPES = ("server_vad", "semantic_vad", "none")
 _APPEND = '{"type":"input_audio_buffer.append","audio":"'
@@ -76,10 +86,9 @@ class Phase(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class RealtimeConfig:
-    """One call's session, rendered as GA or beta ``session.update``."""
+    """One call's session, rendered as the GA ``session.update``."""
 
     model: str = "gpt-realtime"
-    api: str = "ga"  # "ga" | "beta"
     audio: str = "pcmu"  # "pcmu" (8 kHz mu-law) | "pcm" (24 kHz 16-bit)
     instructions: str = ""
     voice: str = "alloy"
@@ -96,10 +105,15 @@ class RealtimeConfig:
 
     @classmethod
     def from_call(
-        cls, params: CallSettings, *, model: str, api: str, audio: str, voice: str
+        cls, params: CallSettings, *, model: str, audio: str, voice: str
     ) -> RealtimeConfig:
-        """The session for one call: engine defaults overridden by the dial plan's options."""
-        api = params.choice("api", ("ga", "beta"), api)
+        """The session for one call: engine defaults overridden by the dial plan's options.
+
+        ValueError for an option the service would refuse (:mod:`engine.remote.refused`)."""
+        refused = params.refusals("openai")
+        if refused:
+            raise ValueError("; ".join(refused))
+        params.choice("api", ("ga",), "ga")
         audio = params.choice("audio_format", ("pcmu", "pcm"), audio)
         instructions = params.text("prompt")
         language = params.text("language")
@@ -131,7 +145,6 @@ class RealtimeConfig:
         transcription = params.text("transcription_model", "gpt-4o-mini-transcribe")
         return cls(
             model=params.text("model", model),
-            api=api,
             audio=audio,
             instructions=instructions,
             voice=params.text("voice", voice),
@@ -142,22 +155,6 @@ class RealtimeConfig:
         )
 
     def session_update(self) -> dict[str, Any]:
-        if self.api == "beta":
-            fmt = "g711_ulaw" if self.audio == "pcmu" else "pcm16"
-            beta: dict[str, Any] = {
-                "modalities": ["text", "audio"],
-                "voice": self.voice,
-                "input_audio_format": fmt,
-                "output_audio_format": fmt,
-                "turn_detection": self.turn_detection,
-                "tools": self.tools.openai(),
-                "tool_choice": "auto",
-            }
-            if self.instructions:
-                beta["instructions"] = self.instructions
-            if self.transcription_model:
-                beta["input_audio_transcription"] = {"model": self.transcription_model}
-            return {"type": "session.update", "session": beta}
         fmt_ga: dict[str, Any] = (
             {"type": "audio/pcmu"} if self.audio == "pcmu" else {"type": "audio/pcm", "rate": 24000}
         )
@@ -198,8 +195,14 @@ class RealtimeProtocol:
         self._pending: deque[str] = deque(maxlen=MAX_PENDING)
         self.timeline = OutputTimeline()
         self._bytes_per_ms = 8.0 if config.audio == "pcmu" else 48.0
+        # The response gate (see the module docstring): the active response's id, whether a
+        # response.create of ours awaits its response.created, and the request held meanwhile
+        # (its message: a plain one, or the greeting's with instructions).
         self._response: str | None = None
-        self._answer_keys = False
+        self._creating = False
+        self._last_create = _RESPONSE_CREATE
+        self._held: str | None = None
+        self.responses_held = 0
         self._cut_responses: deque[str] = deque(maxlen=MAX_CUT_RESPONSES)
         self._live_items: set[str] = set()  # assistant items of the current session
         self._truncated: dict[str, tuple[int, float]] = {}
@@ -235,6 +238,7 @@ class RealtimeProtocol:
         self.outbox.clear()
         self._pending = deque(unsent + list(self._pending), maxlen=MAX_PENDING)
         self._response = None
+        self._creating = False
         self._live_items.clear()
 
     @property
@@ -245,7 +249,7 @@ class RealtimeProtocol:
         self.phase = Phase.READY
         if self.connections == 1:
             if self.config.greeting:
-                self.outbox.append(
+                self._request_response(
                     _dumps(
                         {
                             "type": "response.create",
@@ -260,9 +264,30 @@ class RealtimeProtocol:
             self._replay_history()
         self.outbox.extend(self._pending)
         self._pending.clear()
+        if self._held is not None and self._response is None and not self._creating:
+            self._release_held()  # asked for while no session was ready
+
+    # -- the response gate -------------------------------------------------------------------
+
+    def _request_response(self, message: str = _RESPONSE_CREATE) -> None:
+        """Ask for a response: now if none is active or on its way, else on its ``done``.
+
+        Requests made while one is held merge into it (one reply answers them all), keeping
+        the first message (a greeting's instructions outrank a plain request)."""
+        if self.phase is Phase.READY and self._response is None and not self._creating:
+            self._creating = True
+            self._last_create = message
+            self.outbox.append(message)
+        elif self._held is None:
+            self._held = message
+            self.responses_held += 1
+
+    def _release_held(self) -> None:
+        message, self._held = self._held, None
+        if message is not None:
+            self._request_response(message)
 
     def _replay_history(self) -> None:
-        assistant_type = "text" if self.config.api == "beta" else "output_text"
         for role, text in self._history:
             if role == "caller":
                 item = {
@@ -274,7 +299,7 @@ class RealtimeProtocol:
                 item = {
                     "type": "message",
                     "role": "assistant",
-                    "content": [{"type": assistant_type, "text": text}],
+                    "content": [{"type": "output_text", "text": text}],
                 }
             self.outbox.append(_dumps({"type": "conversation.item.create", "item": item}))
 
@@ -291,23 +316,20 @@ class RealtimeProtocol:
             self._pending.append(message)
 
     def keys(self, text: str) -> None:
-        """The caller's keypresses in words: a user message, then a response to it (after the
-        one being spoken, if any: ``response.create`` during a response is an error)."""
+        """The caller's keypresses in words: a user message, then a response to it through the
+        response gate (after the response being spoken, if any)."""
         self._history.append(("caller", text))
         item = {
             "type": "message",
             "role": "user",
             "content": [{"type": "input_text", "text": text}],
         }
-        messages = [_dumps({"type": "conversation.item.create", "item": item})]
-        if self._response is None:
-            messages.append(_RESPONSE_CREATE)
-        else:
-            self._answer_keys = True
+        message = _dumps({"type": "conversation.item.create", "item": item})
         if self.phase is Phase.READY:
-            self.outbox.extend(messages)
+            self.outbox.append(message)
         else:
-            self._pending.extend(messages)
+            self._pending.append(message)
+        self._request_response()
 
     def played(self, heard_ms: float) -> None:
         """After an interruption: truncate every item the caller did not hear to its end."""
@@ -346,27 +368,29 @@ class RealtimeProtocol:
             return self._violation("not an event object with a type")
         kind: str = msg["type"]
         match kind:
-            case "response.output_audio.delta" | "response.audio.delta":
+            case "response.output_audio.delta":
                 return self._on_delta(msg)
             case "input_audio_buffer.speech_started":
                 return self._on_speech_started()
             case "response.created":
                 response = msg.get("response")
-                if isinstance(response, dict) and isinstance(response.get("id"), str):
-                    self._response = response["id"]
+                if not isinstance(response, dict) or not isinstance(response.get("id"), str):
+                    return self._violation("response.created without a response id")
+                # Ours, or one the server's turn detection started: either way, active now.
+                self._response = response["id"]
+                self._creating = False
                 return []
             case "response.done":
                 response = msg.get("response")
-                if isinstance(response, dict):
-                    if response.get("id") == self._response:
-                        self._response = None
-                        if self._answer_keys:  # keys pressed while it spoke
-                            self._answer_keys = False
-                            self.outbox.append(_RESPONSE_CREATE)
-                    if response.get("status") == "failed":
-                        self.errors.append(f"response failed: {response.get('status_details')}")
+                if not isinstance(response, dict):
+                    return self._violation("response.done without a response")
+                if response.get("id") == self._response:
+                    self._response = None
+                    self._release_held()
+                if response.get("status") == "failed":
+                    self.errors.append(f"response failed: {response.get('status_details')}")
                 return []
-            case "response.output_audio_transcript.done" | "response.audio_transcript.done":
+            case "response.output_audio_transcript.done":
                 return self._on_bot_transcript(msg)
             case "conversation.item.input_audio_transcription.completed":
                 text = msg.get("transcript")
@@ -407,10 +431,10 @@ class RealtimeProtocol:
     def _on_speech_started(self) -> list[EngineEvent]:
         if not self.config.interrupts:
             return []  # the model talks on by configuration: nothing to stop
-        if self._response is not None:
-            # The server cancels it; deltas it sent before cancelling are stale from now on.
+        if self._response is not None and self._response not in self._cut_responses:
+            # The server cancels it (it stays active until its response.done); deltas it sent
+            # before cancelling are stale from now on.
             self._cut_responses.append(self._response)
-            self._response = None
         if not self.timeline.unsettled:
             return []  # nothing emitted since the last cut: nothing can be playing
         return [Interrupt()]
@@ -454,7 +478,7 @@ class RealtimeProtocol:
             )
         )
         if outcome.respond:
-            self.outbox.append('{"type":"response.create"}')
+            self._request_response()  # after the response carrying the call is done
         events: list[EngineEvent] = [Metric(f"tool_{name}", 1.0)]
         if outcome.event is not None:
             events.append(outcome.event)
@@ -466,6 +490,15 @@ class RealtimeProtocol:
             return self._violation("error event without an error object")
         text = str(error.get("message", "")) or "error"
         code = str(error.get("code") or error.get("type") or "")
+        if code == ACTIVE_RESPONSE_CODE:
+            # Our request met a response the server started in the same instant: hold it
+            # until that one is done (its response.created has arrived or follows).
+            self._creating = False
+            if self._held is None:
+                self._held = self._last_create
+                self.responses_held += 1
+            self.errors.append(f"{code}: {text}")
+            return [Metric("vendor_errors", 1.0)]
         if self.phase is not Phase.READY or code in SESSION_ENDING_CODES:
             self.fatal = VendorError(text, code=code)
         else:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from engine.remote.refused import refusals
+
 __all__ = ["CallSettings", "env_or"]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -80,3 +82,7 @@ class CallSettings:
     def items(self, key: str) -> list[str]:
         """A comma-separated list (``"end_call, send_dtmf"``), blanks dropped."""
         return [part.strip() for part in self.text(key).split(",") if part.strip()]
+
+    def refusals(self, engine: str) -> list[str]:
+        """Why the service would refuse some of these settings (:mod:`engine.remote.refused`)."""
+        return refusals(self._params, engine)

@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from engine.local.flow import FlowInvalid, load_flow
+from engine.remote.refused import refusals
 from gateway.dialplan.numbers import NumberPattern
 from gateway.dialplan.templates import check_template
 from gateway.dialplan.timing import DAY_NAMES, DateRange, Window, parse_days
@@ -229,6 +230,15 @@ class BotAction(_Model):
     def _flow_or_prompt(self) -> BotAction:
         if self.flow is not None and self.prompt is not None:
             raise _field_error("prompt", "a bot takes a flow or a prompt, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _options_the_service_accepts(self) -> BotAction:
+        # Options a hosted engine's service refuses, or that leave the caller unanswered:
+        # refused here so that a plan fails its check, not every call (engine/remote/refused.py).
+        refused = refusals(self.options, self.engine)
+        if refused:
+            raise _field_error("options", "; ".join(refused))
         return self
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+
 import numpy as np
 import pytest
 from remotekit import clear_times, gateway, plan_file, settle, tone8k, voice_track
 from standins.gemini import GeminiScript, GeminiStandIn, reply_freq
+from websockets.asyncio.client import connect
 
 from engine.base import CallContext, EngineUnavailable
 from engine.remote.gemini import GeminiLiveEngine
@@ -123,14 +128,15 @@ async def test_talking_over_a_fully_generated_reply_still_stops_it(tmp_path):
         .barge_in(400, tone8k(400, 700))
         .wait_for_bot(400, timeout_s=6)
     )
-    # Generated 20x faster than real time: the server has nothing left to interrupt.
+    # Generated 20x faster than real time: the client hears the caller over audio the server
+    # finished generating and cuts it itself; the server's own interrupted (it holds
+    # turnComplete for the play-out) comes later and must not clear the carrier twice.
     async with GeminiStandIn(GeminiScript(reply_ms=2000, speed=20)) as standin:
         async with gateway(engine_for(standin), tmp_path, plan_file(tmp_path, OPTIONS)) as url:
             report = await place_call(url, script, auth_token=None)
         await settle(standin)
 
     assert report.ok, report.format()
-    assert standin.connections[0].interrupted == 0
     assert report.turns[1].barge_in_ms is not None and report.clears_received == 1
     # Two 2 s replies, the first cut about half a second in.
     assert report.bot_audio_played_s < 3.5
@@ -168,3 +174,66 @@ async def test_caller_keys_reach_the_model_as_realtime_text_and_it_answers(tmp_p
     (conn,) = standin.connections
     assert conn.texts == ["The caller pressed 1 on the phone keypad."]  # after the 1.2 s gap
     assert report.bot_audio_played_s == pytest.approx(0.6, abs=0.06)
+
+
+async def test_gemini_3_greeting_goes_as_realtime_text_and_is_answered(tmp_path):
+    # A 3.x model closes the socket (1007) on a clientContent turn after setup.
+    options = {**OPTIONS, "model": "gemini-3.1-flash-live-preview"}
+    script = CallerScript().wait_for_bot(400, timeout_s=5)
+    async with GeminiStandIn(GeminiScript(greeting_ms=600)) as standin:
+        plan = plan_file(tmp_path, options, greeting="Thanks for calling")
+        async with gateway(engine_for(standin), tmp_path, plan) as url:
+            report = await place_call(url, script, auth_token=None)
+        await settle(standin)
+
+    assert report.ok, report.format()
+    (conn,) = standin.connections
+    assert conn.refused == "" and conn.client_content == []
+    assert any("Thanks for calling" in t for t in conn.texts)
+    assert report.bot_audio_played_s == pytest.approx(0.6, abs=0.06)
+
+
+async def test_after_a_tool_response_the_model_goes_on_speaking(tmp_path):
+    options = {**OPTIONS, "results": "outcome"}
+    script = CallerScript().pause(100).say(tone8k(400)).wait_for_bot(400, timeout_s=6)
+    tool = ("record_result", {"name": "outcome", "value": "confirmed"})
+    async with GeminiStandIn(GeminiScript(reply_ms=600, tool_call=tool)) as standin:
+        async with gateway(engine_for(standin), tmp_path, plan_file(tmp_path, options)) as url:
+            report = await place_call(url, script, auth_token=None)
+        await settle(standin)
+
+    assert report.ok, report.format()
+    (response,) = standin.connections[0].tool_responses
+    assert response["functionResponses"][0]["response"] == {"result": "recorded"}
+    assert report.bot_audio_played_s == pytest.approx(0.6, abs=0.06)
+    assert "confirmed" in next(tmp_path.glob("*.json")).read_text()
+
+
+async def test_standin_with_activity_detection_off_answers_only_after_activity_signals():
+    setup = {
+        "model": "models/gemini-2.5-flash-native-audio-preview-12-2025",
+        "realtimeInputConfig": {"automaticActivityDetection": {"disabled": True}},
+    }
+    loud = base64.b64encode(np.full(2400, 8000, "<i2").tobytes()).decode()  # 100 ms
+    chunk = {"realtimeInput": {"audio": {"data": loud, "mimeType": "audio/pcm;rate=24000"}}}
+    quiet = {"realtimeInput": {"audio": {"data": base64.b64encode(bytes(4800)).decode(),
+                                         "mimeType": "audio/pcm;rate=24000"}}}  # fmt: skip
+    async with GeminiStandIn(GeminiScript(reply_ms=200)) as standin:
+        headers = {"x-goog-api-key": standin.script.api_key}
+        async with connect(standin.url, additional_headers=headers) as ws:
+            await ws.send(json.dumps({"setup": setup}))
+            assert "setupComplete" in json.loads(await ws.recv())
+            for message in [chunk] * 5 + [quiet] * 10:  # speech, then a long silence
+                await ws.send(json.dumps(message))
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await ws.recv()  # no turn: nobody said when the caller spoke
+            await ws.send(json.dumps({"realtimeInput": {"activityStart": {}}}))
+            await ws.send(json.dumps(chunk))
+            await ws.send(json.dumps({"realtimeInput": {"activityEnd": {}}}))
+            kinds = []
+            async with asyncio.timeout(5):
+                while "turnComplete" not in kinds:
+                    content = json.loads(await ws.recv()).get("serverContent", {})
+                    kinds.extend(content)
+    assert "modelTurn" in kinds and standin.connections[0].activity == ["start", "end"]

@@ -195,3 +195,98 @@ def test_record_result_is_declared_with_the_plans_names_and_reported():
     call = {"functionCalls": [{"id": "f2", "name": "record_result",
                                "args": {"name": "outcome", "value": "cancelled"}}]}  # fmt: skip
     assert protocol.receive(msg(toolCall=call), 0.0)[1:] == [Result({"outcome": "cancelled"})]
+
+
+def test_greeting_goes_as_client_content_to_2x_and_as_realtime_text_to_3x():
+    # Gemini 3.x takes clientContent only as initial history (historyConfig), which never
+    # triggers a reply: the greeting request goes in realtimeInput there.
+    old = ready_greeting("gemini-2.5-flash-native-audio-preview-12-2025")
+    assert "Hello there" in old["clientContent"]["turns"][0]["parts"][0]["text"]
+    for model in ("gemini-3.1-flash-live-preview", "models/gemini-3-pro-live"):
+        new = ready_greeting(model)
+        assert list(new) == ["realtimeInput"] and "Hello there" in new["realtimeInput"]["text"]
+
+
+def ready_greeting(model: str) -> dict:
+    p = GeminiProtocol(config(model=model, greeting="Hello there"))
+    p.connection_made()
+    sent(p)
+    p.receive(msg(setupComplete={}), 0.0)
+    (greeting,) = sent(p)
+    return greeting
+
+
+def test_tool_call_cancellation_undoes_a_recorded_result_and_withdraws_unsent_outputs():
+    p = ready(GeminiProtocol(config(results="outcome")))
+    first = {"functionCalls": [{"id": "f1", "name": "record_result",
+                                "args": {"name": "outcome", "value": "interested"}}]}  # fmt: skip
+    p.receive(msg(toolCall=first), 0.0)
+    sent(p)
+    second = {"functionCalls": [{"id": "f2", "name": "record_result",
+                                 "args": {"name": "outcome", "value": "confirmed"}}]}  # fmt: skip
+    assert p.receive(msg(toolCall=second), 0.1)[1:] == [Result({"outcome": "confirmed"})]
+    # Cancelled before its output was written: the output is withdrawn, the value restored.
+    events = p.receive(msg(toolCallCancellation={"ids": ["f2"]}), 0.2)
+    assert Result({"outcome": "interested"}) in events
+    assert not p.outbox and p.tools_cancelled == 1
+    assert p.config.tools.settled == {"outcome": "interested"}
+    p.receive(msg(toolCallCancellation={"ids": ["f1", "unknown"]}), 0.3)
+    assert p.config.tools.settled == {} and p.tools_cancelled == 2
+
+
+def test_tool_call_cancellation_of_an_action_already_taken_is_counted():
+    p = ready(GeminiProtocol(config()))
+    p.receive(msg(toolCall={"functionCalls": [{"id": "f1", "name": "end_call", "args": {}}]}), 0)
+    sent(p)
+    p.receive(msg(toolCallCancellation={"ids": ["f1"]}), 0.1)
+    assert p.tools_not_undone == 1 and p.violations == 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"code": 400, "message": "Request contains an invalid argument.",
+         "status": "INVALID_ARGUMENT"},
+        {"error": {"code": 429, "message": "Resource has been exhausted.",
+                   "status": "RESOURCE_EXHAUSTED"}},
+    ],
+)  # fmt: skip
+def test_server_json_errors_end_the_session_with_the_vendors_words(error):
+    p = ready(GeminiProtocol(config()))
+    p.receive(orjson.dumps(error), 0.0)
+    body = error.get("error", error)
+    assert p.fatal is not None and p.fatal.message == body["message"]
+    assert body["status"] in p.fatal.code
+
+
+def test_unknown_server_kinds_are_neither_errors_nor_violations():
+    p = ready(GeminiProtocol(config()))
+    p.receive(msg(usageMetadata={"totalTokenCount": 5}), 0.0)
+    p.receive(msg(someFutureKind={}), 0.0)
+    assert p.fatal is None and p.violations == 0
+
+
+def test_interrupted_after_turn_complete_cuts_audible_audio_but_marks_no_next_turn():
+    p = ready(GeminiProtocol(config()))
+    p.receive(audio(1000), 0.0)
+    p.receive(msg(serverContent={"outputTranscription": {"text": "first"}}), 0.0)
+    assert p.receive(msg(serverContent={"turnComplete": True}), 0.5) == [Transcript("bot", "first")]
+    assert p.receive(msg(serverContent={"interrupted": True}), 0.6) == [Interrupt()]
+    p.receive(audio(100), 1.0)
+    p.receive(msg(serverContent={"outputTranscription": {"text": "second"}}), 1.0)
+    events = p.receive(msg(serverContent={"turnComplete": True}), 1.2)
+    assert events == [Transcript("bot", "second")]  # not "[interrupted]"
+
+
+def test_resumable_false_updates_keep_the_last_handle():
+    p = ready(GeminiProtocol(config()))
+    p.receive(msg(sessionResumptionUpdate={"newHandle": "h1", "resumable": True}), 0.0)
+    p.receive(audio(100), 0.1)
+    p.receive(msg(sessionResumptionUpdate={"newHandle": "", "resumable": False}), 0.2)
+    p.receive(msg(goAway={"timeLeft": "30s"}), 0.3)
+    assert p.handle == "h1" and not p.switch_requested  # mid-turn: wait for a fresh handle
+
+
+def test_activity_detection_off_is_refused():
+    with pytest.raises(ValueError, match="activityStart"):
+        config(vad="off")

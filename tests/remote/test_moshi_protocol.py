@@ -101,7 +101,17 @@ def test_handshake_first_then_kinds_errors_and_garbage():
     assert protocol.ready
     assert protocol.receive(b"\x06", 0.0) == [] and protocol.violations == 0
     protocol.receive("text frame", 0.0)
-    protocol.receive(b"\x09?", 0.0)
-    assert protocol.violations == 2
+    assert protocol.violations == 1
     protocol.receive(b"\x05no free slot", 0.0)
     assert protocol.fatal is not None and "no free slot" in str(protocol.fatal)
+
+
+def test_server_kind_7_and_unknown_kinds_are_dropped_quietly():
+    # rust/protocol.md: "Messages with an unknown message type should be discarded."
+    protocol = MoshiProtocol(Codec(), serial=lambda: 1)
+    protocol.connection_made()
+    protocol.receive(b"\x00", 0.0)
+    for message in (b"\x07\x01coloured words", b"\x09?", b"\xff", b"\x04{}", b"\x03\x01"):
+        assert protocol.receive(message, 0.0) == []
+    assert protocol.violations == 0 and protocol.fatal is None
+    assert protocol.ignored == 5

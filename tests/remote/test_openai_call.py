@@ -7,6 +7,9 @@ caller heard (the call recording) and on what the stand-in received.
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 from remotekit import (
     SILENCE,
@@ -20,6 +23,8 @@ from remotekit import (
 )
 from standins.common import audioop
 from standins.openai import OpenAIScript, OpenAIStandIn
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from engine.base import CallContext, EngineUnavailable
 from engine.remote.openai import OpenAIRealtimeEngine
@@ -85,8 +90,8 @@ async def test_twilio_call_passes_mulaw_through_and_truncates_where_the_caller_s
     assert len(level_samples(bot, second.level)) / 8 == pytest.approx(2000, abs=20)
 
 
-async def test_beta_session_shape_and_pcm_audio_at_24k(tmp_path):
-    options = {**OPTIONS, "api": "beta", "audio_format": "pcm"}
+async def test_pcm_audio_at_24k_in_the_ga_shape(tmp_path):
+    options = {**OPTIONS, "audio_format": "pcm"}
     script = CallerScript().pause(100).say(tone8k(500), "hi").wait_for_bot(500, timeout_s=6)
     async with OpenAIStandIn(OpenAIScript(reply_ms=600)) as standin:
         engine = OpenAIRealtimeEngine(url=standin.url, api_key=standin.script.api_key)
@@ -96,9 +101,8 @@ async def test_beta_session_shape_and_pcm_audio_at_24k(tmp_path):
 
     assert report.ok, report.format()
     (conn,) = standin.connections
-    assert conn.beta and conn.headers.get("OpenAI-Beta") == "realtime=v1"
-    assert conn.session["input_audio_format"] == "pcm16"
-    assert "type" not in conn.session and "audio" not in conn.session
+    assert "OpenAI-Beta" not in conn.headers and conn.session["type"] == "realtime"
+    assert conn.session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
     # 24 kHz 16-bit: 48 bytes per ms of caller audio (resampled by the gateway).
     assert len(conn.appended) / 48 == pytest.approx(report.frames_sent * 20, abs=60)
     assert report.bot_audio_played_s == pytest.approx(0.6, abs=0.05)
@@ -200,3 +204,59 @@ async def test_caller_keys_reach_the_model_as_one_message_and_it_answers(tmp_pat
     texts = [part["text"] for item in conn.items_created for part in item.get("content", [])]
     assert texts == ["The caller pressed 4 2 pound on the phone keypad."]
     assert report.bot_audio_played_s == pytest.approx(0.6, abs=0.06)  # the model's answer
+
+
+async def test_standin_refuses_the_retired_beta_interface_with_error_and_close_4000():
+    async with OpenAIStandIn() as standin:
+        headers = {"Authorization": "Bearer sk-standin", "OpenAI-Beta": "realtime=v1"}
+        async with connect(standin.url + "?model=gpt-realtime", additional_headers=headers) as ws:
+            error = json.loads(await ws.recv())
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+    assert error["type"] == "error" and error["error"]["code"] == "beta_api_shape_disabled"
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
+
+
+def test_engine_refuses_the_beta_interface_at_start_up():
+    with pytest.raises(ValueError, match="beta_api_shape_disabled"):
+        OpenAIRealtimeEngine(url="ws://127.0.0.1:9", api_key="sk-x", api="beta")
+    with pytest.raises(ValueError, match="never answer"):
+        OpenAIRealtimeEngine(api_key="sk-x", options={"turn_detection": "none"})
+
+
+async def test_standin_refuses_a_second_active_response():
+    async with OpenAIStandIn(OpenAIScript(greeting_ms=2000)) as standin:
+        headers = {"Authorization": "Bearer sk-standin"}
+        async with connect(standin.url + "?model=gpt-realtime", additional_headers=headers) as ws:
+            await ws.send(json.dumps({"type": "response.create"}))
+            await ws.send(json.dumps({"type": "response.create"}))
+            seen = []
+            async with asyncio.timeout(5):
+                while not {"error", "response.output_item.added"} <= {m["type"] for m in seen}:
+                    seen.append(json.loads(await ws.recv()))
+    (error,) = [m["error"] for m in seen if m["type"] == "error"]
+    assert error["code"] == "conversation_already_has_active_response"
+    assert [m["type"] for m in seen].count("response.created") == 1
+    assert len(standin.replies) == 1
+
+
+async def test_after_a_tool_call_the_model_speaks_again_without_the_caller(tmp_path):
+    # record_result during a reply: the output goes back at once, and the follow-up
+    # response.create only after that response's response.done (else the service refuses it
+    # and the caller hears nothing until they speak again).
+    options = {**OPTIONS, "results": "outcome"}
+    script = CallerScript().pause(100).say(tone8k(400)).wait_for_bot(500, timeout_s=6)
+    tool = ("record_result", {"name": "outcome", "value": "confirmed"})
+    async with OpenAIStandIn(OpenAIScript(greeting_ms=500, tool_call=tool)) as standin:
+        engine = OpenAIRealtimeEngine(url=standin.url, api_key=standin.script.api_key)
+        async with gateway(engine, tmp_path, plan_file(tmp_path, options)) as url:
+            report = await place_call(url, script, auth_token=None)
+        await settle(standin)
+
+    assert report.ok, report.format()
+    (conn,) = standin.connections
+    assert conn.errors_sent == []
+    outputs = [i for i in conn.items_created if i.get("type") == "function_call_output"]
+    assert json.loads(outputs[0]["output"]) == {"result": "recorded"}
+    assert len(standin.replies) == 1  # the reply after the tool call, unprompted by the caller
+    assert report.bot_audio_played_s == pytest.approx(0.5, abs=0.06)

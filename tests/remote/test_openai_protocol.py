@@ -15,7 +15,7 @@ from engine.remote.timeline import OutputTimeline
 
 def config(**params: str) -> RealtimeConfig:
     return RealtimeConfig.from_call(
-        CallSettings(params), model="gpt-realtime", api="ga", audio="pcmu", voice="alloy"
+        CallSettings(params), model="gpt-realtime", audio="pcmu", voice="alloy"
     )
 
 
@@ -53,14 +53,29 @@ def test_client_renders_ga_session_with_pcmu_and_server_vad_from_options():
     assert not {"input_audio_format", "modalities", "turn_detection"} & set(session)
 
 
-def test_client_renders_beta_session_with_beta_names_only():
-    session = config(api="beta", audio_format="pcm", turn_detection="semantic_vad",
+def test_client_renders_pcm_at_24k_and_semantic_vad_in_the_ga_shape():
+    session = config(audio_format="pcm", turn_detection="semantic_vad",
                      eagerness="low").session_update()["session"]  # fmt: skip
-    assert session["input_audio_format"] == session["output_audio_format"] == "pcm16"
-    assert session["turn_detection"] == {"type": "semantic_vad", "eagerness": "low"}
-    assert "type" not in session and "audio" not in session
-    pcm = config(audio_format="pcm").session_update()["session"]["audio"]["input"]
-    assert pcm["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    td = session["audio"]["input"]["turn_detection"]
+    assert td == {"type": "semantic_vad", "eagerness": "low"}
+    assert not {"input_audio_format", "modalities", "turn_detection"} & set(session)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("api", "beta", "beta_api_shape_disabled"),
+        ("turn_detection", "none", "never answer"),
+        ("create_response", "false", "never answer"),
+    ],
+)
+def test_client_refuses_options_the_service_refuses_or_that_leave_the_caller_unanswered(
+    key, value, says
+):
+    with pytest.raises(ValueError, match=says) as caught:
+        config(**{key: value})
+    assert f"option {key}=" in str(caught.value)
 
 
 def test_client_rejects_bad_options_naming_the_key():
@@ -225,6 +240,59 @@ def test_keys_become_a_user_message_answered_now_or_after_the_reply_in_progress(
     p.keys("The caller pressed 2 on the phone keypad.")
     assert [m["type"] for m in sent(p)] == ["conversation.item.create"]
     p.receive(ev("response.done", response={"id": "resp_9", "status": "completed"}))
+    assert sent(p) == [{"type": "response.create"}]
+
+
+def test_function_call_output_waits_for_the_response_carrying_the_call_to_be_done():
+    # The function call item is done while its response is still active: response.create
+    # now is refused with conversation_already_has_active_response.
+    p = ready(RealtimeProtocol(config(results="outcome")))
+    p.receive(ev("response.created", response={"id": "resp_1"}))
+    item = {"type": "function_call", "name": "record_result", "call_id": "call_1",
+            "arguments": '{"name": "outcome", "value": "confirmed"}'}  # fmt: skip
+    p.receive(ev("response.output_item.done", response_id="resp_1", item=item))
+    assert [m["type"] for m in sent(p)] == ["conversation.item.create"]
+    p.receive(ev("response.done", response={"id": "resp_1", "status": "completed"}))
+    assert sent(p) == [{"type": "response.create"}]
+
+
+def test_one_response_create_in_flight_until_response_created_then_done():
+    p = ready(RealtimeProtocol(config()))
+    p.keys("The caller pressed 1 on the phone keypad.")
+    p.keys("The caller pressed 2 on the phone keypad.")  # before response.created arrived
+    kinds = [m["type"] for m in sent(p)]
+    assert kinds == ["conversation.item.create", "response.create", "conversation.item.create"]
+    p.receive(ev("response.created", response={"id": "resp_1"}))
+    assert not p.outbox
+    p.receive(ev("response.done", response={"id": "resp_1", "status": "completed"}))
+    assert sent(p) == [{"type": "response.create"}]
+
+
+def test_a_refused_create_is_held_until_the_servers_own_response_is_done():
+    p = ready(RealtimeProtocol(config()))
+    p.keys("The caller pressed 5 on the phone keypad.")
+    sent(p)
+    # The server's turn detection started a response in the same instant and refused ours.
+    p.receive(ev("response.created", response={"id": "resp_vad"}))
+    error = {
+        "type": "invalid_request_error",
+        "code": "conversation_already_has_active_response",
+        "message": "Conversation already has an active response in progress: resp_vad.",
+    }
+    p.receive(ev("error", error=error))
+    assert p.fatal is None and not p.outbox
+    p.receive(ev("response.done", response={"id": "resp_vad", "status": "completed"}))
+    assert sent(p) == [{"type": "response.create"}]
+
+
+def test_a_cut_response_stays_active_until_its_done():
+    p = ready(RealtimeProtocol(config()))
+    p.receive(ev("response.created", response={"id": "resp_1"}))
+    p.receive(delta("item_1", 100))
+    assert p.receive(ev("input_audio_buffer.speech_started")) == [Interrupt()]
+    p.keys("The caller pressed 9 on the phone keypad.")  # the cancelled reply is not done yet
+    assert [m["type"] for m in sent(p)] == ["conversation.item.create"]
+    p.receive(ev("response.done", response={"id": "resp_1", "status": "cancelled"}))
     assert sent(p) == [{"type": "response.create"}]
 
 

@@ -16,6 +16,15 @@ it when the time is up; a ``setup.sessionResumption.handle`` restores the conver
 (an unknown one closes with 1007); ``drop_after_s`` drops the first connection abruptly (1011);
 a wrong key closes with 1008 before set-up.
 
+Strict where the service is strict (each rule cites its source beside it): with
+``automaticActivityDetection.disabled`` the model answers only after ``activityStart`` and
+``activityEnd``; ``turnComplete`` waits for the reply's play-out time after
+``generationComplete``, and caller speech in that time (or just after) gets ``interrupted``,
+which may thus follow ``turnComplete``; ``sessionResumptionUpdate`` says ``resumable: false``
+mid-turn and during tool calls; a tool response lets the model go on with a reply; a Gemini 3.x
+model closes with 1007 on ``clientContent`` other than initial history declared in
+``historyConfig.initialHistoryInClientContent`` (which triggers no reply).
+
 Reply ``n`` is a sine at ``300 + 100 * n`` Hz, so the tests can tell replies apart in what the
 caller heard.
 """
@@ -60,6 +69,9 @@ class GeminiScript:
     drop_after_s: float | None = None
     #: Make the first reply this function call ``(name, args)``.
     tool_call: tuple[str, dict[str, Any]] | None = None
+    #: After turnComplete, caller speech this soon still gets ``interrupted`` (the service's
+    #: play-out estimate runs behind the caller's ear).
+    late_interrupt_ms: int = 300
 
 
 @dataclass
@@ -88,6 +100,9 @@ class GeminiRecord:
     #: ``realtimeInput.text`` received (the model answers each with a turn).
     texts: list[str] = field(default_factory=list)
     tool_responses: list[dict[str, Any]] = field(default_factory=list)
+    activity: list[str] = field(default_factory=list)
+    #: Why the stand-in closed the connection with an error code, if it did.
+    refused: str = ""
     handles_sent: list[str] = field(default_factory=list)
     interrupted: int = 0
     go_away_sent: bool = False
@@ -105,6 +120,10 @@ class _Connection:
         self.turn: asyncio.Task[None] | None = None
         self.cancel = asyncio.Event()
         self.lock = asyncio.Lock()
+        self.manual_activity = False
+        self.gemini3 = False
+        self.history_open = False  # initial history may still be sent (3.x, declared)
+        self.turn_done_at = -1.0  # loop time of the last turnComplete
 
     async def send(self, message: dict[str, Any]) -> None:
         data = json.dumps(message)
@@ -136,6 +155,15 @@ class _Connection:
             self.record.resumed_from = handle
         vad = (setup.get("realtimeInputConfig") or {}).get("automaticActivityDetection") or {}
         self.vad.stop_ms = vad.get("silenceDurationMs", 500)
+        # python-genai types.py AutomaticActivityDetection.disabled: "the client must send
+        # activity signals" (realtimeInput.activityStart/activityEnd); no VAD turns then.
+        self.manual_activity = bool(vad.get("disabled"))
+        model = str(setup["model"]).removeprefix("models/")
+        self.gemini3 = model.startswith("gemini-") and model[7:8].isdigit() and int(model[7]) >= 3
+        # types.py HistoryConfig.initialHistoryInClientContent: clientContent is taken as
+        # initial history right after setupComplete, until its turnComplete.
+        self.history_open = bool((setup.get("historyConfig") or {}).get(
+            "initialHistoryInClientContent"))  # fmt: skip
         await self.send({"setupComplete": {}})
         if "sessionResumption" in setup:
             await self.new_handle()
@@ -143,14 +171,44 @@ class _Connection:
             msg = json.loads(raw)
             self.record.received.append(next(iter(msg), ""))
             if "realtimeInput" in msg:
+                self.history_open = False
                 await self.on_audio(msg["realtimeInput"])
             elif "clientContent" in msg:
-                self.record.client_content.append(msg["clientContent"])
+                content = msg["clientContent"]
+                self.record.client_content.append(content)
+                if self.gemini3:
+                    # Gemini 3.x Live: clientContent only seeds the initial history
+                    # (types.py HistoryConfig.initial_history_in_client_content); elsewhere
+                    # the request is invalid and the service closes with 1007.
+                    if not self.history_open:
+                        self.record.refused = "clientContent after setup on a 3.x model"
+                        await self.ws.close(1007, "Request contains an invalid argument.")
+                        return
+                    if content.get("turnComplete"):
+                        self.history_open = False  # history seeded: no reply to it
+                    continue
                 self.start_turn(self.script.greeting_ms)
             elif "toolResponse" in msg:
                 self.record.tool_responses.append(msg["toolResponse"])
+                # The model goes on with the function responses in hand (live.py
+                # send_tool_response answers a LiveServerToolCall mid-turn).
+                if self.turn is None or self.turn.done():
+                    self.start_turn(self.script.reply_ms, after_tool=True)
 
     async def on_audio(self, realtime: dict[str, Any]) -> None:
+        if "activityStart" in realtime or "activityEnd" in realtime:
+            kind = "start" if "activityStart" in realtime else "end"
+            self.record.activity.append(kind)
+            if not self.manual_activity:
+                # types.py ActivityStart: only "if automatic activity detection is disabled".
+                self.record.refused = f"activity{kind.title()} with automatic detection on"
+                await self.ws.close(1007, "Request contains an invalid argument.")
+                return
+            if kind == "start":
+                await self.caller_started()
+            else:
+                await self.caller_stopped()
+            return
         text = realtime.get("text")
         if isinstance(text, str):
             self.record.texts.append(text)
@@ -170,44 +228,65 @@ class _Connection:
         self.record.audio_messages += 1
         self.standin.audio_ms += ms
         edge = self.vad.feed(audioop.rms(pcm, 2), ms)
+        if self.manual_activity:
+            return  # turns come from activityStart/activityEnd only
         if edge == "start":
-            if self.turn is not None and not self.turn.done():
-                self.cancel.set()
-                await self.turn
-            await self.send({"serverContent": {"inputTranscription": {"text": "caller "}}})
+            await self.caller_started()
         elif edge == "stop":
-            self.conversation.utterances += 1
-            await self.send(
-                {
-                    "serverContent": {
-                        "inputTranscription": {"text": f"utterance {self.conversation.utterances}"}
-                    }
+            await self.caller_stopped()
+
+    async def caller_started(self) -> None:
+        if self.turn is not None and not self.turn.done():
+            self.cancel.set()
+            await self.turn
+        elif (
+            0
+            <= asyncio.get_running_loop().time() - self.turn_done_at
+            < (self.script.late_interrupt_ms / 1000)
+        ):
+            self.record.interrupted += 1
+            await self.send({"serverContent": {"interrupted": True}})  # after turnComplete
+        await self.send({"serverContent": {"inputTranscription": {"text": "caller "}}})
+
+    async def caller_stopped(self) -> None:
+        self.conversation.utterances += 1
+        await self.send(
+            {
+                "serverContent": {
+                    "inputTranscription": {"text": f"utterance {self.conversation.utterances}"}
                 }
-            )
-            self.start_turn(self.script.reply_ms)
+            }
+        )
+        self.start_turn(self.script.reply_ms)
 
-    def start_turn(self, ms: int) -> None:
+    def start_turn(self, ms: int, *, after_tool: bool = False) -> None:
         self.cancel = asyncio.Event()
-        self.turn = asyncio.get_running_loop().create_task(self.model_turn(ms))
+        self.turn = asyncio.get_running_loop().create_task(self.model_turn(ms, after_tool))
 
-    async def model_turn(self, ms: int) -> None:
+    async def not_resumable(self) -> None:
+        """types.py LiveServerSessionResumptionUpdate.resumable: false (empty handle) while
+        the model is "executing function calls or just generating"."""
+        await self.send({"sessionResumptionUpdate": {"newHandle": "", "resumable": False}})
+
+    async def model_turn(self, ms: int, after_tool: bool = False) -> None:
         tool = self.script.tool_call if self.conversation.utterances == 1 else None
-        if tool is not None and not self.standin.tool_called:
+        if tool is not None and not after_tool and not self.standin.tool_called:
             self.standin.tool_called = True
             name, args = tool
             await self.send(
                 {"toolCall": {"functionCalls": [{"id": new_id("fc"), "name": name, "args": args}]}}
             )
+            await self.not_resumable()
             return
         self.conversation.replies += 1
         n = self.conversation.replies
         self.standin.replies_started.append(n)
         freq, chunk, sent = reply_freq(n), self.script.chunk_ms, 0
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         while sent < ms:
             if self.cancel.is_set():
-                self.record.interrupted += 1
-                await self.send({"serverContent": {"interrupted": True}})
-                await self.send({"serverContent": {"turnComplete": True}})
+                await self.interrupted()
                 return
             pcm = tone_pcm(chunk, freq, 24000, phase=sent * 24)
             self.record.chunk_times.append(time.monotonic())
@@ -231,12 +310,31 @@ class _Connection:
                 await self.send(
                     {"serverContent": {"outputTranscription": {"text": f"bot reply {n}"}}}
                 )
+                await self.not_resumable()  # mid-turn
             sent += chunk
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.cancel.wait(), chunk / 1000 / self.script.speed)
         await self.send({"serverContent": {"generationComplete": True}})
+        # turnComplete waits for the reply's play-out at 1x (python-genai types.py
+        # LiveServerContent.generation_complete: "When model assumes realtime playback there
+        # will be delay between generation_complete and turn_complete that is caused by model
+        # waiting for playback to finish").
+        left = started + ms / 1000 - loop.time()
+        if left > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.cancel.wait(), left)
+        if self.cancel.is_set():
+            await self.interrupted()
+            return
         await self.send({"serverContent": {"turnComplete": True}})
+        self.turn_done_at = loop.time()
         await self.new_handle()
+
+    async def interrupted(self) -> None:
+        self.record.interrupted += 1
+        await self.send({"serverContent": {"interrupted": True}})
+        await self.send({"serverContent": {"turnComplete": True}})
+        self.turn_done_at = asyncio.get_running_loop().time()
 
     async def go_away(self, after: float) -> None:
         await asyncio.sleep(after)

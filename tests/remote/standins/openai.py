@@ -1,17 +1,24 @@
 """A stand-in for the OpenAI Realtime API over its websocket, message for message.
 
-Follows openai-python's ``src/openai/types/realtime/`` (GA) and REFERENCE.md 4.1 (GA and beta
-side by side): ``session.created`` on connect; ``session.update`` checked for the GA shape
-(``session.type == "realtime"``, audio under ``session.audio``) or, with ``OpenAI-Beta:
-realtime=v1``, the beta shape, and a GA session carrying beta fields is refused as the API does
-(``Unknown parameter``); ``input_audio_buffer.append`` heard by a server VAD that sends
-``speech_started``/``speech_stopped``/``committed``, the caller's transcript, then a response:
+Follows openai-python's ``src/openai/types/realtime/`` (GA) and REFERENCE.md 4.1:
+``session.created`` on connect; ``session.update`` checked for the GA shape (``session.type ==
+"realtime"``, audio under ``session.audio``), and a session carrying beta fields is refused as
+the API does (``Unknown parameter``); ``input_audio_buffer.append`` heard by a server VAD that
+sends ``speech_started``/``speech_stopped``/``committed``, the caller's transcript, then a
+response:
 ``response.created``, ``response.output_item.added``, ``response.output_audio.delta`` chunks
 faster than real time, ``response.output_audio_transcript.done``, ``response.output_item.done``,
 ``response.done``. With ``interrupt_response`` (the default) speech during a response cancels
 it; the deltas already "in flight" (``late_deltas``) still follow ``speech_started``, as on the
 real wire. ``conversation.item.truncate`` is refused with an error when ``audio_end_ms`` exceeds
 the audio sent for the item (as the API documents), and recorded otherwise.
+
+Refused as the service refuses (each rule cites its source beside it): the retired beta
+interface (``OpenAI-Beta: realtime=v1``: error ``beta_api_shape_disabled``, close 4000); a
+``response.create`` while a response is active (error
+``conversation_already_has_active_response``, and no second response); with turn detection
+off (``turn_detection: null``) or ``create_response: false``, no response until the client
+commits the buffer (``input_audio_buffer.commit``) and asks (``response.create``).
 
 Errors and limits: a wrong key gets HTTP 401 on the upgrade; ``session_error`` answers the
 ``session.update`` with an ``error`` event; ``max_session_s`` ends each session as the API's
@@ -57,6 +64,9 @@ from .common import (
 __all__ = ["OpenAIScript", "OpenAIStandIn", "RealtimeRecord", "ReplyRecord"]
 
 BETA_ONLY = ("input_audio_format", "output_audio_format", "modalities", "turn_detection")
+#: The close code the service uses after refusing the retired beta interface (since 2026 a
+#: beta session gets error beta_api_shape_disabled, then this close).
+BETA_CLOSE = 4000
 
 
 @dataclass
@@ -82,6 +92,10 @@ class OpenAIScript:
     refuse_reconnects: bool = False
     #: Make the first reply (after the caller's first utterance) this function call.
     tool_call: tuple[str, dict[str, Any]] | None = None
+    #: How long the response carrying a function call stays active after its item is done
+    #: (the service finishes the response after the item: response.output_item.done comes
+    #: first, response.done later; openai-python types/realtime/realtime_server_event.py).
+    tool_response_tail_ms: int = 200
 
 
 @dataclass
@@ -106,7 +120,6 @@ class RealtimeRecord:
 
     path: str = ""
     headers: dict[str, str] = field(default_factory=dict)
-    beta: bool = False
     session: dict[str, Any] = field(default_factory=dict)
     audio_format: str = ""
     appended: bytearray = field(default_factory=bytearray)
@@ -147,6 +160,10 @@ class _Session:
         self.turn_detection: dict[str, Any] | None = {"type": "server_vad"}
         self.transcribe = False
         self.response_task: asyncio.Task[None] | None = None
+        #: The active response, from response.created until response.done is sent.
+        self.active_response: str | None = None
+        #: Caller audio appended since the last commit (input_audio_buffer.commit needs some).
+        self.uncommitted_ms = 0.0
         self.cancel = asyncio.Event()
         self.utterances = 0
         self.lock = asyncio.Lock()
@@ -199,17 +216,27 @@ class _Session:
             case "input_audio_buffer.append":
                 await self.append(msg.get("audio", ""))
             case "response.create":
+                # One active response per conversation: the service refuses a second with
+                # this error and starts nothing (its words and code as quoted in
+                # openai/openai-agents-python issue 1466 and livekit/agents pull 6818).
+                if self.active_response is not None:
+                    await self.error(
+                        "Conversation already has an active response in progress: "
+                        f"{self.active_response}. Wait until the response is finished before "
+                        "creating a new one.",
+                        code="conversation_already_has_active_response",
+                    )
+                    return
                 self.start_response(self.script.greeting_ms)
+            case "input_audio_buffer.commit":
+                await self.commit()
             case "conversation.item.truncate":
                 await self.truncate(msg)
             case "conversation.item.create":
                 item = msg.get("item") or {}
                 self.record.items_created.append(item)
-                if self.record.beta:
-                    await self.send({"type": "conversation.item.created", "item": item})
-                else:
-                    await self.send({"type": "conversation.item.added", "item": item})
-                    await self.send({"type": "conversation.item.done", "item": item})
+                await self.send({"type": "conversation.item.added", "item": item})
+                await self.send({"type": "conversation.item.done", "item": item})
             case "response.cancel":
                 if self.response_task is None or self.response_task.done():
                     await self.error(
@@ -228,28 +255,20 @@ class _Session:
         if self.script.session_error:
             await self.error(self.script.session_error, code="invalid_model")
             return
-        if record.beta:
-            fmt = session.get("input_audio_format", "pcm16")
-            record.audio_format = {"g711_ulaw": "pcmu", "pcm16": "pcm"}.get(fmt, fmt)
-            self.turn_detection = session.get("turn_detection", {"type": "server_vad"})
-            self.transcribe = bool(session.get("input_audio_transcription"))
-        else:
-            if session.get("type") != "realtime":
-                await self.error(
-                    "Missing required parameter: 'session.type'.", code="missing_required_parameter"
-                )
+        if session.get("type") != "realtime":
+            await self.error(
+                "Missing required parameter: 'session.type'.", code="missing_required_parameter"
+            )
+            return
+        for key in BETA_ONLY:
+            if key in session:
+                await self.error(f"Unknown parameter: 'session.{key}'.", code="unknown_parameter")
                 return
-            for key in BETA_ONLY:
-                if key in session:
-                    await self.error(
-                        f"Unknown parameter: 'session.{key}'.", code="unknown_parameter"
-                    )
-                    return
-            audio_in = (session.get("audio") or {}).get("input") or {}
-            fmt = (audio_in.get("format") or {}).get("type", "audio/pcm")
-            record.audio_format = {"audio/pcmu": "pcmu", "audio/pcm": "pcm"}.get(fmt, fmt)
-            self.turn_detection = audio_in.get("turn_detection", {"type": "server_vad"})
-            self.transcribe = bool(audio_in.get("transcription"))
+        audio_in = (session.get("audio") or {}).get("input") or {}
+        fmt = (audio_in.get("format") or {}).get("type", "audio/pcm")
+        record.audio_format = {"audio/pcmu": "pcmu", "audio/pcm": "pcm"}.get(fmt, fmt)
+        self.turn_detection = audio_in.get("turn_detection", {"type": "server_vad"})
+        self.transcribe = bool(audio_in.get("transcription"))
         if self.turn_detection:
             self.vad.stop_ms = self.turn_detection.get("silence_duration_ms", 500)
         record.session = session
@@ -269,8 +288,9 @@ class _Session:
             linear, ms = audioop.ulaw2lin(audio, 2), len(audio) / 8
         else:
             linear, ms = audio, len(audio) / 48
+        self.uncommitted_ms += ms
         if not self.turn_detection or not linear:
-            return
+            return  # turn detection off: the client commits (see commit())
         edge = self.vad.feed(audioop.rms(linear, 2), ms)
         if edge == "start":
             await self.speech_started()
@@ -291,6 +311,27 @@ class _Session:
         if td.get("interrupt_response", True) and self.response_task is not None:
             self.cancel.set()
 
+    async def commit(self) -> None:
+        """``input_audio_buffer.commit``: refused on an empty buffer, and no response of its own
+        (Realtime API reference, client events, ``input_audio_buffer.commit``: "This event will
+        produce an error if the input audio buffer is empty", "it will not create a response
+        from the model")."""
+        if self.uncommitted_ms < 100:
+            await self.error(
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"100ms of audio, but buffer only has {self.uncommitted_ms:.2f}ms of audio.",
+                code="input_audio_buffer_commit_empty",
+            )
+            return
+        self.uncommitted_ms = 0.0
+        await self.send(
+            {
+                "type": "input_audio_buffer.committed",
+                "item_id": new_id("item"),
+                "previous_item_id": None,
+            }  # fmt: skip
+        )
+
     async def speech_stopped(self) -> None:
         item = new_id("item")
         await self.send(
@@ -303,6 +344,7 @@ class _Session:
         await self.send(
             {"type": "input_audio_buffer.committed", "item_id": item, "previous_item_id": None}
         )
+        self.uncommitted_ms = 0.0
         self.utterances += 1
         if self.transcribe:
             await self.send(
@@ -321,11 +363,14 @@ class _Session:
 
     def start_response(self, ms: int, tool: tuple[str, dict[str, Any]] | None = None) -> None:
         self.cancel = asyncio.Event()
-        self.response_task = asyncio.get_running_loop().create_task(self.respond(ms, tool))
+        self.active_response = response = new_id("resp")  # active from now, not from its task
+        self.response_task = asyncio.get_running_loop().create_task(
+            self.respond(response, ms, tool)
+        )
 
-    async def respond(self, ms: int, tool: tuple[str, dict[str, Any]] | None) -> None:
-        response = new_id("resp")
-        beta = self.record.beta
+    async def respond(
+        self, response: str, ms: int, tool: tuple[str, dict[str, Any]] | None
+    ) -> None:
         await self.send(
             {
                 "type": "response.created",
@@ -368,6 +413,8 @@ class _Session:
                     "item": item,
                 }
             )
+            await asyncio.sleep(self.script.tool_response_tail_ms / 1000)
+            self.active_response = None
             await self.send(
                 {
                     "type": "response.done",
@@ -393,7 +440,7 @@ class _Session:
                 },
             }
         )
-        delta_type = "response.audio.delta" if beta else "response.output_audio.delta"
+        delta_type = "response.output_audio.delta"
         chunk = self.script.chunk_ms
         sent = 0.0
         late = None
@@ -426,7 +473,7 @@ class _Session:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.cancel.wait(), chunk / 1000 / self.script.speed)
         status = "cancelled" if reply.cancelled else "completed"
-        done = "response.audio_transcript.done" if beta else "response.output_audio_transcript.done"
+        done = "response.output_audio_transcript.done"
         await self.send(
             {
                 "type": done,
@@ -450,6 +497,7 @@ class _Session:
                 },
             }
         )
+        self.active_response = None
         await self.send(
             {"type": "response.done", "response": {"id": response, "status": status, "output": []}}
         )
@@ -503,10 +551,21 @@ class OpenAIStandIn:
         record = RealtimeRecord(
             path=ws.request.path if ws.request is not None else "",
             headers={k: v for k, v in headers.raw_items()},
-            beta=headers.get("OpenAI-Beta") == "realtime=v1",
         )
         self.connections.append(record)
         session = _Session(ws, self.script, record, self)
+        if headers.get("OpenAI-Beta") == "realtime=v1":
+            # The beta interface is retired (2026): the service says so in an error event
+            # (code beta_api_shape_disabled) and closes with 4000.
+            with contextlib.suppress(ConnectionClosed):
+                await session.error(
+                    "The Realtime API beta interface has been retired. Remove the "
+                    "'OpenAI-Beta: realtime=v1' header and use the GA session shape.",
+                    code="beta_api_shape_disabled",
+                )
+                await ws.close(BETA_CLOSE, "beta_api_shape_disabled")
+            record.closed = True
+            return
         limit = self.script.max_session_s
         if self.script.drop_after_s is not None and len(self.connections) == 1:
             limit, drop = self.script.drop_after_s, True
