@@ -392,6 +392,17 @@ class TurnController:
                 out.append(Discard(seg.id, seg.text))
                 self._segment = None
             return
+        if (
+            seg.barge_in
+            and nlu.is_backchannel(seg.text)
+            and seg.speech_samples <= cfg.samples(cfg.backchannel_max_ms)
+        ):
+            # "Uh-huh" over the bot after the interruption stood (it was slow to judge): still
+            # not a turn, and the bot carries on from where the caller stopped hearing it.
+            if gap >= cfg.samples(cfg.backchannel_gap_ms):
+                out.append(Backchannel(seg.id, seg.text))
+                self._segment = None
+            return
         need = {
             nlu.Completeness.COMPLETE: cfg.complete_gap_ms,
             nlu.Completeness.UNSURE: cfg.unsure_gap_ms,
