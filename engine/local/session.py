@@ -510,8 +510,9 @@ class LocalSession(EngineSession):
         """The held sound is a turn: the gateway clears and reports the heard position. The
         cut turn stays until the words are judged (see :meth:`_carry_on`)."""
         self.channel.put(Metric("barge_in.confirmed", 1))
-        if self._held_at is None:
-            return
+        if self._held_at is None:  # released, and the words that followed take the floor
+            self._hold()
+        assert self._held_at is not None
         self.channel.put(Metric("barge_in.hold_ms", (self._samples - self._held_at) / 16.0))
         self._held_at = None
         self.channel.put(Commit())
