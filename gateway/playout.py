@@ -25,7 +25,10 @@ most the lead) plays out and the position after the last frame sent is the exact
 hold keeps. :meth:`Playout.release` carries on from that sample (the queued frames go out as
 they were: nothing re-synthesised, repeated or cleared); a commit is :meth:`Playout.clear`.
 With ``duck_db`` set, a hold keeps releasing frames attenuated by that much instead of
-stopping them: the caller hears a dip, not a gap.
+stopping them: the caller hears a dip, not a gap. With ``hold_clears``, a hold also clears the
+carrier's buffer, so the bot is quiet within a network trip instead of after the lead: the
+unheard audio is kept from the exact sample heard (the frame it falls in is cut there) and a
+release sends it again from that sample, in a new generation.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class Playout:
         lead: float = 0.120,
         mark_every: int = 2,
         duck_db: float | None = None,
+        hold_clears: bool = False,
     ) -> None:
         if lead < FRAME_SECONDS:
             raise ValueError("lead must be at least one frame")
@@ -92,9 +96,12 @@ class Playout:
             raise ValueError("mark_every must be >= 1")
         if duck_db is not None and not -60.0 <= duck_db < 0.0:
             raise ValueError("duck_db must be in [-60, 0) dB, or None for silent holds")
+        if duck_db is not None and hold_clears:
+            raise ValueError("a hold that clears the carrier cannot duck what it cleared")
         self.lead = lead
         self.mark_every = mark_every
         self.duck_db = duck_db
+        self.hold_clears = hold_clears
         self._duck = ducking_table(duck_db) if duck_db is not None else None
         self.generation = 0
         # Frames waiting to be sent: (payload, end position ms).
@@ -232,11 +239,26 @@ class Playout:
         What the carrier already has plays out. A second hold while one is open changes
         nothing and returns the same position.
         """
-        if self._held_at is None:
-            self._held_at = now
+        if self._held_at is not None:
+            return self._held_ms
+        self._held_at = now
+        if not self.hold_clears:
             self._held_ms = self._last_sent_pos
             self._held_play_end = max(self._play_end, now)
-        return self._held_ms
+            return self._held_ms
+        heard = self.heard(now)
+        kept = [item for item in self._unconfirmed if item[1] > heard]
+        kept.extend(self._queue)
+        if kept:
+            frame, end_ms = kept[0]
+            skip = int(round((heard - (end_ms - len(frame) / 8.0)) * 8))
+            if skip > 0:  # the caller heard part of this frame: carry on from the next sample
+                kept[0] = (frame[skip:], end_ms)
+        self._reset(now, heard)
+        self._queue.extend(kept)
+        self._held_ms = heard
+        self._held_play_end = now
+        return heard
 
     def release(self, now: float) -> Releasing | None:
         """End the hold: playback carries on from the held sample. None when none was open."""
@@ -256,6 +278,11 @@ class Playout:
         heard = self.heard(now)
         discarded = sum(1 for item in self._unconfirmed if item[1] > heard) + len(self._queue)
         self._held_at = None
+        self._reset(now, heard)
+        return Clearing(heard_ms=heard, discarded_frames=discarded)
+
+    def _reset(self, now: float, heard: float) -> None:
+        """The carrier's buffer is cleared: nothing sent is pending, a new generation starts."""
         self._queue.clear()
         self._unconfirmed.clear()
         self._marks.clear()
@@ -266,4 +293,3 @@ class Playout:
         self._anchor_time = now
         self.generation += 1
         self.clears += 1
-        return Clearing(heard_ms=heard, discarded_frames=discarded)

@@ -267,6 +267,8 @@ class CallSession:
             return
         now = self.clock()
         held_ms = self.playout.hold(now)
+        if self.playout.hold_clears:  # quiet within a network trip; the rest is kept
+            self._clear_carrier(now)
         self._cancel_timer()
         ledger = self.ledger
         ledger.holds += 1
@@ -284,6 +286,13 @@ class CallSession:
         if self._hold_timer is not None:
             self._hold_timer.cancel()
             self._hold_timer = None
+
+    def _clear_carrier(self, now: float) -> None:
+        if self.recorder is not None:
+            self.recorder.cut_bot(now)
+        self.transport.send_clear()
+        self.clear_requested_at = now
+        self.transport.wake()
 
     def _release(self) -> None:
         """Carry on from the exact sample held at: the queued frames go out as they were."""
@@ -304,17 +313,16 @@ class CallSession:
 
     def _interrupt(self) -> None:
         now = self.clock()
+        cleared = False  # the carrier's buffer is empty already (a hold that cleared it)
         if self.playout.held:
             self._end_hold()
             self.ledger.commits += 1
+            cleared = self.playout.hold_clears
         clearing = self.playout.clear(now)
-        if self.recorder is not None:
-            self.recorder.cut_bot(now)
+        if not cleared:
+            self._clear_carrier(now)
         self._bot_playing = False
         self._bot_stopped_at = None  # the clear ends the run on the timeline
-        self.transport.send_clear()
-        self.clear_requested_at = now
-        self.transport.wake()
         self._out_resampler.reset()
         self._pending = b""
         self._out_base_ms = self._emitted_ms

@@ -204,3 +204,36 @@ def test_gateway_rejects_foreign_mark_names():
     assert not p.mark_echoed("hello", 0.0)
     assert not p.mark_echoed("0:abc", 0.0)
     assert not p.mark_echoed("0:20", 0.0)  # never sent
+
+
+def test_gateway_clearing_hold_keeps_the_unheard_audio_from_the_exact_sample():
+    p = Playout(lead=0.1, mark_every=1, hold_clears=True)
+    for i in range(20):
+        p.enqueue(bytes([i]) * 160, 20 * (i + 1))
+    p.poll(0.0)
+    p.mark_echoed("0:20", 0.02)
+    assert p.hold(0.025) == pytest.approx(25)  # 5 ms into the second frame
+    assert p.generation == 1 and p.poll(0.1) == []
+    releasing = p.release(0.3)
+    assert releasing is not None and releasing.held_ms == pytest.approx(25)
+    assert releasing.gap_s == pytest.approx(0.275)
+    items = p.poll(0.3)
+    first = _frames(items)[0]
+    assert first == bytes([1]) * 120  # the rest of the second frame, from its 41st sample
+    assert _frames(items)[1] == bytes([2]) * 160
+    assert _marks(items)[0] == "1:40"
+
+
+def test_gateway_commit_after_a_clearing_hold_reports_the_sample_held_at():
+    p = Playout(lead=0.1, mark_every=1, hold_clears=True)
+    _fill(p, 20)
+    p.poll(0.0)
+    p.mark_echoed("0:20", 0.02)
+    p.hold(0.03)
+    assert p.clear(0.5).heard_ms == pytest.approx(30)
+    assert p.poll(1.0) == []
+
+
+def test_gateway_a_clearing_hold_cannot_duck():
+    with pytest.raises(ValueError):
+        Playout(duck_db=-12.0, hold_clears=True)

@@ -401,3 +401,32 @@ async def test_gateway_hold_figures_reach_the_record_the_timeline_and_metrics():
     assert 'overtalk_holds_total{outcome="released"} 1.0' in text
     assert 'overtalk_holds_total{outcome="committed"} 1.0' in text
     assert "overtalk_hold_gap_seconds_count 1.0" in text
+
+
+async def test_gateway_clearing_hold_clears_once_and_release_sends_the_rest():
+    engine = RecordingEngine(16000)
+    transport, clock = FakeTransport(), Clock()
+    session = CallSession(
+        engine,
+        transport,
+        FakeControl(),
+        CallLedger("CAtest", "fake"),
+        playout=Playout(lead=0.1, mark_every=1, hold_clears=True),
+        clock=clock,
+    )
+    session.handle_engine_event(Audio(speech(16000, 1.0)))
+    clock.now += 0.04
+    session.receive_mark("0:20")
+    session.receive_mark("0:40")
+    transport.sent.clear()
+    session.handle_engine_event(Hold())
+    assert transport.kinds() == ["clear"]  # quiet now, not after the lead
+    clock.now += 0.2
+    session.handle_engine_event(Release())
+    assert transport.kinds()[0] == "clear" and transport.kinds().count("clear") == 1
+    assert [v for k, v in transport.sent if k == "mark"][0] == "1:60"  # from the heard sample
+    session.handle_engine_event(Hold())
+    session.handle_engine_event(Commit())
+    assert transport.kinds().count("clear") == 2  # the second hold's; the commit adds none
+    assert engine.heard and session.ledger.commits == 1
+    await session.close("test")
