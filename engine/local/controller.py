@@ -27,8 +27,8 @@ an exact sample). The sound is then judged on its evidence, fastest first:
 
 - a sound that ends within ``short_sound_ms`` of speech is released at once (:class:`Resume`),
   before its words are in: a cough, a sneeze, a knock the VAD took for speech;
-- while it goes on, its words are asked for every ``partial_every_ms`` (streaming partials), and
-  each answer is judged: words that take the floor commit (:class:`InterruptConfirmed`); sounds
+- while it goes on, its words are asked for ``first_partial_ms`` after its onset and every
+  ``partial_every_ms`` after that (streaming partials), and each answer is judged: words that take the floor commit (:class:`InterruptConfirmed`); sounds
   a voice makes that are not words ("hahaha", "hmm", "oof": :func:`nlu.is_vocal_sound`), no
   words, words the recogniser doubts, or more words than the sound could hold (a recogniser
   inventing "I'm so sorry" for a cough) release; a backchannel ("uh-huh") releases once it ends;
@@ -98,7 +98,9 @@ class TurnConfig:
     #: A sound over the bot that ends within this much speech is released before its words
     #: are in (they still decide: words that take the floor commit when they arrive).
     short_sound_ms: int = 400
-    #: While a held sound goes on, its words are asked for this often (streaming partials).
+    #: While a held sound goes on, its words are asked for this long after its onset, then
+    #: this often (streaming partials): a laugh or a cough is judged while it lasts.
+    first_partial_ms: int = 200
     partial_every_ms: int = 320
     #: More words per second of speech than a person says (fast speech is 6-7 syllables a
     #: second): the recogniser made them up from a cough or a laugh.
@@ -374,7 +376,11 @@ class TurnController:
             seg.pending_interrupt
             and gap == 0
             and seg.asked_until is None
-            and t - max(seg.onset, seg.text_until) >= cfg.samples(cfg.partial_every_ms)
+            and (
+                t - seg.text_until >= cfg.samples(cfg.partial_every_ms)
+                if seg.text_until >= 0
+                else t - seg.onset >= cfg.samples(cfg.first_partial_ms)
+            )
         ):
             seg.asked_until = t
             out.append(Transcribe(seg.id, max(0, seg.onset - cfg.samples(cfg.pre_roll_ms)), t))
