@@ -28,12 +28,15 @@ an exact sample). The sound is then judged on its evidence, fastest first:
 - a sound that ends within ``short_sound_ms`` of speech is released at once (:class:`Resume`),
   before its words are in: a cough, a sneeze, a knock the VAD took for speech;
 - while it goes on, its words are asked for ``first_partial_ms`` after its onset and every
-  ``partial_every_ms`` after that (streaming partials), and each answer is judged: words that take the floor commit (:class:`InterruptConfirmed`); sounds
-  a voice makes that are not words ("hahaha", "hmm", "oof": :func:`nlu.is_vocal_sound`), no
-  words, words the recogniser doubts, or more words than the sound could hold (a recogniser
-  inventing "I'm so sorry" for a cough) release; a backchannel ("uh-huh") releases once it ends;
-- speech past ``backchannel_max_ms``, or a hold past ``confirm_ms``, with nothing judged yet,
-  commits.
+  ``partial_every_ms`` after that (streaming partials), and each answer is judged: words that
+  take the floor commit (:class:`InterruptConfirmed`); sounds a voice makes that are not words
+  ("hahaha", "hmm", "oof": :func:`nlu.is_vocal_sound`) release at once; no words, words the
+  recogniser doubts, more words than the sound could hold (a recogniser inventing "I'm so
+  sorry" for a cough), a word or two it is unsure of ("What?" for a bark), or a backchannel
+  ("uh-huh") release once the sound ends;
+- speech past ``backchannel_max_ms``, or a hold past ``confirm_ms``, releases if its words were
+  judged (they did not take the floor) and commits if none came back yet (the recogniser is
+  behind and the caller has been at it a while).
 
 A release is provisional: the segment stays open and its later words are still judged, so a
 release that was really an interruption ("Oh, wait, that's wrong") commits as soon as the words
@@ -102,6 +105,9 @@ class TurnConfig:
     #: this often (streaming partials): a laugh or a cough is judged while it lasts.
     first_partial_ms: int = 200
     partial_every_ms: int = 320
+    #: Words the recogniser is unsure of take the floor only this many at a time: one or two
+    #: are what it makes of a bark or a cough ("What?", "No!"); a caller going on says more.
+    sure_words: int = 3
     #: More words per second of speech than a person says (fast speech is 6-7 syllables a
     #: second): the recogniser made them up from a cough or a laugh.
     max_words_per_s: float = 8.0
@@ -231,6 +237,7 @@ class _Segment:
     text: str = ""
     text_until: int = -1
     doubtful: bool = False
+    sure: bool = True
     #: A barge-in held while it is judged.
     pending_interrupt: bool = False
     interrupt_at: int = 0
@@ -324,17 +331,19 @@ class TurnController:
         return out
 
     def transcript(
-        self, segment: int, end: int, text: str, doubtful: bool = False
+        self, segment: int, end: int, text: str, doubtful: bool = False, sure: bool = True
     ) -> list[Decision]:
         """The words of a :class:`Transcribe` request (for the segment, up to ``end``);
         ``doubtful``: the recogniser doubts it heard speech at all (an interruption by such
-        words is taken for noise)."""
+        words is taken for noise); ``sure``: it is confident of the words (a word or two it
+        is not sure of does not take the floor from the bot)."""
         out: list[Decision] = []
         seg = self._segment
         if seg is None or seg.id != segment:
             return out
         seg.asked_until = None
         seg.text, seg.text_until, seg.doubtful = text.strip(), end, doubtful
+        seg.sure = sure
         if seg.pending_interrupt or seg.released:
             self._judge_words(seg, out)
             if self._segment is None:
@@ -394,7 +403,10 @@ class TurnController:
             elif seg.speech_samples > cfg.samples(cfg.backchannel_max_ms) or t - (
                 seg.interrupt_at
             ) >= cfg.samples(cfg.confirm_ms):
-                if seg.verdict in ("vocal", "noise"):
+                # Words that take the floor commit as they come: what is left here is a long
+                # sound whose words are not a turn (release), or one with no words yet because
+                # the recogniser is behind (commit: the caller has been at it a while).
+                if seg.verdict:
                     self._release(seg, seg.verdict, out)
                 else:
                     self._commit(seg, out)
@@ -419,7 +431,7 @@ class TurnController:
     def _verdict(self, seg: _Segment) -> str:
         """What the words so far make of the sound: "floor" (a turn), "vocal" (a laugh, a
         cough), "noise" (no words, doubted words, or more words than the sound could hold),
-        or "backchannel"."""
+        "unsure" (a word or two the recogniser is not sure of), or "backchannel"."""
         cfg = self.config
         text = seg.text
         if nlu.completeness(text, self.expectation) is nlu.Completeness.EMPTY or seg.doubtful:
@@ -433,6 +445,8 @@ class TurnController:
         count = len(nlu.words(text))
         if count >= 2 and count > cfg.max_words_per_s * spoken_s:
             return "noise"
+        if not seg.sure and count < cfg.sure_words:
+            return "unsure"  # "What?" from a bark: a word or two the recogniser doubts
         return "floor"
 
     def _release(self, seg: _Segment, reason: str, out: list[Decision]) -> None:

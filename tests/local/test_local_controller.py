@@ -349,3 +349,22 @@ def test_controller_on_recordings_backchannel_does_not_take_the_turn(
         "short",
         "backchannel",
     }
+
+
+@pytest.mark.parametrize(("sure", "commits"), [(False, 0), (True, 1)])
+def test_controller_a_word_the_recogniser_is_unsure_of_does_not_take_the_floor(
+    sure: bool, commits: int
+) -> None:
+    c = ctl.TurnController()
+    c.bot_audible_until(10_000 * MS)
+    t, out = 0, []
+    for p in [SPEECH] * 16 + [QUIET] * 12:  # a bark too long to be released as short
+        t += WINDOW
+        for d in c.window(t, p, 0.0, -20.0):
+            out.append(d)
+            if isinstance(d, ctl.Transcribe):
+                out += c.transcript(d.segment, d.end, "What?", sure=sure)
+    assert len([d for d in out if isinstance(d, ctl.InterruptConfirmed)]) == commits
+    if not sure:
+        kinds = [type(x) for x in out if not isinstance(x, ctl.Transcribe)]
+        assert kinds == [ctl.SpeechStarted, ctl.Interrupt, ctl.Resume, ctl.Discard]
