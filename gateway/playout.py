@@ -25,10 +25,12 @@ most the lead) plays out and the position after the last frame sent is the exact
 hold keeps. :meth:`Playout.release` carries on from that sample (the queued frames go out as
 they were: nothing re-synthesised, repeated or cleared); a commit is :meth:`Playout.clear`.
 With ``duck_db`` set, a hold keeps releasing frames attenuated by that much instead of
-stopping them: the caller hears a dip, not a gap. With ``hold_clears``, a hold also clears the
-carrier's buffer, so the bot is quiet within a network trip instead of after the lead: the
-unheard audio is kept from the exact sample heard (the frame it falls in is cut there) and a
-release sends it again from that sample, in a new generation.
+stopping them: the caller hears a dip, not a gap. With ``hold_clears`` (the default), a hold
+also clears the carrier's buffer, so the bot is quiet within a network trip instead of after the
+lead: the unheard audio is kept from the exact sample heard (the frame it falls in is cut
+there) and a release sends it again from that sample, in a new generation. Measured over the
+simulator (tests/bench/bench_local.py, interaction), stopping alone left a real interruption
+talked over for a lead more (silent p50 310 ms after the caller's onset against 120 ms).
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class Playout:
         lead: float = 0.120,
         mark_every: int = 2,
         duck_db: float | None = None,
-        hold_clears: bool = False,
+        hold_clears: bool = True,
     ) -> None:
         if lead < FRAME_SECONDS:
             raise ValueError("lead must be at least one frame")

@@ -2,10 +2,12 @@
 
 The session converts between the carrier's 8 kHz G.711 and the engine's PCM rate, paces the
 engine's speech out through :class:`~gateway.playout.Playout`, and carries out the engine's
-decisions: a ``Hold`` stops releasing the bot's audio at an exact sample; a ``Release`` carries
-on from it; a ``Commit`` (or an ``Interrupt``, which is a hold and a commit at once) becomes a
-carrier ``clear`` plus :meth:`EngineSession.played` with the position the caller heard;
-``Hangup``/``Transfer`` go to the carrier's call control once the speech before them has played.
+decisions: a ``Hold`` stops releasing the bot's audio at an exact sample (by default it also
+clears what the carrier has buffered, so the bot is quiet within a network trip, and keeps the
+unheard audio from the sample heard); a ``Release`` carries on from that sample; a ``Commit``
+(or an ``Interrupt``, which is a hold and a commit at once) becomes a carrier ``clear`` plus
+:meth:`EngineSession.played` with the position the caller heard; ``Hangup``/``Transfer`` go to
+the carrier's call control once the speech before them has played.
 A hold the engine leaves open past :data:`MAX_HOLD` is committed: the caller has been talking
 that long, and the engine learns where it was cut.
 

@@ -106,7 +106,7 @@ def test_gateway_clear_drops_queue_so_nothing_stale_is_sent():
 
 
 def test_gateway_hold_stops_releasing_within_a_frame_and_keeps_the_exact_sample():
-    p = Playout(lead=0.1, mark_every=1)
+    p = Playout(lead=0.1, mark_every=1, hold_clears=False)
     _fill(p, 50)
     p.poll(0.0)  # 100 ms at the carrier
     assert p.hold(0.01) == 100  # the next frame to play after a release starts at 100 ms
@@ -115,7 +115,7 @@ def test_gateway_hold_stops_releasing_within_a_frame_and_keeps_the_exact_sample(
 
 
 def test_gateway_release_carries_on_from_the_held_sample_without_a_repeat():
-    p = Playout(lead=0.04, mark_every=1)
+    p = Playout(lead=0.04, mark_every=1, hold_clears=False)
     _fill(p, 20)
     p.poll(0.0)
     p.hold(0.0)
@@ -128,7 +128,7 @@ def test_gateway_release_carries_on_from_the_held_sample_without_a_repeat():
 
 
 def test_gateway_release_before_the_carrier_runs_dry_leaves_no_gap():
-    p = Playout(lead=0.1)
+    p = Playout(lead=0.1, hold_clears=False)
     _fill(p, 20)
     p.poll(0.0)
     p.hold(0.0)
@@ -136,7 +136,7 @@ def test_gateway_release_before_the_carrier_runs_dry_leaves_no_gap():
 
 
 def test_gateway_commit_during_hold_clears_and_reports_heard_position():
-    p = Playout(lead=0.1, mark_every=1)
+    p = Playout(lead=0.1, mark_every=1, hold_clears=False)
     _fill(p, 20)
     p.poll(0.0)
     p.mark_echoed("0:20", 0.02)
@@ -148,7 +148,7 @@ def test_gateway_commit_during_hold_clears_and_reports_heard_position():
 
 
 def test_gateway_second_hold_keeps_the_first_sample():
-    p = Playout(lead=0.04)
+    p = Playout(lead=0.04, hold_clears=False)
     _fill(p, 10)
     p.poll(0.0)
     assert p.hold(0.0) == 40
@@ -157,7 +157,7 @@ def test_gateway_second_hold_keeps_the_first_sample():
 
 
 def test_gateway_ducking_hold_keeps_sending_attenuated_frames():
-    p = Playout(lead=0.04, mark_every=1, duck_db=-20.0)
+    p = Playout(lead=0.04, mark_every=1, duck_db=-20.0, hold_clears=False)
     loud = bytes([0x80]) * 160  # mu-law near full scale
     for i in range(10):
         p.enqueue(loud, 20 * (i + 1))
@@ -176,13 +176,13 @@ def test_gateway_ducking_hold_keeps_sending_attenuated_frames():
 
 def test_gateway_rejects_a_duck_that_is_not_an_attenuation():
     with pytest.raises(ValueError):
-        Playout(duck_db=3.0)
+        Playout(duck_db=3.0, hold_clears=False)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["poll", "hold", "release"]), st.integers(0, 80))))
 def test_gateway_holds_and_releases_never_skip_or_repeat_a_frame(steps):
-    p = Playout(lead=0.06, mark_every=2)
+    p = Playout(lead=0.06, mark_every=2, hold_clears=False)
     for i in range(40):
         p.enqueue(i.to_bytes(1, "little") * 160, 20 * (i + 1))
     now, sent = 0.0, []
@@ -236,4 +236,4 @@ def test_gateway_commit_after_a_clearing_hold_reports_the_sample_held_at():
 
 def test_gateway_a_clearing_hold_cannot_duck():
     with pytest.raises(ValueError):
-        Playout(duck_db=-12.0, hold_clears=True)
+        Playout(duck_db=-12.0)  # holds clear by default

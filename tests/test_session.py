@@ -81,7 +81,7 @@ class Clock:
         return self.now
 
 
-def make(rate: int = 16000, lead: float = 0.1, mark_every: int = 1):
+def make(rate: int = 16000, lead: float = 0.1, mark_every: int = 1, hold_clears: bool = False):
     engine = RecordingEngine(rate)
     transport = FakeTransport()
     control = FakeControl()
@@ -91,7 +91,7 @@ def make(rate: int = 16000, lead: float = 0.1, mark_every: int = 1):
         transport,
         control,
         CallLedger("CAtest", "fake"),
-        playout=Playout(lead=lead, mark_every=mark_every),
+        playout=Playout(lead=lead, mark_every=mark_every, hold_clears=hold_clears),
         clock=clock,
     )
     return session, engine, transport, control, clock

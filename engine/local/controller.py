@@ -101,6 +101,9 @@ class TurnConfig:
     #: A sound over the bot that ends within this much speech is released before its words
     #: are in (they still decide: words that take the floor commit when they arrive).
     short_sound_ms: int = 400
+    #: ...once it has been followed by this much silence (longer than the gap between two
+    #: words: "Go ... forward" is not a short sound).
+    short_pause_ms: int = 128
     #: While a held sound goes on, its words are asked for this long after its onset, then
     #: this often (streaming partials): a laugh or a cough is judged while it lasts.
     first_partial_ms: int = 200
@@ -396,7 +399,7 @@ class TurnController:
         if seg.pending_interrupt:
             if (
                 not words_in
-                and gap >= cfg.samples(cfg.pause_ms)
+                and gap >= cfg.samples(cfg.short_pause_ms)
                 and seg.speech_samples <= cfg.samples(cfg.short_sound_ms)
             ):
                 self._release(seg, "short", out)

@@ -1,7 +1,7 @@
 """The local engine, measured on the real recordings through the gateway and the simulator.
 
     python tests/bench/bench_local.py [--quick] [--calls 4,8,16]
-        [--sections asr,latency,pause,barge,interaction,echo,load] [--duck DB | --hold-clears]
+        [--sections asr,latency,pause,barge,interaction,echo,load] [--hold clear|stop] [--duck DB]
 
 Every call goes through the whole path: ``create_app(Settings(), engine=LocalEngine(...))``
 under ``gateway.server.serve``, placed with ``gateway.sim.caller.place_call``, audio as 8 kHz
@@ -23,8 +23,8 @@ Sections:
 - interaction: one table, a row per kind of sound played over the bot's reading (coughs,
   laughter, breaths, sneezes, each noise family, backchannels, real interruptions, and nothing
   at all as the baseline), measured on the wire from the call's stereo recording and its call
-  record (see :func:`bench_interaction`); ``--duck DB`` runs it with ducking holds,
-  ``--hold-clears`` with holds that clear the carrier's buffer;
+  record (see :func:`bench_interaction`); ``--hold stop`` runs it with holds that only stop
+  sending (what the carrier has plays out), ``--duck DB`` with holds that duck;
 - echo: the bot's own played audio fed back at -10 dB, 100/200/300 ms late (the simulator has
   no echo, so this benchmark adds it to the caller's frames from the played-out audio), with
   and without real barge-ins on top;
@@ -792,17 +792,20 @@ def main() -> None:
         "--duck", type=float, default=None, help="hold by ducking this many dB (e.g. -12)"
     )
     parser.add_argument(
-        "--hold-clears", action="store_true", help="a hold clears the carrier's buffer"
+        "--hold",
+        choices=("clear", "stop"),
+        default="clear",
+        help="a hold clears the carrier's buffer (the default) or only stops sending",
     )
     args = parser.parse_args()
     counts = [int(c) for c in args.calls.split(",")]
     turn = {k: float(v) for k, v in (kv.split("=") for kv in args.turn.split(",") if kv)}
     turn = {k: int(v) if v.is_integer() else v for k, v in turn.items()}
-    if args.duck is not None or args.hold_clears:  # how the gateway's holds sound
+    if args.duck is not None or args.hold == "stop":  # how the gateway's holds sound
         twilio_aio.Playout = functools.partial(  # type: ignore[misc]
-            Playout, duck_db=args.duck, hold_clears=args.hold_clears
+            Playout, duck_db=args.duck, hold_clears=False
         )
-    mode = "clear" if args.hold_clears else "stop" if args.duck is None else f"duck {args.duck} dB"
+    mode = args.hold if args.duck is None else f"duck {args.duck} dB"
     with tempfile.TemporaryDirectory() as records:
         asyncio.run(run(args.sections.split(","), args.quick, counts, turn, mode, Path(records)))
 
