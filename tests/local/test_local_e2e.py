@@ -62,7 +62,8 @@ async def test_local_e2e_demo_flow_conversation(engine, tmp_path: Path) -> None:
 
 async def test_local_e2e_a_cough_does_not_cut_the_bot_and_words_do(tmp_path: Path) -> None:
     """Over the simulated line, a recorded cough over the bot's reading leaves it talking (held
-    at most, then released), and a recorded spoken interruption cuts it and gets the turn."""
+    at most, then released from where it stopped), and a recorded spoken interruption cuts it
+    and gets the turn."""
     from engine.local import LocalEngine
 
     talk = LocalEngine(flow=str(DEMO.parent / "local-bench-talk.yaml"))
@@ -82,10 +83,11 @@ async def test_local_e2e_a_cough_does_not_cut_the_bot_and_words_do(tmp_path: Pat
     finally:
         await talk.aclose()
     cough_turn, words_turn = [t for t in report.turns if t.kind == "barge_in"]
-    assert cough_turn.barge_in_ms is None  # no clear reached the caller during the cough
     assert words_turn.barge_in_ms is not None  # the interruption cut the bot
     record = _record(tmp_path)
-    assert record["commits"] + record["clears"] >= 1 and record["holds"] >= 1
-    assert record["releases"] == record["holds"] - record["commits"]  # every hold settled
+    # The cough was released (or never held): one commit in the call, the interruption's.
+    assert record["commits"] == 1 and record["releases"] == record["holds"] - 1
     caller = [text for role, text in record["transcript"] if role == "caller"]
-    assert any("forward" in text.lower() for text in caller)  # the caller got the turn
+    assert len(caller) == 1 and "forward" in caller[0].lower()  # only the words took a turn
+    # The words were said over the bot's reading (the script waits for it): it went on.
+    assert cough_turn.speech_start_ms is not None and words_turn.speech_start_ms is not None
