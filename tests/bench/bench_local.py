@@ -680,11 +680,10 @@ def _record(records: Path, report) -> dict:  # type: ignore[no-untyped-def]
     return {}
 
 
-async def bench_echo(url: str, tap: Tap, quick: bool) -> list[str]:
+async def bench_echo(url: str, records: Path, quick: bool) -> list[str]:
     lines = []
     barge = speech(1.5, 4.0)[:4]
     for delay in (0.1, 0.2, 0.3):
-        tap.reset()
         with echo_line(delay):
             quiet = CallerScript().pause(8000 if quick else 20000)
             talk = CallerScript().pause(2000)
@@ -694,11 +693,13 @@ async def bench_echo(url: str, tap: Tap, quick: bool) -> list[str]:
             quiet_report, talk_report = await calls(url, [quiet, talk])
         turns = [t for t in talk_report.turns if t.kind == "barge_in" and t.speech_start_ms]
         caught = [t.barge_in_ms for t in turns if t.barge_in_ms is not None]
+        quiet = _record(records, quiet_report)  # a hold clears too: count what it became
         lines.append(
-            f"  echo {int(delay * 1000)} ms late at -10 dB: clears with the caller silent "
-            f"{quiet_report.clears_received} over {quiet_report.bot_audio_played_s:.0f} s of bot "
-            f"speech; real barge-ins through the echo caught {len(caught)}/{len(turns)}, p50 "
-            f"{pct(caught, 50):.0f} ms"
+            f"  echo {int(delay * 1000)} ms late at -10 dB: with the caller silent, cuts "
+            f"{quiet.get('clears', 0)}, holds {quiet.get('holds', 0)} (released "
+            f"{quiet.get('releases', 0)}) over "
+            f"{quiet_report.bot_audio_played_s:.0f} s of bot speech; real barge-ins through the "
+            f"echo caught {len(caught)}/{len(turns)}, p50 {pct(caught, 50):.0f} ms"
         )
     return lines
 
@@ -763,7 +764,7 @@ async def run(
                 "sounds over the bot, per kind",
                 lambda: bench_interaction(talk_url, records, quick, mode),
             ),
-            ("echo", "the bot's own echo", lambda: bench_echo(talk_url, talk_tap, quick)),
+            ("echo", "the bot's own echo", lambda: bench_echo(talk_url, records, quick)),
             ("load", "concurrent calls", lambda: bench_load(listen_url, listen, counts)),
         ]
         for key, title, step in steps:
