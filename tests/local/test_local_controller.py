@@ -154,7 +154,9 @@ def test_controller_releases_a_backchannel() -> None:
 def test_controller_releases_a_short_sound_before_its_words_are_in() -> None:
     d = Driver(lambda s, e: "", delay=6)  # the recogniser is slow
     d.c.bot_audible_until(10_000 * MS)
-    d.run([SPEECH] * 6 + [QUIET] * 2)  # 192 ms of "speech", then a pause
+    d.run([SPEECH] * 6 + [QUIET] * 3)  # 192 ms of "speech", then 96 ms: a gap between words
+    assert d.of(ctl.Resume) == []
+    d.run([QUIET])  # 128 ms: the sound has ended
     (release,) = d.of(ctl.Resume)
     assert release.reason == "short" and release.at == d.t  # at the pause, not at the words
     d.run([QUIET] * 12)
