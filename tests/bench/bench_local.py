@@ -535,7 +535,7 @@ class Probe:
     #: Within 1.5 s of the sound's start, the bot fell silent (or ducked >= 20 dB) for 200 ms
     #: or more (the "none" row: how often the reading itself pauses that long there).
     silent_200: bool = False
-    gave_up: bool = False  # the bot took the sound for a turn, or did not go on within 1.5 s
+    gave_up: bool = False  # the engine took it for a turn, or cut the bot for 1.5 s or more
     got_turn: bool = False  # the engine took the caller's words as a turn (interruptions)
     silent_ms: float | None = None  # caller onset -> the bot silent to the caller (>= 400 ms)
     holds: int = 0
@@ -586,9 +586,12 @@ def _measure(
                 break
         t0, t1, t2 = a / 8000 - 0.2, min(nxt, b + 12000) / 8000, b / 8000 + 3.0
         said = any(kind == "said-caller" and t0 <= t < t2 for t, kind, _ in events)
+        cut = any(kind == "clear" and t0 <= t < t1 for t, kind, _ in events)
         resumed = voiced[fb : fb + 75].any() and not silent[fb : fb + 75].all()
         probe.got_turn = said
-        probe.gave_up = said or not resumed
+        # A cut (a commit, or the old single-stage clear) the bot did not come back from; a
+        # reading that simply ended near the sound is not the bot giving up.
+        probe.gave_up = said or (cut and not resumed)
         for t, kind, detail in events:
             if t0 <= t < t1:
                 if kind == "hold":
@@ -632,11 +635,11 @@ async def bench_interaction(url: str, records: Path, quick: bool, mode: str) -> 
     "Right.", "Okay.", "Mm-hmm."); real interruptions (recorded speech, 1-4 s); and "none", a
     near-silent clip (-70 dBFS, under every threshold) as the baseline: how often the reading
     alone has a 200 ms pause in the same window. Columns: ``gave up`` (the engine took the
-    sound for a turn, or the bot did not go on within 1.5 s of its end), ``silent>=200ms`` (a
-    run of 200 ms with the bot silent or ducked by 20 dB or more within 1.5 s of the sound's
-    start), holds and how they ended, the silence heard at each release (from
-    the call record), and for speech: caller onset -> the bot silent to the caller (for 400 ms
-    or more), and whether the caller got the turn.
+    sound for a turn, or cut the bot and it did not go on within 1.5 s of the sound's end),
+    ``silent>=200ms`` (a run of 200 ms with the bot silent or ducked by 20 dB or more within
+    1.5 s of the sound's start), holds and how they ended, the silence heard at each release
+    (from the call record), and for speech: caller onset -> the bot silent to the caller (for
+    400 ms or more), and whether the caller got the turn.
     """
     per = 3 if quick else 16
     families = sound_clips(per)
