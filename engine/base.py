@@ -17,6 +17,14 @@ timeline up to which the caller did hear the bot, so the engine can truncate wha
 said. Later audio continues the timeline where emission left off (the discarded span is not
 reused).
 
+Interruptions in two stages: when the caller makes a sound over the bot, the engine emits
+:class:`Hold` at once; the gateway stops releasing the bot's audio (or ducks it) and keeps the
+exact sample. The engine then judges the sound and emits either :class:`Release` (a cough, a
+laugh, "uh-huh": playback carries on from that sample, nothing repeated or re-synthesised) or
+:class:`Commit` (a turn: the gateway clears and calls :meth:`EngineSession.played`). An engine
+that cannot judge (a hosted model that only says "interrupted") emits :class:`Interrupt`, a
+hold and a commit at once. A hold left open too long is committed by the gateway.
+
 Engines import only this module and their own libraries: an engine knows nothing of carriers,
 calls or the gateway.
 """
@@ -49,12 +57,23 @@ class Audio:
 
 @dataclass(frozen=True, slots=True)
 class Interrupt:
-    """The caller is taking the turn: stop playback now and report :meth:`played`."""
+    """The caller is taking the turn: stop playback now and report :meth:`played` (a hold and
+    a commit at once)."""
 
 
 @dataclass(frozen=True, slots=True)
-class Resume:
-    """The last interruption was false (a cough, not a turn): replay what was cut, if still held."""
+class Hold:
+    """The caller made a sound over the bot: stop releasing its audio, keep the exact sample."""
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """The held sound is a turn: clear playback and report :meth:`played` (as Interrupt)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The held sound is not a turn: carry on from the sample held at."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +127,17 @@ class Result:
 
 
 EngineEvent = (
-    Audio | Interrupt | Resume | Transcript | Hangup | Transfer | SendDtmf | Metric | Result
+    Audio
+    | Interrupt
+    | Hold
+    | Commit
+    | Release
+    | Transcript
+    | Hangup
+    | Transfer
+    | SendDtmf
+    | Metric
+    | Result
 )
 
 
@@ -219,7 +248,7 @@ class EngineSession(ABC):
         """The caller pressed ``digit``."""
 
     def played(self, ms: int) -> None:  # noqa: B027 - optional hook, default ignores
-        """After an interruption: the caller heard the output timeline up to ``ms``."""
+        """After a commit or an interruption: the caller heard the output timeline up to ``ms``."""
 
     def events(self) -> AsyncIterator[EngineEvent]:
         """The session's output events; ends when the session closes."""

@@ -37,7 +37,15 @@ class CallLedger:
     stale_marks: int = 0
     clears: int = 0
     discarded_frames: int = 0
-    resumes: int = 0
+    #: Holds the engine opened (the bot paused while it judged the caller's sound), and how
+    #: each ended: committed (the caller got the turn) or released (the bot carried on).
+    holds: int = 0
+    commits: int = 0
+    releases: int = 0
+    #: Seconds of silence the caller heard at each release (the hold gap).
+    hold_gaps: list[float] = field(default_factory=list)
+    #: Each ducking hold's depth (dB) and how long the caller heard it (seconds).
+    ducks: list[tuple[float, float]] = field(default_factory=list)
     dtmf_in: int = 0
     protocol_violations: int = 0
     #: Ignored or fatal carrier messages by kind (malformed-json, flood, ...).

@@ -24,6 +24,9 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.
 CLEAR_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
 
 
+#: Seconds: silence a caller heard when a hold was released (0 when released in time).
+HOLD_GAP_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0)
+
 #: Engine Metric names that feed the turn histograms (seconds).
 RESPONSE_METRIC = "response_latency"
 BARGE_IN_METRIC = "barge_in_latency"
@@ -43,6 +46,9 @@ class GatewayMetrics(Collector):
         self.clear_latency = Histogram(CLEAR_BUCKETS)
         self.frame_lateness = Histogram(LATENESS_BUCKETS)
         self.refusals = Counter[str]()
+        self.hold_gap = Histogram(HOLD_GAP_BUCKETS)
+        #: Holds by how they ended: committed, released.
+        self.holds = Counter[str]()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -59,6 +65,10 @@ class GatewayMetrics(Collector):
         for value in ledger.clear_latencies:
             self.clear_latency.observe(value)
         self.frame_lateness.merge(ledger.frame_lateness)
+        self.holds["committed"] += ledger.commits
+        self.holds["released"] += ledger.releases
+        for gap in ledger.hold_gaps:
+            self.hold_gap.observe(gap)
 
     # -- refusals: what a limit or a check turned away (README "Limits") ----------------------
 
@@ -99,6 +109,12 @@ class GatewayMetrics(Collector):
         for kind, n in sorted(self.refusals.items()):
             refusals.add_metric([kind], n)
         yield refusals
+        holds = CounterMetricFamily(
+            "overtalk_holds", "Holds of the bot's speech by how they ended.", labels=["outcome"]
+        )
+        for outcome in ("committed", "released"):
+            holds.add_metric([outcome], self.holds[outcome])
+        yield holds
         for name, doc, hist in (
             ("overtalk_response_latency_seconds", "Caller speech end to bot audio, per turn "
              "(reported by the engine).", self.response_latency),
@@ -108,5 +124,7 @@ class GatewayMetrics(Collector):
              self.clear_latency),
             ("overtalk_frame_lateness_seconds", "How late outbound pacing ticks fired.",
              self.frame_lateness),
+            ("overtalk_hold_gap_seconds", "Silence the caller heard when a hold was released.",
+             self.hold_gap),
         ):  # fmt: skip
             yield HistogramMetricFamily(name, doc, buckets=hist.buckets(), sum_value=hist.total)

@@ -2,9 +2,14 @@
 
 The session converts between the carrier's 8 kHz G.711 and the engine's PCM rate, paces the
 engine's speech out through :class:`~gateway.playout.Playout`, and carries out the engine's
-decisions: an ``Interrupt`` becomes a carrier ``clear`` plus :meth:`EngineSession.played` with
-the position the caller heard; ``Hangup``/``Transfer`` go to the carrier's call control once
-the speech before them has played.
+decisions: a ``Hold`` stops releasing the bot's audio at an exact sample (by default it also
+clears what the carrier has buffered, so the bot is quiet within a network trip, and keeps the
+unheard audio from the sample heard); a ``Release`` carries on from that sample; a ``Commit``
+(or an ``Interrupt``, which is a hold and a commit at once) becomes a carrier ``clear`` plus
+:meth:`EngineSession.played` with the position the caller heard; ``Hangup``/``Transfer`` go to
+the carrier's call control once the speech before them has played.
+A hold the engine leaves open past :data:`MAX_HOLD` is committed: the caller has been talking
+that long, and the engine learns where it was cut.
 
 It knows no carrier: a carrier adapter feeds it (``receive_*``) and gives it two seams, a
 :class:`MediaTransport` (where frames, marks and clears go) and a :class:`CallControl` (REST
@@ -22,14 +27,16 @@ from typing import Protocol
 
 from engine.base import (
     Audio,
+    Commit,
     EngineEvent,
     EngineFailed,
     EngineSession,
     Hangup,
+    Hold,
     Interrupt,
     Metric,
+    Release,
     Result,
-    Resume,
     SendDtmf,
     Transcript,
     Transfer,
@@ -53,6 +60,8 @@ MAX_GAP_FILL_MS = 2000
 MAX_DRAIN_BEFORE_ACTION = 30.0
 #: A pause in the bot's playback shorter than this continues the same run on the timeline.
 RUN_GAP = 0.2
+#: A hold left open this long (seconds) is committed by the gateway.
+MAX_HOLD = 3.0
 #: Release the outbound resampler's tail this long before the carrier's buffer runs dry.
 FLUSH_MARGIN = 0.040
 
@@ -124,6 +133,7 @@ class CallSession:
         self._deadline: float | None = None
         self._after_playout: list[tuple[str, str]] = []
         self._action_task: asyncio.Task[None] | None = None
+        self._hold_timer: asyncio.TimerHandle | None = None
         self.closed = False
         #: Set to the monotonic time of the last clear requested, until the writer reports it.
         self.clear_requested_at: float | None = None
@@ -180,10 +190,12 @@ class CallSession:
         match event:
             case Audio(pcm=pcm):
                 self._emit(pcm)
-            case Interrupt():
+            case Hold():
+                self._hold()
+            case Release():
+                self._release()
+            case Commit() | Interrupt():
                 self._interrupt()
-            case Resume():
-                self._resume()
             case Transcript(role=role, text=text, final=final, revises=revises):
                 if final:
                     self._transcribe(role, text, revises)
@@ -251,16 +263,68 @@ class CallSession:
             # Padding is silence the engine never emitted: keep the timeline on its own clock.
             self._out_base_ms -= pad / 8.0
 
-    def _interrupt(self) -> None:
+    def _hold(self) -> None:
+        """Stop releasing the bot's audio; what the carrier has plays out."""
+        if self.playout.held or self.closed:
+            return
         now = self.clock()
-        clearing = self.playout.clear(now)
+        held_ms = self.playout.hold(now)
+        if self.playout.hold_clears:  # quiet within a network trip; the rest is kept
+            self._clear_carrier(now)
+        self._cancel_timer()
+        ledger = self.ledger
+        ledger.holds += 1
+        ledger.event(now - self.origin, "hold", f"{held_ms:.0f}")
+        self._hold_timer = asyncio.get_running_loop().call_later(MAX_HOLD, self._hold_expired)
+        self.pump(now)  # a ducking hold keeps sending, attenuated
+
+    def _hold_expired(self) -> None:
+        self._hold_timer = None
+        if self.playout.held and not self.closed:
+            self.ledger.errors.append(f"hold left open {MAX_HOLD:.0f} s: committed")
+            self._interrupt()
+
+    def _end_hold(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+
+    def _clear_carrier(self, now: float) -> None:
         if self.recorder is not None:
             self.recorder.cut_bot(now)
-        self._bot_playing = False
-        self._bot_stopped_at = None  # the clear ends the run on the timeline
         self.transport.send_clear()
         self.clear_requested_at = now
         self.transport.wake()
+
+    def _release(self) -> None:
+        """Carry on from the exact sample held at: the queued frames go out as they were."""
+        now = self.clock()
+        releasing = self.playout.release(now)
+        if releasing is None:
+            return  # no hold open (already committed): nothing to carry on
+        self._end_hold()
+        ledger = self.ledger
+        ledger.releases += 1
+        ledger.hold_gaps.append(round(releasing.gap_s, 4))
+        if self.playout.duck_db is not None:
+            ledger.ducks.append((self.playout.duck_db, round(releasing.ducked_s, 4)))
+        ledger.event(now - self.origin, "release", f"{releasing.gap_s * 1000:.0f}")
+        self.pump(now)
+        if self.playout.idle and self._after_playout:
+            self._start_pending_action()
+
+    def _interrupt(self) -> None:
+        now = self.clock()
+        cleared = False  # the carrier's buffer is empty already (a hold that cleared it)
+        if self.playout.held:
+            self._end_hold()
+            self.ledger.commits += 1
+            cleared = self.playout.hold_clears
+        clearing = self.playout.clear(now)
+        if not cleared:
+            self._clear_carrier(now)
+        self._bot_playing = False
+        self._bot_stopped_at = None  # the clear ends the run on the timeline
         self._out_resampler.reset()
         self._pending = b""
         self._out_base_ms = self._emitted_ms
@@ -275,17 +339,14 @@ class CallSession:
         if self._after_playout:  # a hangup or transfer waited for speech that is now cut
             self._start_pending_action()
 
-    def _resume(self) -> None:
-        requeued = self.playout.resume(self.clock())
-        if requeued:
-            self.ledger.resumes += 1
-            self.pump(self.clock())
-
     # -- pacing ------------------------------------------------------------------------------
 
     def pump(self, now: float) -> None:
         """Hand the transport every frame and mark due by ``now``; arm the timer for the next."""
         playout = self.playout
+        if playout.held and playout.duck_db is None:
+            self._arm(None)  # nothing goes out, and the tail stays with the rest of the speech
+            return
         play_at = max(playout.play_end, now)  # when the first frame polled now starts playing
         items = playout.poll(now)
         deadline = playout.next_deadline()
@@ -413,6 +474,7 @@ class CallSession:
             return
         self.closed = True
         self._cancel_timer()
+        self._end_hold()
         ledger = self.ledger
         playout = self.playout
         now = self.clock()
@@ -420,6 +482,8 @@ class CallSession:
             ledger.event(min(now, playout.play_end) - self.origin, "bot-stop")
         elif self._bot_stopped_at is not None:
             ledger.event(self._bot_stopped_at - self.origin, "bot-stop")
+        if playout.held:  # the call ended inside a hold: neither committed nor released
+            ledger.event(now - self.origin, "hold-open-at-end")
         ledger.event(now - self.origin, "end", reason)
         ledger.end_reason = ledger.end_reason or reason
         ledger.ended_at = time.time()

@@ -115,6 +115,14 @@ def render(record: dict[str, Any], recording: Path | None = None) -> str:
             )
             svg.append(f'<text x="{x + 3:.1f}" y="{top + 14}" fill="#e53e3e">clear '
                        f"(heard {html.escape(str(detail))} ms)</text>")  # fmt: skip
+        elif kind in ("hold", "release"):
+            color = "#dd6b20" if kind == "hold" else "#38a169"
+            what = f"held at {detail} ms" if kind == "hold" else f"gap {detail} ms"
+            svg.append(
+                f'<line x1="{x:.1f}" y1="30" x2="{x:.1f}" y2="{30 + 5 * LANE}" stroke="{color}" '
+                f'stroke-width="1" stroke-dasharray="4 3"><title>{kind} at {t:.3f} s; '
+                f"{html.escape(what)}</title></line>"
+            )
         elif kind in ("dtmf", "said-caller", "said-bot", "results", "end"):
             row = (row + 1) % 3
             color = {"said-caller": "#2b6cb0", "said-bot": "#2f855a"}.get(kind, "#4a5568")
@@ -138,8 +146,15 @@ def render(record: dict[str, Any], recording: Path | None = None) -> str:
     if record.get("heard_at_clear"):
         shown = ", ".join(f"{v:.0f} ms" for v in record["heard_at_clear"])
         rows.append(("heard at each clear", shown))
+    if record.get("hold_gaps"):
+        shown = ", ".join(f"{v * 1000:.0f} ms" for v in record["hold_gaps"])
+        rows.append(("silence heard at each release (hold gap)", shown))
+    if record.get("ducks"):
+        shown = ", ".join(f"{db:.0f} dB for {s * 1000:.0f} ms" for db, s in record["ducks"])
+        rows.append(("ducks (depth, length)", shown))
     for key in ("frames_in", "frames_out", "marks_sent", "marks_echoed", "stale_marks",
-                "clears", "protocol_violations", "engine_errors"):  # fmt: skip
+                "clears", "holds", "commits", "releases", "protocol_violations",
+                "engine_errors"):  # fmt: skip
         rows.append((key.replace("_", " "), str(record.get(key, ""))))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     transcript = "".join(

@@ -1,7 +1,10 @@
 """The playout ledger and pacer, with time passed in: no sockets, no event loop."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gateway.audio.g711 import ulaw_decode
 from gateway.playout import Playout
 
 FRAME = b"\xff" * 160
@@ -102,25 +105,98 @@ def test_gateway_clear_drops_queue_so_nothing_stale_is_sent():
     assert p.next_deadline() is None
 
 
-def test_gateway_resume_requeues_unheard_audio_within_window():
-    p = Playout(lead=0.04, mark_every=1, resume_window=2.0)
-    _fill(p, 10)
+def test_gateway_hold_stops_releasing_within_a_frame_and_keeps_the_exact_sample():
+    p = Playout(lead=0.1, mark_every=1, hold_clears=False)
+    _fill(p, 50)
+    p.poll(0.0)  # 100 ms at the carrier
+    assert p.hold(0.01) == 100  # the next frame to play after a release starts at 100 ms
+    assert p.poll(0.05) == [] and p.poll(0.5) == []
+    assert p.next_deadline() is None and p.held
+
+
+def test_gateway_release_carries_on_from_the_held_sample_without_a_repeat():
+    p = Playout(lead=0.04, mark_every=1, hold_clears=False)
+    _fill(p, 20)
+    p.poll(0.0)
+    p.hold(0.0)
+    releasing = p.release(0.3)
+    assert releasing is not None and releasing.held_ms == 40
+    assert releasing.gap_s == pytest.approx(0.26)  # the carrier ran dry at 40 ms
+    items = p.poll(0.3)
+    assert _marks(items)[0] == "0:60"  # same generation, next frame: no clear, no repeat
+    assert p.clears == 0
+
+
+def test_gateway_release_before_the_carrier_runs_dry_leaves_no_gap():
+    p = Playout(lead=0.1, hold_clears=False)
+    _fill(p, 20)
+    p.poll(0.0)
+    p.hold(0.0)
+    assert p.release(0.05).gap_s == 0.0  # type: ignore[union-attr]
+
+
+def test_gateway_commit_during_hold_clears_and_reports_heard_position():
+    p = Playout(lead=0.1, mark_every=1, hold_clears=False)
+    _fill(p, 20)
     p.poll(0.0)
     p.mark_echoed("0:20", 0.02)
-    p.clear(0.02)
-    assert p.resume(1.0) == 9
-    items = p.poll(1.0)
-    assert len(_frames(items)) == 2
-    assert _marks(items)[0] == "1:40"  # replayed frames keep their timeline positions
+    p.hold(0.02)
+    clearing = p.clear(0.03)
+    assert clearing.heard_ms == pytest.approx(30)
+    assert not p.held and p.release(0.04) is None  # nothing to carry on after a commit
+    assert p.poll(1.0) == []
 
 
-def test_gateway_resume_after_window_plays_nothing():
-    p = Playout(lead=0.04, resume_window=0.5)
+def test_gateway_second_hold_keeps_the_first_sample():
+    p = Playout(lead=0.04, hold_clears=False)
     _fill(p, 10)
     p.poll(0.0)
-    p.clear(0.0)
-    assert p.resume(1.0) == 0
-    assert p.poll(1.0) == []
+    assert p.hold(0.0) == 40
+    p.poll(0.1)
+    assert p.hold(0.1) == 40
+
+
+def test_gateway_ducking_hold_keeps_sending_attenuated_frames():
+    p = Playout(lead=0.04, mark_every=1, duck_db=-20.0, hold_clears=False)
+    loud = bytes([0x80]) * 160  # mu-law near full scale
+    for i in range(10):
+        p.enqueue(loud, 20 * (i + 1))
+    p.poll(0.0)
+    p.hold(0.0)
+    ducked = _frames(p.poll(0.02))
+    assert len(ducked) == 1
+    level = abs(int.from_bytes(ulaw_decode(ducked[0][:1]), "little", signed=True))
+    full = abs(int.from_bytes(ulaw_decode(loud[:1]), "little", signed=True))
+    assert level == pytest.approx(full / 10, rel=0.1)  # -20 dB
+    releasing = p.release(0.2)
+    assert releasing is not None and releasing.gap_s == 0.0
+    assert releasing.ducked_s == pytest.approx(0.16)  # from 40 ms, when the ducked audio began
+    assert _frames(p.poll(0.2))[0] == loud
+
+
+def test_gateway_rejects_a_duck_that_is_not_an_attenuation():
+    with pytest.raises(ValueError):
+        Playout(duck_db=3.0, hold_clears=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["poll", "hold", "release"]), st.integers(0, 80))))
+def test_gateway_holds_and_releases_never_skip_or_repeat_a_frame(steps):
+    p = Playout(lead=0.06, mark_every=2, hold_clears=False)
+    for i in range(40):
+        p.enqueue(i.to_bytes(1, "little") * 160, 20 * (i + 1))
+    now, sent = 0.0, []
+    for op, ms in steps:
+        now += ms / 1000
+        if op == "hold":
+            p.hold(now)
+        elif op == "release":
+            p.release(now)
+        sent += [f[0] for f in _frames(p.poll(now))]
+    p.release(now)
+    sent += [f[0] for f in _frames(p.poll(now + 10))]
+    assert sent == sorted(sent) == list(range(len(sent)))  # in order, none twice, none skipped
+    assert p.clears == 0
 
 
 def test_gateway_rejects_foreign_mark_names():
@@ -138,3 +214,36 @@ def test_gateway_mark_echo_not_of_ours_is_stale_and_clear_still_works(name: str)
     assert not p.mark_echoed(name, 0.01)
     clearing = p.clear(0.02)  # raised OverflowError on an infinite position before
     assert 0.0 <= clearing.heard_ms <= 60.0
+
+
+def test_gateway_clearing_hold_keeps_the_unheard_audio_from_the_exact_sample():
+    p = Playout(lead=0.1, mark_every=1, hold_clears=True)
+    for i in range(20):
+        p.enqueue(bytes([i]) * 160, 20 * (i + 1))
+    p.poll(0.0)
+    p.mark_echoed("0:20", 0.02)
+    assert p.hold(0.025) == pytest.approx(25)  # 5 ms into the second frame
+    assert p.generation == 1 and p.poll(0.1) == []
+    releasing = p.release(0.3)
+    assert releasing is not None and releasing.held_ms == pytest.approx(25)
+    assert releasing.gap_s == pytest.approx(0.275)
+    items = p.poll(0.3)
+    first = _frames(items)[0]
+    assert first == bytes([1]) * 120  # the rest of the second frame, from its 41st sample
+    assert _frames(items)[1] == bytes([2]) * 160
+    assert _marks(items)[0] == "1:40"
+
+
+def test_gateway_commit_after_a_clearing_hold_reports_the_sample_held_at():
+    p = Playout(lead=0.1, mark_every=1, hold_clears=True)
+    _fill(p, 20)
+    p.poll(0.0)
+    p.mark_echoed("0:20", 0.02)
+    p.hold(0.03)
+    assert p.clear(0.5).heard_ms == pytest.approx(30)
+    assert p.poll(1.0) == []
+
+
+def test_gateway_a_clearing_hold_cannot_duck():
+    with pytest.raises(ValueError):
+        Playout(duck_db=-12.0)  # holds clear by default

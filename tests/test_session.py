@@ -7,9 +7,12 @@ import pytest
 
 from engine.base import (
     Audio,
+    Commit,
     EngineSession,
     Hangup,
+    Hold,
     Interrupt,
+    Release,
     Result,
     SendDtmf,
     Transcript,
@@ -18,7 +21,7 @@ from engine.base import (
 from gateway.audio.g711 import ulaw_decode
 from gateway.ledger import CallLedger
 from gateway.playout import Playout
-from gateway.session import CallSession
+from gateway.session import MAX_HOLD, CallSession
 
 
 class FakeTransport:
@@ -78,7 +81,7 @@ class Clock:
         return self.now
 
 
-def make(rate: int = 16000, lead: float = 0.1, mark_every: int = 1):
+def make(rate: int = 16000, lead: float = 0.1, mark_every: int = 1, hold_clears: bool = False):
     engine = RecordingEngine(rate)
     transport = FakeTransport()
     control = FakeControl()
@@ -88,7 +91,7 @@ def make(rate: int = 16000, lead: float = 0.1, mark_every: int = 1):
         transport,
         control,
         CallLedger("CAtest", "fake"),
-        playout=Playout(lead=lead, mark_every=mark_every),
+        playout=Playout(lead=lead, mark_every=mark_every, hold_clears=hold_clears),
         clock=clock,
     )
     return session, engine, transport, control, clock
@@ -278,4 +281,152 @@ async def test_gateway_mulaw_engine_gets_and_gives_bytes_untouched():
     sent = b"".join(v for k, v in transport.sent if k == "media")
     assert sent == caller
     assert [v for k, v in transport.sent if k == "mark"][-1] == "0:80"  # 640 bytes = 80 ms
+    await session.close("test")
+
+
+async def test_gateway_hold_then_release_carries_on_from_the_exact_sample():
+    session, engine, transport, _, clock = make(lead=0.06)
+    session.handle_engine_event(Audio(speech(16000, 1.0)))
+    first = [v for k, v in transport.sent if k == "mark"]
+    assert first[-1] == "0:60"
+    session.handle_engine_event(Hold())
+    clock.now += 0.3
+    for name in first:
+        session.receive_mark(name)  # the carrier played what it had; nothing more goes out
+    assert [v for k, v in transport.sent if k == "mark"] == first
+    transport.sent.clear()
+    session.handle_engine_event(Release())
+    after = [v for k, v in transport.sent if k == "mark"]
+    assert after[0] == "0:80"  # the frame after the last one sent: no repeat, no skip
+    assert "clear" not in transport.kinds() and engine.heard == []
+    ledger = session.ledger
+    assert (ledger.holds, ledger.releases, ledger.commits) == (1, 1, 0)
+    assert ledger.hold_gaps == [pytest.approx(0.24)]  # 300 ms held, 60 ms of it at the carrier
+    await session.close("test")
+
+
+async def test_gateway_commit_during_hold_clears_and_reports_heard_position():
+    session, engine, transport, _, clock = make(lead=0.1)
+    session.handle_engine_event(Audio(speech(16000, 1.0)))
+    clock.now += 0.04
+    session.receive_mark("0:20")
+    session.receive_mark("0:40")
+    session.handle_engine_event(Hold())
+    clock.now += 0.01
+    transport.sent.clear()
+    session.handle_engine_event(Commit())
+    assert transport.kinds() == ["clear"]
+    assert engine.heard == [50]
+    session.handle_engine_event(Release())  # too late: the commit stands
+    assert transport.kinds() == ["clear"]
+    ledger = session.ledger
+    assert (ledger.holds, ledger.commits, ledger.releases, ledger.clears) == (1, 1, 0, 1)
+    await session.close("test")
+
+
+async def test_gateway_interrupt_without_hold_is_a_commit_at_once():
+    session, engine, transport, _, clock = make()
+    session.handle_engine_event(Audio(speech(16000, 0.5)))
+    session.handle_engine_event(Interrupt())
+    assert transport.kinds()[-1] == "clear" and len(engine.heard) == 1
+    assert (session.ledger.holds, session.ledger.commits) == (0, 0)
+    await session.close("test")
+
+
+async def test_gateway_caller_hangup_during_hold_ends_cleanly():
+    session, engine, transport, control, clock = make()
+    session.handle_engine_event(Audio(speech(16000, 1.0)))
+    session.handle_engine_event(Hold())
+    clock.now += 0.2
+    await session.close("caller hung up")
+    assert session._hold_timer is None and session._timer is None
+    kinds = [kind for _, kind, _ in session.ledger.events]
+    assert kinds[-2:] == ["hold-open-at-end", "end"]
+    assert engine.heard == [] and control.actions == []
+    session.handle_engine_event(Release())  # a late decision after the end sends nothing
+    assert "clear" not in transport.kinds()
+
+
+async def test_gateway_engine_hangup_during_hold_waits_for_the_decision():
+    session, _, transport, control, clock = make()
+    session.handle_engine_event(Audio(speech(16000, 0.2)))
+    session.handle_engine_event(Hold())
+    session.handle_engine_event(Hangup())
+    await asyncio.sleep(0)
+    assert control.actions == []  # the goodbye is held, not finished
+    clock.now += 0.3
+    session.handle_engine_event(Release())
+    clock.now += 0.3
+    session.pump(clock.now)
+    for name in [v for k, v in transport.sent if k == "mark"]:
+        session.receive_mark(name)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert control.actions == [("hangup", "")]
+    await session.close("test")
+
+
+async def test_gateway_commits_a_hold_the_engine_leaves_open(monkeypatch):
+    monkeypatch.setattr("gateway.session.MAX_HOLD", 0.01)
+    session, engine, transport, _, clock = make()
+    session.handle_engine_event(Audio(speech(16000, 1.0)))
+    session.handle_engine_event(Hold())
+    await asyncio.sleep(0.05)
+    assert transport.kinds()[-1] == "clear" and len(engine.heard) == 1
+    assert session.ledger.commits == 1 and "hold left open" in session.ledger.errors[0]
+    assert MAX_HOLD > 1.0  # the real bound leaves the engine time to judge
+    await session.close("test")
+
+
+async def test_gateway_hold_figures_reach_the_record_the_timeline_and_metrics():
+    from gateway.metrics import GatewayMetrics
+    from gateway.timeline import render
+
+    session, _, _, _, clock = make(lead=0.04)
+    session.handle_engine_event(Audio(speech(16000, 1.0)))
+    session.handle_engine_event(Hold())
+    clock.now += 0.25
+    session.handle_engine_event(Release())
+    session.handle_engine_event(Hold())
+    session.handle_engine_event(Commit())
+    await session.close("test")
+    record = session.ledger.to_dict()
+    assert (record["holds"], record["releases"], record["commits"]) == (2, 1, 1)
+    assert record["hold_gaps"] == [pytest.approx(0.21)]
+    page = render(record)
+    assert "hold gap" in page and "210 ms" in page and "held at" in page
+    metrics = GatewayMetrics(lambda: 0, lambda: False)
+    metrics.call_ended(session.ledger)
+    text = metrics.render().decode()
+    assert 'overtalk_holds_total{outcome="released"} 1.0' in text
+    assert 'overtalk_holds_total{outcome="committed"} 1.0' in text
+    assert "overtalk_hold_gap_seconds_count 1.0" in text
+
+
+async def test_gateway_clearing_hold_clears_once_and_release_sends_the_rest():
+    engine = RecordingEngine(16000)
+    transport, clock = FakeTransport(), Clock()
+    session = CallSession(
+        engine,
+        transport,
+        FakeControl(),
+        CallLedger("CAtest", "fake"),
+        playout=Playout(lead=0.1, mark_every=1, hold_clears=True),
+        clock=clock,
+    )
+    session.handle_engine_event(Audio(speech(16000, 1.0)))
+    clock.now += 0.04
+    session.receive_mark("0:20")
+    session.receive_mark("0:40")
+    transport.sent.clear()
+    session.handle_engine_event(Hold())
+    assert transport.kinds() == ["clear"]  # quiet now, not after the lead
+    clock.now += 0.2
+    session.handle_engine_event(Release())
+    assert transport.kinds()[0] == "clear" and transport.kinds().count("clear") == 1
+    assert [v for k, v in transport.sent if k == "mark"][0] == "1:60"  # from the heard sample
+    session.handle_engine_event(Hold())
+    session.handle_engine_event(Commit())
+    assert transport.kinds().count("clear") == 2  # the second hold's; the commit adds none
+    assert engine.heard and session.ledger.commits == 1
     await session.close("test")

@@ -21,10 +21,28 @@ yes/no to a yes/no question, a number to "how many?", a sentence with a full sto
 turn as soon as the transcript is in, about a tenth of a second after the caller stops; words
 that could go on ("four", with no question asked) wait a little longer; a pause after "I'd like
 a table for" (a dangling word, a trailing comma or dash) waits well past a thinking pause.
-Interruptions are decided from speech that the echo does not explain, held for a few windows
-(a bark or a knock is not speech to the VAD); the bot stops at once (:class:`Interrupt`), and
-if the words then show a backchannel ("uh-huh") or nothing at all, the bot carries on where it
-was cut (:class:`Resume`): fast barge-in without losing the turn to a cough.
+Interruptions are two-staged. Speech that the echo does not explain, held for a few windows (a
+bark or a knock is not speech to the VAD), opens a hold (:class:`Interrupt`: the bot pauses at
+an exact sample). The sound is then judged on its evidence, fastest first:
+
+- a sound that ends within ``short_sound_ms`` of speech is released at once (:class:`Resume`),
+  before its words are in: a cough, a sneeze, a knock the VAD took for speech;
+- while it goes on, its words are asked for ``first_partial_ms`` after its onset and every
+  ``partial_every_ms`` after that (streaming partials), and each answer is judged: words that
+  take the floor commit (:class:`InterruptConfirmed`); sounds a voice makes that are not words
+  ("hahaha", "hmm", "oof": :func:`nlu.is_vocal_sound`) release at once; no words, words the
+  recogniser doubts, more words than the sound could hold (a recogniser inventing "I'm so
+  sorry" for a cough), a word or two it is unsure of ("What?" for a bark), or a backchannel
+  ("uh-huh") release once the sound ends;
+- speech past ``backchannel_max_ms``, or a hold past ``confirm_ms``, releases if its words were
+  judged (they did not take the floor) and commits if none came back yet (the recogniser is
+  behind and the caller has been at it a while).
+
+A release is provisional: the segment stays open and its later words are still judged, so a
+release that was really an interruption ("Oh, wait, that's wrong") commits as soon as the words
+arrive. A commit whose words turn out to be a backchannel or no words at all ends in
+:class:`Backchannel` or :class:`Discard`, after which the bot carries on from where the caller
+stopped hearing it.
 """
 
 from __future__ import annotations
@@ -78,12 +96,28 @@ class TurnConfig:
     incomplete_gap_ms: int = 1600
     #: A segment whose words are empty (noise) is dropped after this much silence.
     empty_gap_ms: int = 300
-    #: Speech longer than this after an interruption is a real turn, whatever the words.
+    #: Speech longer than this in a hold, with no words judged yet, commits.
     backchannel_max_ms: int = 900
+    #: A sound over the bot that ends within this much speech is released before its words
+    #: are in (they still decide: words that take the floor commit when they arrive).
+    short_sound_ms: int = 400
+    #: ...once it has been followed by this much silence (longer than the gap between two
+    #: words: "Go ... forward" is not a short sound).
+    short_pause_ms: int = 128
+    #: While a held sound goes on, its words are asked for this long after its onset, then
+    #: this often (streaming partials): a laugh or a cough is judged while it lasts.
+    first_partial_ms: int = 200
+    partial_every_ms: int = 320
+    #: Words the recogniser is unsure of take the floor only this many at a time: one or two
+    #: are what it makes of a bark or a cough ("What?", "No!"); a caller going on says more.
+    sure_words: int = 3
+    #: More words per second of speech than a person says (fast speech is 6-7 syllables a
+    #: second): the recogniser made them up from a cough or a laugh.
+    max_words_per_s: float = 8.0
     #: Silence after a backchannel before the bot carries on: "Right," may lead into more.
     backchannel_gap_ms: int = 200
-    #: An interruption not shown false within this (from the Interrupt) stands; it must stay
-    #: inside the gateway's resume window (2 s).
+    #: A hold not judged within this (from the Interrupt) commits; it must stay inside the
+    #: gateway's limit on a hold (3 s).
     confirm_ms: int = 1400
     #: Audio kept before an onset, so the first syllable reaches the recogniser.
     pre_roll_ms: int = 250
@@ -140,7 +174,7 @@ class EndOfTurn:
 
 @dataclass(frozen=True, slots=True)
 class Interrupt:
-    """Stop the bot now: caller speech from ``onset`` (decided at ``at``)."""
+    """Hold the bot now: caller speech from ``onset`` (decided at ``at``) is being judged."""
 
     onset: int
     at: int
@@ -148,17 +182,17 @@ class Interrupt:
 
 @dataclass(frozen=True, slots=True)
 class InterruptConfirmed:
-    """The interruption was real: drop what the bot was going to say."""
+    """The interruption is a turn: commit (hold again first if it had been released)."""
 
     at: int
 
 
 @dataclass(frozen=True, slots=True)
 class Resume:
-    """The interruption was false: let the bot carry on with what was cut."""
+    """Release the hold: the bot carries on (provisionally: later words may still commit)."""
 
     at: int
-    reason: str  # "noise" or "backchannel"
+    reason: str  # "short", "vocal", "noise" or "backchannel"
     text: str = ""
 
 
@@ -206,11 +240,14 @@ class _Segment:
     text: str = ""
     text_until: int = -1
     doubtful: bool = False
-    #: A barge-in whose fate (real or false) is still open.
+    sure: bool = True
+    #: A barge-in held while it is judged.
     pending_interrupt: bool = False
     interrupt_at: int = 0
-    #: Its words are a backchannel: the bot carries on once the pause after them is long enough.
-    backchannel: bool = False
+    #: A barge-in released while its words may still commit it.
+    released: bool = False
+    #: The judgement of its latest words (see TurnController._verdict), "" before any.
+    verdict: str = ""
 
 
 @dataclass
@@ -276,10 +313,8 @@ class TurnController:
             seg.speech_samples += cfg.window
         elif prob >= cfg.silence_prob and loud and echo_db > cfg.echo_db:
             seg.last_speech = t  # between thresholds: still in the word, not yet a pause
-        if seg.pending_interrupt:
-            self._check_interrupt(seg, out)
-            if seg.pending_interrupt and seg.backchannel and seg.text_until >= seg.last_speech:
-                self._resume_after_backchannel(seg, out)  # if its pause is long enough now
+        if seg.pending_interrupt or seg.released:
+            self._judge_sound(seg, out)
             if self._segment is None:
                 return out
         gap = t - seg.last_speech
@@ -299,22 +334,24 @@ class TurnController:
         return out
 
     def transcript(
-        self, segment: int, end: int, text: str, doubtful: bool = False
+        self, segment: int, end: int, text: str, doubtful: bool = False, sure: bool = True
     ) -> list[Decision]:
         """The words of a :class:`Transcribe` request (for the segment, up to ``end``);
         ``doubtful``: the recogniser doubts it heard speech at all (an interruption by such
-        words is taken for noise)."""
+        words is taken for noise); ``sure``: it is confident of the words (a word or two it
+        is not sure of does not take the floor from the bot)."""
         out: list[Decision] = []
         seg = self._segment
         if seg is None or seg.id != segment:
             return out
         seg.asked_until = None
         seg.text, seg.text_until, seg.doubtful = text.strip(), end, doubtful
-        if seg.pending_interrupt and seg.text_until >= seg.last_speech:
-            self._judge_interrupt(seg, out)
+        seg.sure = sure
+        if seg.pending_interrupt or seg.released:
+            self._judge_words(seg, out)
             if self._segment is None:
                 return out
-        if seg.text and not seg.pending_interrupt:  # not while it may yet be noise or "uh-huh"
+        if seg.text and not (seg.pending_interrupt or seg.released):  # not while it may be noise
             out.append(Partial(seg.id, seg.text))
         if seg.text_until < seg.last_speech and t_gap(
             self.t, seg.last_speech
@@ -340,56 +377,117 @@ class TurnController:
             out.append(Interrupt(onset, t))
         return seg
 
-    def _check_interrupt(self, seg: _Segment, out: list[Decision]) -> None:
-        """Long speech or a long wait settles a pending interruption as real."""
+    def _judge_sound(self, seg: _Segment, out: list[Decision]) -> None:
+        """Per window of a held or released barge-in: partials, and the decisions that need no
+        new words (a short sound's end, a long sound, a hold gone on too long, a judged end)."""
         cfg = self.config
-        if seg.speech_samples > cfg.samples(
-            cfg.backchannel_max_ms
-        ) or self.t - seg.interrupt_at >= cfg.samples(cfg.confirm_ms):
-            seg.pending_interrupt = False
-            out.append(InterruptConfirmed(self.t))
-
-    def _judge_interrupt(self, seg: _Segment, out: list[Decision]) -> None:
-        """Words are in for the whole interrupting utterance: real, noise, or a backchannel."""
-        cfg = self.config
-        seg.backchannel = False
-        kind = nlu.completeness(seg.text, self.expectation)
-        if kind is nlu.Completeness.EMPTY or seg.doubtful:
-            seg.pending_interrupt = False
-            out.append(Resume(self.t, "noise", seg.text))
-            out.append(Discard(seg.id, seg.text))
-            self._segment = None
-        elif nlu.is_backchannel(seg.text) and seg.speech_samples <= cfg.samples(
-            cfg.backchannel_max_ms
+        t = self.t
+        gap = t - seg.last_speech
+        words_in = seg.text_until >= seg.last_speech
+        if (
+            seg.pending_interrupt
+            and gap == 0
+            and seg.asked_until is None
+            and (
+                t - seg.text_until >= cfg.samples(cfg.partial_every_ms)
+                if seg.text_until >= 0
+                else t - seg.onset >= cfg.samples(cfg.first_partial_ms)
+            )
         ):
-            seg.backchannel = True  # still pending until its pause, or its next words
-            self._resume_after_backchannel(seg, out)
-        else:
-            seg.pending_interrupt = False
-            out.append(InterruptConfirmed(self.t))
+            seg.asked_until = t
+            out.append(Transcribe(seg.id, max(0, seg.onset - cfg.samples(cfg.pre_roll_ms)), t))
+        if seg.pending_interrupt:
+            if (
+                not words_in
+                and gap >= cfg.samples(cfg.short_pause_ms)
+                and seg.speech_samples <= cfg.samples(cfg.short_sound_ms)
+            ):
+                self._release(seg, "short", out)
+            elif seg.speech_samples > cfg.samples(cfg.backchannel_max_ms) or t - (
+                seg.interrupt_at
+            ) >= cfg.samples(cfg.confirm_ms):
+                # Words that take the floor commit as they come: what is left here is a long
+                # sound whose words are not a turn (release), or one with no words yet because
+                # the recogniser is behind (commit: the caller has been at it a while).
+                if seg.verdict:
+                    self._release(seg, seg.verdict, out)
+                else:
+                    self._commit(seg, out)
+        elif words_in and gap >= cfg.samples(cfg.backchannel_gap_ms):
+            # Released, its words in for all of it, and it has ended: not a turn.
+            self._segment = None
+            if seg.verdict == "backchannel":
+                out.append(Backchannel(seg.id, seg.text))
+            else:
+                out.append(Discard(seg.id, seg.text))
 
-    def _resume_after_backchannel(self, seg: _Segment, out: list[Decision]) -> None:
-        """Let the bot carry on once the pause after a backchannel shows nothing follows."""
-        if self.t - seg.last_speech < self.config.samples(self.config.backchannel_gap_ms):
-            return
+    def _judge_words(self, seg: _Segment, out: list[Decision]) -> None:
+        """New words for a held or released barge-in: commit, release, or wait for more."""
+        verdict = seg.verdict = self._verdict(seg)
+        if verdict == "floor":
+            self._commit(seg, out)
+        elif seg.pending_interrupt and (
+            verdict == "vocal" or seg.text_until >= seg.last_speech
+        ):  # a backchannel or no words: only once the sound is over ("Yeah, but..." goes on)
+            self._release(seg, verdict, out)
+
+    def _verdict(self, seg: _Segment) -> str:
+        """What the words so far make of the sound: "floor" (a turn), "vocal" (a laugh, a
+        cough), "noise" (no words, doubted words, or more words than the sound could hold),
+        "unsure" (a word or two the recogniser is not sure of), or "backchannel"."""
+        cfg = self.config
+        text = seg.text
+        if nlu.completeness(text, self.expectation) is nlu.Completeness.EMPTY or seg.doubtful:
+            return "noise"
+        if nlu.is_backchannel(text) and seg.speech_samples <= cfg.samples(cfg.backchannel_max_ms):
+            return "backchannel"
+        if nlu.is_vocal_sound(text):
+            return "vocal"
+        # The words may start a little before the onset (the pre-roll): allow a syllable.
+        spoken_s = seg.speech_samples / cfg.rate + 0.1
+        count = len(nlu.words(text))
+        if count >= 2 and count > cfg.max_words_per_s * spoken_s:
+            return "noise"
+        if not seg.sure and count < cfg.sure_words:
+            return "unsure"  # "What?" from a bark: a word or two the recogniser doubts
+        return "floor"
+
+    def _release(self, seg: _Segment, reason: str, out: list[Decision]) -> None:
         seg.pending_interrupt = False
-        out.append(Resume(self.t, "backchannel", seg.text))
-        out.append(Backchannel(seg.id, seg.text))
-        self._segment = None
+        seg.released = True
+        out.append(Resume(self.t, reason, seg.text))
+
+    def _commit(self, seg: _Segment, out: list[Decision]) -> None:
+        seg.pending_interrupt = False
+        seg.released = False
+        out.append(InterruptConfirmed(self.t))
 
     def _decide(self, seg: _Segment, out: list[Decision]) -> None:
         """End the turn (or drop the segment) once the pause is long enough for the words."""
         cfg = self.config
         long_enough = t_gap(self.t, seg.onset) >= cfg.max_utterance_s * cfg.rate
-        if seg.pending_interrupt or (seg.text_until < seg.last_speech and not long_enough):
+        if seg.pending_interrupt or seg.released:
+            return  # judged by _judge_sound and _judge_words
+        if seg.text_until < seg.last_speech and not long_enough:
             return  # words not in yet for all that was said
         if seg.text_until < 0:
             return
         gap = self.t - seg.last_speech
         kind = nlu.completeness(seg.text, self.expectation)
-        if kind is nlu.Completeness.EMPTY:
+        if kind is nlu.Completeness.EMPTY or nlu.is_vocal_sound(seg.text):
             if gap >= cfg.samples(cfg.empty_gap_ms):
                 out.append(Discard(seg.id, seg.text))
+                self._segment = None
+            return
+        if (
+            seg.barge_in
+            and nlu.is_backchannel(seg.text)
+            and seg.speech_samples <= cfg.samples(cfg.backchannel_max_ms)
+        ):
+            # "Uh-huh" over the bot after the interruption stood (it was slow to judge): still
+            # not a turn, and the bot carries on from where the caller stopped hearing it.
+            if gap >= cfg.samples(cfg.backchannel_gap_ms):
+                out.append(Backchannel(seg.id, seg.text))
                 self._segment = None
             return
         need = {

@@ -4,9 +4,16 @@ Everything here runs on the event loop's thread and only does bookkeeping; the m
 the engine's workers (:mod:`engine.local.workers`). Per 20 ms frame, :meth:`send_audio`
 appends to a buffer, and every 32 ms hands a window to the VAD worker. Results come back as
 callbacks that drive the pure :class:`~engine.local.controller.TurnController`; its decisions
-become engine events (``Interrupt``, ``Resume``, ``Transcript``, ``Metric``), recognition
-requests, and replies from the responder (a scripted flow or a chat model), spoken phrase by
-phrase.
+become engine events (``Hold``, ``Commit``, ``Release``, ``Transcript``, ``Metric``),
+recognition requests, and replies from the responder (a scripted flow or a chat model), spoken
+phrase by phrase.
+
+Interruptions: a sound over the bot opens a hold (the gateway stops the bot at an exact sample);
+the controller judges it on its evidence and the session releases (the bot carries on from that
+sample) or commits (the gateway clears and reports what was heard). A commit keeps the cut turn
+until the caller's words are judged: if they turn out to be a backchannel or not words at all,
+the bot carries on from the heard position with the audio it already has (fail safe: a wrong
+commit costs a pause, not the bot's place).
 
 Clocks: the session's time is caller samples received (16 kHz). Bot audio is placed on that
 timeline where the caller should hear it, assuming the gateway plays it at 1x from when it is
@@ -17,8 +24,9 @@ Metrics (``Metric`` events, milliseconds on the caller's timeline unless named `
 ``turn.decision_ms`` (caller's end of speech -> end of turn decided), ``turn.first_audio_ms``
 (-> first bot audio emitted, an acknowledgement or the answer), ``turn.answer_audio_ms`` (->
 first audio of the answer itself), ``turn.speech_end_s``, ``barge_in.detect_ms`` (speech onset
--> Interrupt), ``barge_in.resumed`` / ``barge_in.confirmed`` (counts), ``asr.ms`` (recognition
-time per request, wall clock).
+-> Hold), ``barge_in.released`` / ``barge_in.confirmed`` / ``barge_in.carried_on`` (counts: a
+hold released, a hold committed, a commit taken back), ``barge_in.hold_ms`` (hold -> decision,
+caller's clock), ``asr.ms`` (recognition time per request, wall clock).
 """
 
 from __future__ import annotations
@@ -35,12 +43,14 @@ import numpy as np
 
 from engine.base import (
     Audio,
+    Commit,
     EngineSession,
     Hangup,
+    Hold,
     Interrupt,
     Metric,
+    Release,
     Result,
-    Resume,
     Transcript,
     Transfer,
 )
@@ -60,6 +70,11 @@ __all__ = ["LocalSession", "Responder", "Workers"]
 
 _HISTORY = 1 << 19  # caller audio kept for recognition: 32 s at 16 kHz
 _APOLOGY = "Sorry, I'm having trouble right now."
+#: Whisper is sure of its words below this no-speech probability and above this mean
+#: log-probability (sentences measure under 0.3 and above -0.6 on the shared recordings,
+#: noise 0.4-0.9 and -1.0 to -3.4: see asr.Transcription).
+_SURE_NO_SPEECH = 0.5
+_SURE_LOGPROB = -1.0
 
 
 class Responder(Protocol):
@@ -166,6 +181,8 @@ class LocalSession(EngineSession):
         self._stream_task: asyncio.Task[None] | None = None
         self._cut_turn: _BotTurn | None = None
         self._heard_ms: float | None = None
+        # The open hold: caller sample it began at (None: no hold open).
+        self._held_at: int | None = None
         self._last_activity = 0  # caller sample of the last caller speech or bot audio
         self._answered: _Answered | None = None
         self._results: Mapping[str, str] = {}
@@ -208,8 +225,8 @@ class LocalSession(EngineSession):
         if reply is None:
             return
         self.channel.put(Transcript("caller", f"[{digit}]"))
-        if self._bot_audible():
-            self._stop_bot(confirmed=True)
+        if self._bot_audible() or self._held_at is not None:
+            self._interrupt_now()
         self._speak(reply, speech_end=None)
 
     def played(self, ms: int) -> None:
@@ -270,16 +287,17 @@ class LocalSession(EngineSession):
             case ctl.Partial(text=text):
                 self.channel.put(Transcript("caller", text, final=False))
             case ctl.Interrupt(onset=onset, at=at):
-                self._stop_bot(confirmed=False)
+                self._hold()
                 self.channel.put(Metric("barge_in.detect_ms", (at - onset) / 16.0))
             case ctl.InterruptConfirmed():
-                self._confirm_interrupt()
+                self._commit()
             case ctl.Resume(reason=reason, text=text):
                 self._continuing = None
-                self._resume(reason, text)
+                self._release(reason, text)
             case ctl.Backchannel(text=text) | ctl.Discard(text=text):
                 if text:
                     self.channel.put(Transcript("caller", text, final=False))
+                self._carry_on()
             case ctl.EndOfTurn():
                 self._end_of_turn(decision)
 
@@ -296,7 +314,10 @@ class LocalSession(EngineSession):
                 return
             self.channel.put(Metric("asr.ms", seconds * 1000.0))
             heard = result or Transcription("")
-            for decision in self.controller.transcript(segment, end, heard.text, heard.doubtful):
+            sure = heard.no_speech < _SURE_NO_SPEECH and heard.logprob > _SURE_LOGPROB
+            for decision in self.controller.transcript(
+                segment, end, heard.text, heard.doubtful, sure
+            ):
                 self._act(decision)
 
         self.workers.asr.submit(request, done)
@@ -321,9 +342,10 @@ class LocalSession(EngineSession):
         self.channel.put(Metric("turn.decision_ms", (eot.at - eot.speech_end) / 16.0))
         if self.ended:
             return
-        if self._turn is not None and not self._turn.finished:
+        turn = self._turn
+        if turn is not None and (not turn.finished or turn is self._cut_turn):
             # The caller answered over the bot's turn (an interruption that stood): drop it.
-            self._drop_turn(self._turn)
+            self._drop_turn(turn)
         if taken_back is not None:
             self.responder.restore(taken_back.snapshot)
             self._cut_turn = None
@@ -469,26 +491,39 @@ class LocalSession(EngineSession):
     def _bot_audible(self) -> bool:
         return self._samples < self._play_end
 
-    def _stop_bot(self, *, confirmed: bool) -> None:
-        """Cut the bot off: the gateway clears, and reports what was heard via played()."""
+    def _hold(self) -> None:
+        """Have the gateway stop the bot at an exact sample while the sound is judged."""
         turn = self._turn
         self._heard_ms = None
-        self.channel.put(Interrupt())
+        self._held_at = self._samples
+        self.channel.put(Hold())
         self.controller.bot_stopped(self._samples)
         self._play_end = min(self._play_end, self._samples)
         self.workers.vad.cut_reference(self._stream, self._samples)
-        if turn is None:
-            return
-        turn.suspended = True
-        self._cut_turn = turn
-        if confirmed:
-            self._confirm_interrupt()
+        if turn is not None:
+            turn.suspended = True
+            self._cut_turn = turn
 
-    def _confirm_interrupt(self) -> None:
+    def _interrupt_now(self) -> None:
+        """A turn beyond doubt (a key press): hold and commit at once, drop the bot's turn."""
+        if self._held_at is None:
+            self._hold()
+        self._held_at = None
+        self.channel.put(Interrupt())
         turn = self._cut_turn
-        self.channel.put(Metric("barge_in.confirmed", 1))
         if turn is not None and self._turn is turn:
             self._drop_turn(turn)
+
+    def _commit(self) -> None:
+        """The held sound is a turn: the gateway clears and reports the heard position. The
+        cut turn stays until the words are judged (see :meth:`_carry_on`)."""
+        self.channel.put(Metric("barge_in.confirmed", 1))
+        if self._held_at is None:  # released, and the words that followed take the floor
+            self._hold()
+        assert self._held_at is not None
+        self.channel.put(Metric("barge_in.hold_ms", (self._samples - self._held_at) / 16.0))
+        self._held_at = None
+        self.channel.put(Commit())
 
     def _drop_turn(self, turn: _BotTurn) -> None:
         """The caller will not hear the rest: record what they did hear, forget the rest."""
@@ -508,29 +543,54 @@ class LocalSession(EngineSession):
             )
         self._turn = None
 
-    def _resume(self, reason: str, text: str) -> None:
-        """A false interruption: the gateway replays what was cut, and the turn goes on."""
-        turn = self._cut_turn
-        self.channel.put(Metric("barge_in.resumed", 1))
-        if turn is None or self._turn is not turn:
+    def _release(self, reason: str, text: str) -> None:
+        """A false alarm inside the hold: the gateway carries on from the held sample."""
+        self.channel.put(Metric("barge_in.released", 1))
+        held_at = self._held_at
+        if held_at is None:  # committed already: the words decide (see _carry_on)
+            self._carry_on()
             return
-        self.channel.put(Resume())
-        turn.suspended = False
+        self._held_at = None
+        self.channel.put(Metric("barge_in.hold_ms", (self._samples - held_at) / 16.0))
+        self.channel.put(Release())
+        turn = self._cut_turn
         self._cut_turn = None
-        heard = self._heard_ms if self._heard_ms is not None else self._emitted_ms
-        replay = [p for p in turn.phrases[: turn.emitted] if p.out_end > heard and p.pcm]
         now = self._samples
-        for phrase in replay:
-            skip = (
-                max(0, int((heard - phrase.out_start) * 16)) * 2 if phrase.out_start < heard else 0
-            )
-            rest = phrase.pcm[skip:] if phrase.pcm else b""
-            start = max(now, self._play_end)
-            self._play_end = start + len(rest) // 2
-            audio = np.frombuffer(rest, dtype="<i2").astype(np.float32) / 32768.0
-            self.workers.vad.add_reference(self._stream, audio, start)
+        if turn is not None and self._turn is turn:
+            # What was to play after the hold began now plays from here: move it (and its
+            # echo reference) by the length of the hold.
+            shift = now - held_at
+            for phrase in turn.phrases[: turn.emitted]:
+                if phrase.play_end <= held_at or not phrase.pcm:
+                    continue
+                skip = max(0, held_at - phrase.play_start)
+                phrase.play_start += shift
+                phrase.play_end += shift
+                rest = np.frombuffer(phrase.pcm, dtype="<i2")[skip:].astype(np.float32) / 32768.0
+                self.workers.vad.add_reference(self._stream, rest, phrase.play_start + skip)
+                self._play_end = max(self._play_end, phrase.play_end)
+            turn.suspended = False
         self.controller.bot_audible_until(self._play_end)
-        log.debug("= call %s: resumed after %s %r", self.call_id, reason, text)
+        log.debug("= call %s: released after %s %r", self.call_id, reason, text)
+        self._pump()
+
+    def _carry_on(self) -> None:
+        """After a commit, the sound proved no turn: the bot says again what the caller did not
+        hear, from the heard position, with the audio it has (no re-synthesis)."""
+        turn = self._cut_turn
+        if turn is None or self._turn is not turn or self._held_at is not None:
+            return
+        self._cut_turn = None
+        self.channel.put(Metric("barge_in.carried_on", 1))
+        heard = self._heard_ms if self._heard_ms is not None else self._emitted_ms
+        for k, phrase in enumerate(turn.phrases[: turn.emitted]):
+            if phrase.pcm and phrase.out_end > heard:
+                skip = 2 * max(0, int((heard - phrase.out_start) * 16))
+                turn.phrases[k] = replace(phrase, pcm=phrase.pcm[skip:])
+                turn.emitted = k
+                turn.finished = False
+                break
+        turn.suspended = False
         self._pump()
 
     def _heard_text(self, turn: _BotTurn) -> str:

@@ -1,7 +1,7 @@
 """The local engine, measured on the real recordings through the gateway and the simulator.
 
     python tests/bench/bench_local.py [--quick] [--calls 4,8,16]
-        [--sections asr,latency,pause,barge,noise,echo,backchannel,load]
+        [--sections asr,latency,pause,barge,interaction,echo,load] [--hold clear|stop] [--duck DB]
 
 Every call goes through the whole path: ``create_app(Settings(), engine=LocalEngine(...))``
 under ``gateway.server.serve``, placed with ``gateway.sim.caller.place_call``, audio as 8 kHz
@@ -20,12 +20,14 @@ Sections:
 - pause: utterances spliced with a 0.5-1.0 s pause mid-sentence; how often bot audio starts in
   the pause, and how often it lasts 1 s or more there (Full-Duplex-Bench's "takes the turn");
 - barge: speech over the bot: onset -> ``clear`` (p50) and the share caught;
-- noise: non-speech recordings played over the bot, by kind: how often the bot was cut, and
-  how often it did not carry on (the interruption stood);
+- interaction: one table, a row per kind of sound played over the bot's reading (coughs,
+  laughter, breaths, sneezes, each noise family, backchannels, real interruptions, and nothing
+  at all as the baseline), measured on the wire from the call's stereo recording and its call
+  record (see :func:`bench_interaction`); ``--hold stop`` runs it with holds that only stop
+  sending (what the carrier has plays out), ``--duck DB`` with holds that duck;
 - echo: the bot's own played audio fed back at -10 dB, 100/200/300 ms late (the simulator has
   no echo, so this benchmark adds it to the caller's frames from the played-out audio), with
   and without real barge-ins on top;
-- backchannel: "uh-huh", "yeah", "right" (Piper) said over the bot;
 - load: concurrent calls, each answering three utterances: response latency and misses.
 """
 
@@ -35,12 +37,15 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import functools
+import json
 import re
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +57,14 @@ sys.path.insert(0, str(ROOT / "tests" / "local"))
 
 import localkit as lk  # noqa: E402
 
+import gateway.carriers.twilio.aio as twilio_aio  # noqa: E402
 import gateway.sim.caller as sim_caller  # noqa: E402
 from engine.base import CallContext, EventChannel, Metric  # noqa: E402
 from engine.local import LocalEngine  # noqa: E402
 from engine.local.asr import AsrRequest, WhisperRecognizer  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.config import Settings  # noqa: E402
+from gateway.playout import Playout  # noqa: E402
 from gateway.server import serve  # noqa: E402
 from gateway.sim.media import PlayedAudio  # noqa: E402
 from gateway.sim.script import BotActivity, CallerScript, FrameOut, ScriptRunner  # noqa: E402
@@ -117,33 +124,55 @@ def speech(min_s: float = 0.0, max_s: float = 99.0) -> list[tuple[str, str, np.n
     return out
 
 
-def noise_clips(per_kind: int, seconds: float = 2.0) -> dict[str, list[np.ndarray]]:
-    """Up to ``per_kind`` clips of each noise kind (several from one long file if needed)."""
-    kinds = {
-        "dog_bark": "dog barks",
-        "door_knock": "knocks/footsteps",
-        "footsteps": "knocks/footsteps",
-        "keyboard_typing": "typing",
-        "snoring_breathing": "breath/snoring",
-        "music": "music",
-        "household_kitchen": "dishes",
-        "babble_restaurant": "babble/crowd",
-        "crowd_babble": "babble/crowd",
-        "applause": "babble/crowd",
-        "street_background": "street",
-    }
+#: Noise families of the interaction table: manifest categories -> row.
+FAMILIES = {
+    "cough": "cough",
+    "laughter": "laughter",
+    "breath": "breath",
+    "snoring_breathing": "breath",
+    "sneeze": "sneeze",
+    "dog_bark": "dogs",
+    "door_open": "doors",
+    "door_close": "doors",
+    "door_creak": "doors",
+    "door_knock": "doors",
+    "window_close": "doors",
+    "water_running": "water",
+    "water_drip": "water",
+    "music": "music",
+    "babble_restaurant": "babble",
+    "crowd_babble": "babble",
+    "applause": "babble",
+    "street_background": "babble",
+    "curtain": "household",
+    "sewing_machine": "household",
+    "camera_shutter": "household",
+    "electric_hum": "household",
+    "slurp": "household",
+    "household_kitchen": "household",
+    "keyboard_typing": "household",
+    "footsteps": "household",
+    "baby_cry": "baby cry",
+}
+
+
+def sound_clips(per_family: int, max_s: float = 2.0) -> dict[str, list[np.ndarray]]:
+    """Up to ``per_family`` clips of each family, cut to the sound (at most ``max_s``; long
+    files give one excerpt), in manifest order."""
     out: dict[str, list[np.ndarray]] = {}
     for row in manifest():
-        kind = kinds.get(row["category"])
-        if row["kind"] != "noise" or kind is None:
+        family = FAMILIES.get(row["category"])
+        if row["kind"] != "noise" or family is None:
             continue
-        audio = lk.load(row["file"], seconds=seconds * per_kind + 1)
-        clips = out.setdefault(kind, [])
-        n = max(1, min(per_kind - len(clips), int(len(audio) / 16000 // seconds)))
-        for i in range(n):
-            clip = audio[int(i * seconds * 16000) : int((i + 1) * seconds * 16000)]
-            if len(clips) < per_kind and np.sqrt(np.mean(clip**2)) > 10 ** (-55 / 20):
-                clips.append(clip)
+        clips = out.setdefault(family, [])
+        if len(clips) >= per_family:
+            continue
+        audio = lk.load(row["file"], seconds=max_s + 4.0)
+        if float(row["duration"]) > max_s + 1:  # an ambience: an excerpt from its middle
+            audio = audio[len(audio) // 3 :][: int(max_s * 16000)]
+        clip = trim(audio, below_peak_db=40.0)[: int(max_s * 16000)]
+        if np.sqrt(np.mean(clip**2)) > 10 ** (-55 / 20):
+            clips.append(clip)
     return out
 
 
@@ -481,11 +510,11 @@ async def bench_barge(url: str, tap: Tap, quick: bool) -> list[str]:
         reports.extend(await calls(url, [script]))
     turns = [t for rep in reports for t in rep.turns if t.kind == "barge_in" and t.speech_start_ms]
     caught = [t.barge_in_ms for t in turns if t.barge_in_ms is not None]
-    resumed = len(tap.metrics("barge_in.resumed"))
+    released = len(tap.metrics("barge_in.released"))
     return [
         f"  speech onset over the bot -> clear: p50 {pct(caught, 50):.0f} ms, p90 "
         f"{pct(caught, 90):.0f} ms; caught {len(caught)}/{len(turns)} "
-        f"({100 * len(caught) / max(1, len(turns)):.0f} %); wrongly resumed {resumed}"
+        f"({100 * len(caught) / max(1, len(turns)):.0f} %); holds released {released}"
     ]
 
 
@@ -496,28 +525,168 @@ def _talk_over(clips: list[np.ndarray], gap_ms: int = 1500) -> CallerScript:
     return script
 
 
-async def bench_noise(url: str, tap: Tap, quick: bool) -> list[str]:
-    kinds = noise_clips(3 if quick else 6)
-    lines = []
-    for kind, clips in kinds.items():
-        tap.reset()
-        (report,) = await calls(url, [_talk_over(clips)])
-        turns = [t for t in report.turns if t.kind == "barge_in" and t.speech_start_ms is not None]
-        played = sum(1 for t in report.turns if t.kind == "barge_in" and "never" not in t.note)
-        cut = sum(1 for t in turns if t.barge_in_ms is not None)
-        stood = len(tap.metrics("barge_in.confirmed"))
-        lines.append(
-            f"  {kind:18} {played:2} clips: bot cut {cut} ({100 * cut / max(1, played):.0f} %), "
-            f"did not carry on {stood} ({100 * stood / max(1, played):.0f} %)"
+@dataclass
+class Probe:
+    """One sound played over the bot, and what the caller heard around it."""
+
+    family: str
+    index: int  # within its family: even indices are the tuning half, odd the held-out half
+    played: bool = False
+    #: Within 1.5 s of the sound's start, the bot fell silent (or ducked >= 20 dB) for 200 ms
+    #: or more (the "none" row: how often the reading itself pauses that long there).
+    silent_200: bool = False
+    gave_up: bool = False  # the engine took it for a turn, or cut the bot for 1.5 s or more
+    got_turn: bool = False  # the engine took the caller's words as a turn (interruptions)
+    silent_ms: float | None = None  # caller onset -> the bot silent to the caller (>= 400 ms)
+    holds: int = 0
+    releases: int = 0
+    clears: int = 0
+    gaps: list[float] = field(default_factory=list)  # silence heard at each release (s)
+
+
+def _frames_db(track: np.ndarray) -> np.ndarray:
+    n = len(track) // 160
+    frames = track[: n * 160].astype(np.float64).reshape(n, 160)
+    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-9)
+
+
+def _measure(
+    family: str, clips: list[np.ndarray], stereo: np.ndarray, record: dict, start: int
+) -> list[Probe]:
+    """Per probe, from the call's recording (caller left, bot right, 8 kHz, the sim's clock)
+    and its call record (the gateway's timeline, from the same start within milliseconds)."""
+    caller, bot = stereo[:, 0], _frames_db(stereo[:, 1])
+    voiced = bot > 20 * np.log10(VOICED)
+    ref = float(np.median(bot[voiced])) if voiced.any() else 20 * np.log10(VOICED)
+    silent = bot < ref - 20.0  # a duck deeper than 20 dB counts as silence
+    events = record.get("events", [])
+    probes, pos = [], 0
+    for k, clip in enumerate(clips):
+        probe = Probe(family, start + k)
+        probes.append(probe)
+        nonzero = np.flatnonzero(caller[pos:])
+        if not len(nonzero):
+            continue
+        a = pos + int(nonzero[0])
+        b = a + len(clip) // 2  # the clip is at 16 kHz, the recording at 8
+        pos = b + 8
+        later = np.flatnonzero(caller[pos:])
+        nxt = pos + int(later[0]) if len(later) else len(caller)
+        fa, fb, fn = a // 160, b // 160, nxt // 160
+        probe.played = True
+        window = silent[fa : min(fa + 75, fn)]  # 1.5 s from the sound's start, for every row
+        run = best = 0
+        for quiet in window:
+            run = run + 1 if quiet else 0
+            best = max(best, run)
+        probe.silent_200 = best >= 10
+        for f in range(fa, fb):
+            if silent[f : f + 20].all() and f + 20 <= len(silent):
+                probe.silent_ms = (f - fa) * 20.0
+                break
+        t0, t1, t2 = a / 8000 - 0.2, min(nxt, b + 12000) / 8000, b / 8000 + 3.0
+        said = any(kind == "said-caller" and t0 <= t < t2 for t, kind, _ in events)
+        cut = any(kind == "clear" and t0 <= t < t1 for t, kind, _ in events)
+        resumed = voiced[fb : fb + 75].any() and not silent[fb : fb + 75].all()
+        probe.got_turn = said
+        # A cut (a commit, or the old single-stage clear) the bot did not come back from; a
+        # reading that simply ended near the sound is not the bot giving up.
+        probe.gave_up = said or (cut and not resumed)
+        for t, kind, detail in events:
+            if t0 <= t < t1:
+                if kind == "hold":
+                    probe.holds += 1
+                elif kind == "release":
+                    probe.releases += 1
+                    probe.gaps.append(float(detail) / 1000)
+                elif kind == "clear":
+                    probe.clears += 1
+    return probes
+
+
+def _row(label: str, probes: list[Probe], speech: bool) -> str:
+    played = [p for p in probes if p.played]
+    n = max(1, len(played))
+    silent = sum(p.silent_200 for p in played)
+    gave = sum(p.gave_up for p in played)
+    gaps = [g for p in played for g in p.gaps]
+    late = [p.silent_ms for p in played if p.silent_ms is not None]
+    holds = sum(p.holds for p in played)
+    cells = (
+        f"  {label:14} {len(played):3}  gave up {100 * gave / n:3.0f} %  silent>=200ms "
+        f"{100 * silent / n:3.0f} %  holds {holds:2} released {sum(p.releases for p in played):2}"
+        f" cleared {sum(p.clears for p in played):2}  release gap p50 "
+        f"{1000 * pct(gaps, 50):4.0f} ms p90 {1000 * pct(gaps, 90):4.0f} ms"
+    )
+    if speech:
+        turn = sum(p.got_turn for p in played)
+        cells += (
+            f"  silent after onset p50 {pct(late, 50):4.0f} ms p90 {pct(late, 90):4.0f} ms "
+            f"({len(late)}/{len(played)})  caller gets the turn {100 * turn / n:3.0f} %"
         )
+    return cells
+
+
+async def bench_interaction(url: str, records: Path, quick: bool, mode: str) -> list[str]:
+    """Sounds over the bot's reading, a call per family (three at a time), each measured on
+    the wire (the call's stereo recording) and in its call record (holds, releases, gaps).
+
+    Rows: each noise family of :data:`FAMILIES`; backchannels (Piper: "Uh-huh.", "Yeah.",
+    "Right.", "Okay.", "Mm-hmm."); real interruptions (recorded speech, 1-4 s); and "none", a
+    near-silent clip (-70 dBFS, under every threshold) as the baseline: how often the reading
+    alone has a 200 ms pause in the same window. Columns: ``gave up`` (the engine took the
+    sound for a turn, or cut the bot and it did not go on within 1.5 s of the sound's end),
+    ``silent>=200ms`` (a run of 200 ms with the bot silent or ducked by 20 dB or more within
+    1.5 s of the sound's start), holds and how they ended, the silence heard at each release
+    (from the call record), and for speech: caller onset -> the bot silent to the caller (for
+    400 ms or more), and whether the caller got the turn.
+    """
+    per = 3 if quick else 16
+    families = sound_clips(per)
+    said = [
+        soxr.resample(np.frombuffer(piper_8k(w), "<i2").astype(np.float32) / 32768, 8000, 16000)
+        for w in ("Uh-huh.", "Yeah.", "Right.", "Okay.", "Mm-hmm.")
+    ]
+    families["backchannel"] = [trim(a) for a in said * (1 if quick else 2)]
+    families["interruption"] = [a for _, _, a in speech(1.0, 4.0)][: 4 if quick else 12]
+    rng = np.random.default_rng(11)
+    families["none"] = [
+        (rng.standard_normal(16000) * 10 ** (-70 / 20)).astype(np.float32)
+        for _ in range(3 if quick else 8)
+    ]
+    probes: list[Probe] = []
+    names = list(families)
+    with tempfile.TemporaryDirectory() as tmp:
+        for group in chunks(names, 3):
+            reports = await calls(url, [_talk_over(families[f]) for f in group], record=Path(tmp))
+            for i, (family, report) in enumerate(zip(group, reports, strict=True)):
+                stereo, _ = soundfile.read(str(Path(tmp) / f"{i}.wav"), dtype="int16")
+                record = _record(records, report)
+                probes += _measure(family, families[family], stereo, record, 0)
+    lines = [f"  (holds: {mode})"]
+    for name in names:
+        mine = [p for p in probes if p.family == name]
+        lines.append(_row(name, mine, name == "interruption"))
+    vocal = [p for p in probes if p.family in ("cough", "laughter", "breath", "sneeze")]
+    for half, label in ((0, "tuning half"), (1, "held-out half")):
+        lines.append(_row(f"vocal {label}", [p for p in vocal if p.index % 2 == half], False))
     return lines
 
 
-async def bench_echo(url: str, tap: Tap, quick: bool) -> list[str]:
+def _record(records: Path, report) -> dict:  # type: ignore[no-untyped-def]
+    """The gateway's call record of the simulator's call (matched by call sid)."""
+    path = records / f"{report.call_sid}.json"
+    for _ in range(50):
+        if path.exists():
+            return json.loads(path.read_text())
+        time.sleep(0.02)
+    return {}
+
+
+async def bench_echo(url: str, records: Path, quick: bool) -> list[str]:
     lines = []
     barge = speech(1.5, 4.0)[:4]
     for delay in (0.1, 0.2, 0.3):
-        tap.reset()
         with echo_line(delay):
             quiet = CallerScript().pause(8000 if quick else 20000)
             talk = CallerScript().pause(2000)
@@ -527,29 +696,13 @@ async def bench_echo(url: str, tap: Tap, quick: bool) -> list[str]:
             quiet_report, talk_report = await calls(url, [quiet, talk])
         turns = [t for t in talk_report.turns if t.kind == "barge_in" and t.speech_start_ms]
         caught = [t.barge_in_ms for t in turns if t.barge_in_ms is not None]
+        quiet = _record(records, quiet_report)  # a hold clears too: count what it became
         lines.append(
-            f"  echo {int(delay * 1000)} ms late at -10 dB: clears with the caller silent "
-            f"{quiet_report.clears_received} over {quiet_report.bot_audio_played_s:.0f} s of bot "
-            f"speech; real barge-ins through the echo caught {len(caught)}/{len(turns)}, p50 "
-            f"{pct(caught, 50):.0f} ms"
-        )
-    return lines
-
-
-async def bench_backchannel(url: str, tap: Tap, quick: bool) -> list[str]:
-    lines = []
-    for word in ("Uh-huh.", "Yeah.", "Right."):
-        said = np.frombuffer(piper_8k(word), "<i2").astype(np.float32) / 32768
-        clip = soxr.resample(said, 8000, 16000)
-        tap.reset()
-        (report,) = await calls(url, [_talk_over([clip] * (3 if quick else 5), 2000)])
-        turns = [t for t in report.turns if t.kind == "barge_in" and t.speech_start_ms is not None]
-        cut = sum(1 for t in turns if t.barge_in_ms is not None)
-        resumed = len(tap.metrics("barge_in.resumed"))
-        stood = len(tap.metrics("barge_in.confirmed"))
-        lines.append(
-            f"  {word:8} x{len(turns)}: bot cut {cut}, carried on (Resume) {resumed}, "
-            f"stopped for good {stood}"
+            f"  echo {int(delay * 1000)} ms late at -10 dB: with the caller silent, cuts "
+            f"{quiet.get('clears', 0)}, holds {quiet.get('holds', 0)} (released "
+            f"{quiet.get('releases', 0)}) over "
+            f"{quiet_report.bot_audio_played_s:.0f} s of bot speech; real barge-ins through the "
+            f"echo caught {len(caught)}/{len(turns)}, p50 {pct(caught, 50):.0f} ms"
         )
     return lines
 
@@ -587,7 +740,14 @@ async def bench_load(url: str, engine: LocalEngine, counts: list[int]) -> list[s
     return lines
 
 
-async def run(sections: list[str], quick: bool, counts: list[int], turn: dict[str, float]) -> None:
+async def run(
+    sections: list[str],
+    quick: bool,
+    counts: list[int],
+    turn: dict[str, float],
+    mode: str,
+    records: Path,
+) -> None:
     out: dict[str, list[str]] = {}
     if "asr" in sections:
         print("asr ...", flush=True)
@@ -596,19 +756,18 @@ async def run(sections: list[str], quick: bool, counts: list[int], turn: dict[st
     listen_tap, talk_tap = Tap(listen), Tap(talk)
     async with (
         serve(create_app(Settings(), engine=listen)) as listen_url,
-        serve(create_app(Settings(), engine=talk)) as talk_url,
+        serve(create_app(Settings(records_dir=str(records)), engine=talk)) as talk_url,
     ):
         steps = [
             ("latency", "response latency", lambda: bench_latency(listen_url, listen_tap, quick)),
             ("pause", "pause handling", lambda: bench_pause(listen_url, quick)),
             ("barge", "barge-in", lambda: bench_barge(talk_url, talk_tap, quick)),
             (
-                "noise",
-                "false interruptions by noise",
-                lambda: bench_noise(talk_url, talk_tap, quick),
+                "interaction",
+                "sounds over the bot, per kind",
+                lambda: bench_interaction(talk_url, records, quick, mode),
             ),
-            ("echo", "the bot's own echo", lambda: bench_echo(talk_url, talk_tap, quick)),
-            ("backchannel", "backchannels", lambda: bench_backchannel(talk_url, talk_tap, quick)),
+            ("echo", "the bot's own echo", lambda: bench_echo(talk_url, records, quick)),
             ("load", "concurrent calls", lambda: bench_load(listen_url, listen, counts)),
         ]
         for key, title, step in steps:
@@ -626,18 +785,33 @@ async def run(sections: list[str], quick: bool, counts: list[int], turn: dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    all_sections = "asr,latency,pause,barge,noise,echo,backchannel,load"
+    all_sections = "asr,latency,pause,barge,interaction,echo,load"
     parser.add_argument("--sections", default=all_sections)
     parser.add_argument("--quick", action="store_true", help="fewer items per section")
     parser.add_argument("--calls", default="4,8,16", help="concurrent calls for the load section")
     parser.add_argument(
         "--turn", default="", help="TurnConfig overrides, e.g. barge_windows=2,complete_gap_ms=150"
     )
+    parser.add_argument(
+        "--duck", type=float, default=None, help="hold by ducking this many dB (e.g. -12)"
+    )
+    parser.add_argument(
+        "--hold",
+        choices=("clear", "stop"),
+        default="clear",
+        help="a hold clears the carrier's buffer (the default) or only stops sending",
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.calls.split(",")]
     turn = {k: float(v) for k, v in (kv.split("=") for kv in args.turn.split(",") if kv)}
     turn = {k: int(v) if v.is_integer() else v for k, v in turn.items()}
-    asyncio.run(run(args.sections.split(","), args.quick, counts, turn))
+    if args.duck is not None or args.hold == "stop":  # how the gateway's holds sound
+        twilio_aio.Playout = functools.partial(  # type: ignore[misc]
+            Playout, duck_db=args.duck, hold_clears=False
+        )
+    mode = args.hold if args.duck is None else f"duck {args.duck} dB"
+    with tempfile.TemporaryDirectory() as records:
+        asyncio.run(run(args.sections.split(","), args.quick, counts, turn, mode, Path(records)))
 
 
 if __name__ == "__main__":

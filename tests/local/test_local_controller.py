@@ -104,8 +104,14 @@ def test_controller_drops_segments_without_words() -> None:
     assert d.of(ctl.EndOfTurn) == [] and len(d.of(ctl.Discard)) == 1
 
 
+def paced(text: str, per_second: float = 3.0) -> Callable[[int, int], str]:
+    """A recogniser stand-in that hears as many of ``text``'s words as the audio could hold."""
+    ws = text.split()
+    return lambda s, e: " ".join(ws[: max(1, int((e - s) / (1000 * MS) * per_second))])
+
+
 def test_controller_interrupts_the_bot_on_speech_and_confirms_with_words() -> None:
-    d = Driver(lambda s, e: "Sorry, can you hold on a second?")
+    d = Driver(paced("Sorry, can you hold on a second?", 6.0))
     d.c.bot_audible_until(10_000 * MS)
     d.run([QUIET] * 5 + [SPEECH] * d.c.config.barge_windows)
     (interrupt,) = d.of(ctl.Interrupt)
@@ -113,6 +119,7 @@ def test_controller_interrupts_the_bot_on_speech_and_confirms_with_words() -> No
     assert not d.c.bot_audible(d.t)
     d.run([SPEECH] * 30 + [QUIET] * 10)
     assert len(d.of(ctl.InterruptConfirmed)) == 1 and d.of(ctl.Resume) == []
+    assert d.of(ctl.InterruptConfirmed)[0].at <= d.of(ctl.Interrupt)[0].at + 16 * WINDOW
     (eot,) = d.of(ctl.EndOfTurn)
     assert eot.barge_in
 
@@ -131,7 +138,7 @@ def test_controller_ignores_the_bots_echo() -> None:
     assert d.of(ctl.SpeechStarted) == []
 
 
-def test_controller_resumes_after_a_backchannel() -> None:
+def test_controller_releases_a_backchannel() -> None:
     d = Driver(lambda s, e: "Uh-huh.")
     d.c.bot_audible_until(10_000 * MS)
     d.run([SPEECH] * 12 + [QUIET] * 8)
@@ -141,31 +148,81 @@ def test_controller_resumes_after_a_backchannel() -> None:
         ctl.Resume,
         ctl.Backchannel,
     ]
-    assert d.of(ctl.Resume)[0].reason == "backchannel"
+    assert d.of(ctl.Resume)[0].reason in ("short", "backchannel")
 
 
-def test_controller_waits_for_the_pause_after_a_backchannel_before_resuming() -> None:
+def test_controller_releases_a_short_sound_before_its_words_are_in() -> None:
+    d = Driver(lambda s, e: "", delay=6)  # the recogniser is slow
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([SPEECH] * 6 + [QUIET] * 3)  # 192 ms of "speech", then 96 ms: a gap between words
+    assert d.of(ctl.Resume) == []
+    d.run([QUIET])  # 128 ms: the sound has ended
+    (release,) = d.of(ctl.Resume)
+    assert release.reason == "short" and release.at == d.t  # at the pause, not at the words
+    d.run([QUIET] * 12)
+    assert len(d.of(ctl.Discard)) == 1 and d.of(ctl.InterruptConfirmed) == []
+
+
+def test_controller_release_that_was_an_interruption_commits_when_words_arrive() -> None:
     said = {"text": "Right."}
     d = Driver(lambda s, e: said["text"])
     d.c.bot_audible_until(10_000 * MS)
-    d.run([SPEECH] * 8 + [QUIET] * 4)  # "Right," and a 128 ms pause: words in, too soon
-    assert d.of(ctl.Interrupt) and d.of(ctl.Resume) == []
+    d.run([SPEECH] * 8 + [QUIET] * 4)  # "Right," and a 128 ms pause: released
+    assert d.of(ctl.Interrupt) and len(d.of(ctl.Resume)) == 1
     said["text"] = "Right, lift up."
-    d.run([SPEECH] * 10 + [QUIET] * 12)  # it led into more words
-    assert d.of(ctl.Resume) == [] and len(d.of(ctl.InterruptConfirmed)) == 1
+    d.run([SPEECH] * 10 + [QUIET] * 12)  # it led into more words: they take the floor
+    assert len(d.of(ctl.InterruptConfirmed)) == 1
     assert d.of(ctl.EndOfTurn)[0].text == "Right, lift up."
 
 
-def test_controller_resumes_after_noise_the_recogniser_doubts() -> None:
+def test_controller_releases_noise_the_recogniser_doubts() -> None:
     c = ctl.TurnController()
     c.bot_audible_until(10_000 * MS)
     t, out = 0, []
-    for p in [SPEECH] * 6 + [QUIET] * 3:
+    for p in [SPEECH] * 16 + [QUIET] * 12:  # too long to be released as short
         t += WINDOW
-        out += c.window(t, p, 0.0, -20.0)
-    (req,) = [d for d in out if isinstance(d, ctl.Transcribe)]
-    after = c.transcript(req.segment, req.end, "I'm not going to be able to do that.", True)
-    assert [type(x) for x in after][:2] == [ctl.Resume, ctl.Discard]
+        for d in c.window(t, p, 0.0, -20.0):
+            out.append(d)
+            if isinstance(d, ctl.Transcribe):  # doubted words, answered at once
+                out += c.transcript(d.segment, d.end, "I'm not going to be able to do it.", True)
+    kinds = [type(x) for x in out if not isinstance(x, ctl.Transcribe)]
+    assert kinds == [ctl.SpeechStarted, ctl.Interrupt, ctl.Resume, ctl.Discard]
+    assert out[[type(x) for x in out].index(ctl.Resume)].reason == "noise"
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("Hahahaha.", "vocal"),
+        ("Ooh-hoo!", "vocal"),
+        ("(coughs)", "vocal"),
+        ("I'm so sorry.", "noise"),  # three words in a third of a second: made up
+        ("No, I said Tuesday.", "floor"),
+        ("Wait.", "floor"),
+        ("Yeah.", "backchannel"),
+    ],
+)
+def test_controller_judges_the_words_of_a_held_sound(text: str, verdict: str) -> None:
+    d = Driver(lambda s, e: text, delay=3)
+    d.c.bot_audible_until(10_000 * MS)
+    windows = 40 if verdict == "floor" and len(text) > 10 else 8
+    d.run([SPEECH] * windows + [QUIET] * 12)
+    if verdict == "floor":
+        assert len(d.of(ctl.InterruptConfirmed)) == 1 and d.of(ctl.EndOfTurn)
+    else:
+        assert d.of(ctl.InterruptConfirmed) == [] and d.of(ctl.EndOfTurn) == []
+        closing = d.of(ctl.Backchannel) if verdict == "backchannel" else d.of(ctl.Discard)
+        assert len(closing) == 1
+
+
+def test_controller_long_laughter_is_released_on_its_partial_words() -> None:
+    d = Driver(lambda s, e: "Ha ha ha ha.")
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([SPEECH] * 60 + [QUIET] * 12)  # 1.9 s of laughter, judged while it goes on
+    assert d.of(ctl.InterruptConfirmed) == [] and d.of(ctl.EndOfTurn) == []
+    release = d.of(ctl.Resume)[0]
+    assert release.reason == "vocal"
+    assert release.at - d.of(ctl.Interrupt)[0].at <= 16 * WINDOW  # within about half a second
 
 
 def test_controller_a_long_interruption_stands_whatever_the_words() -> None:
@@ -289,5 +346,27 @@ def test_controller_on_recordings_backchannel_does_not_take_the_turn(
     bot = lk.load("speech/librispeech-arm-mlek/another_door.wav")
     said = np.frombuffer(piper.synthesize(word), "<i2").astype(np.float32) / 32768
     d = pipeline.run(_call(lk.silence(1.0), said, lk.silence(1.5)), bot=bot, bot_at=0.2)
-    assert d.of(ctl.EndOfTurn) == []
-    assert d.of(ctl.Interrupt) == [] or [r.reason for r in d.of(ctl.Resume)] == ["backchannel"]
+    assert d.of(ctl.EndOfTurn) == [] and d.of(ctl.InterruptConfirmed) == []
+    assert d.of(ctl.Interrupt) == [] or {r.reason for r in d.of(ctl.Resume)} <= {
+        "short",
+        "backchannel",
+    }
+
+
+@pytest.mark.parametrize(("sure", "commits"), [(False, 0), (True, 1)])
+def test_controller_a_word_the_recogniser_is_unsure_of_does_not_take_the_floor(
+    sure: bool, commits: int
+) -> None:
+    c = ctl.TurnController()
+    c.bot_audible_until(10_000 * MS)
+    t, out = 0, []
+    for p in [SPEECH] * 16 + [QUIET] * 12:  # a bark too long to be released as short
+        t += WINDOW
+        for d in c.window(t, p, 0.0, -20.0):
+            out.append(d)
+            if isinstance(d, ctl.Transcribe):
+                out += c.transcript(d.segment, d.end, "What?", sure=sure)
+    assert len([d for d in out if isinstance(d, ctl.InterruptConfirmed)]) == commits
+    if not sure:
+        kinds = [type(x) for x in out if not isinstance(x, ctl.Transcribe)]
+        assert kinds == [ctl.SpeechStarted, ctl.Interrupt, ctl.Resume, ctl.Discard]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import localkit as lk
 import pytest
+import soxr
 
 from gateway.app import create_app
 from gateway.config import Settings
@@ -56,3 +58,36 @@ async def test_local_e2e_demo_flow_conversation(engine, tmp_path: Path) -> None:
     assert "Goodbye" in bot
     assert any("427" in text or "four two seven" in text.lower() for text in caller)
     assert record["results"]["order"] == "427"  # what the call settled, in plain form
+
+
+async def test_local_e2e_a_cough_does_not_cut_the_bot_and_words_do(tmp_path: Path) -> None:
+    """Over the simulated line, a recorded cough over the bot's reading leaves it talking (held
+    at most, then released from where it stopped), and a recorded spoken interruption cuts it
+    and gets the turn."""
+    from engine.local import LocalEngine
+
+    talk = LocalEngine(flow=str(DEMO.parent / "local-bench-talk.yaml"))
+    cough = lk.load("noise/chemwarfare-coughs/maccas_cough1.wav")
+    words = lk.load("speech/pocketsphinx/goforward.raw")
+    script = (
+        CallerScript()
+        .barge_in(800, lk.pcm16(soxr.resample(cough, 16000, 8000)), "cough", timeout_s=15)
+        .pause(2500)
+        .barge_in(600, lk.pcm16(soxr.resample(words, 16000, 8000)), "words", timeout_s=15)
+        .wait_for_bot(timeout_s=15)
+    )
+    app = create_app(Settings(records_dir=str(tmp_path)), engine=talk)
+    try:
+        async with serve(app) as url:
+            report = await place_call(url, script, auth_token=None)
+    finally:
+        await talk.aclose()
+    cough_turn, words_turn = [t for t in report.turns if t.kind == "barge_in"]
+    assert words_turn.barge_in_ms is not None  # the interruption cut the bot
+    record = _record(tmp_path)
+    # The cough was released (or never held): one commit in the call, the interruption's.
+    assert record["commits"] == 1 and record["releases"] == record["holds"] - 1
+    caller = [text for role, text in record["transcript"] if role == "caller"]
+    assert len(caller) == 1 and "forward" in caller[0].lower()  # only the words took a turn
+    # The words were said over the bot's reading (the script waits for it): it went on.
+    assert cough_turn.speech_start_ms is not None and words_turn.speech_start_ms is not None

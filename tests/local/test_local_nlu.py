@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.local import nlu
 from engine.local.nlu import Completeness, Expectation
@@ -153,3 +155,35 @@ def test_nlu_takes_a_request_to_wait_out_of_the_words() -> None:
     assert nlu.without_hold_request("Can you hold on a second?") == "can you"
     assert nlu.without_hold_request("I need a second opinion.") is None
     assert nlu.without_hold_request("I want to book a table") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Hahaha.", "Ha ha ha ha", "Oh, oh,", "W-H-H-H-", "Ooh-hoo!", "Oof!", "Hmm.", "Mm.",
+     "Ahem.", "Achoo!", "(coughs)", "[laughter]", "*sigh*", "U- U- U-", "Phew."],
+)  # fmt: skip
+def test_nlu_vocal_sounds_are_not_words(text: str) -> None:
+    assert nlu.is_vocal_sound(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Wait.", "No, I said Tuesday.", "Hold on.", "Who?", "How?", "Hi!", "He did.", "Oh no.",
+     "Two.", "I", "Ha ha, no.", "(coughs) Sorry, wait.", ""],
+)  # fmt: skip
+def test_nlu_words_are_not_vocal_sounds(text: str) -> None:
+    assert not nlu.is_vocal_sound(text)
+
+
+@given(
+    st.lists(st.sampled_from(["ha", "oh", "hmm", "ahh", "oof", "mm"]), max_size=5),
+    st.sampled_from(["wait", "no", "stop", "what", "tuesday", "please", "sorry", "who"]),
+    st.lists(st.sampled_from(["ha", "oh", "hmm", "uh"]), max_size=3),
+)
+def test_nlu_one_real_word_among_vocal_sounds_makes_words(before, word, after) -> None:
+    assert not nlu.is_vocal_sound(" ".join([*before, word, *after]))
+
+
+@given(st.text(max_size=200))
+def test_nlu_vocal_sound_check_takes_any_text(text: str) -> None:
+    assert nlu.is_vocal_sound(text) in (True, False)

@@ -18,11 +18,13 @@ from localkit import Call, until
 from engine.base import (
     Audio,
     CallContext,
+    Commit,
     EngineUnavailable,
     Hangup,
+    Hold,
     Interrupt,
     Metric,
-    Resume,
+    Release,
     Transcript,
 )
 from engine.local import LocalEngine
@@ -44,7 +46,13 @@ def words() -> dict[str, str]:
 
 @pytest.fixture
 async def engine(voice: lk.ToneVoice, words: dict[str, str]):
-    recognizer = lk.ScriptedRecognizer(lambda seconds: words["text"])
+    def hear(seconds: float) -> str:
+        """As many words as the audio after the pre-roll (250 ms) could hold at a brisk 7 a
+        second: a partial hears the start of the sentence, as Whisper would."""
+        said = words["text"].split()
+        return " ".join(said[: max(1, round((seconds - 0.25) * 7))])
+
+    recognizer = lk.ScriptedRecognizer(hear)
     eng = LocalEngine(flow=str(DEMO), recognizer=recognizer, synthesizer=voice, vad=lk.EnergyVad())
     yield eng
     await eng.aclose()
@@ -117,9 +125,11 @@ async def test_session_keeps_only_what_was_heard_of_a_cut_turn(engine: LocalEngi
     await until(lambda: len(call.of(Audio)) >= 2, "the greeting audio")
     words["text"] = "Hang on, I need to check something first."
     call.feed(lk.tone(0.3))
-    await until(lambda: call.of(Interrupt), "the interruption")
-    call.session.played(500)  # as the gateway reports it: 0.5 s of "Thanks for calling..."
+    await until(lambda: call.of(Hold), "the hold")
     call.feed(lk.tone(1.0))
+    await until(lambda: call.of(Commit), "the commit")
+    call.session.played(500)  # as the gateway reports it: 0.5 s of "Thanks for calling..."
+    call.feed(lk.silence(0.6))  # the caller's turn ends: what the bot said is settled
     await until(
         lambda: any(e.role == "bot" and e.final for e in call.of(Transcript)), "the cut transcript"
     )
@@ -128,16 +138,48 @@ async def test_session_keeps_only_what_was_heard_of_a_cut_turn(engine: LocalEngi
     await call.close()
 
 
-async def test_session_resumes_after_a_backchannel(engine: LocalEngine, words) -> None:
+async def test_session_releases_a_hold_after_a_backchannel(engine: LocalEngine, words) -> None:
     call = await _open(engine)
     await until(lambda: len(call.of(Audio)) >= 2, "the greeting audio")
     words["text"] = "Yeah."
     call.feed(lk.tone(0.3))
     call.feed(lk.silence(0.4))
-    await until(lambda: call.of(Resume), "the resume")
-    assert len(call.of(Interrupt)) == 1
+    await until(lambda: call.of(Release), "the release")
+    assert len(call.of(Hold)) == 1 and call.of(Commit) == [] and call.of(Interrupt) == []
     assert not any(e.role == "caller" and e.final for e in call.of(Transcript))
     await call.close()
+
+
+async def test_session_commit_on_a_backchannel_keeps_the_bots_place(voice) -> None:
+    recognizer = lk.ScriptedRecognizer(lambda seconds: "Okay.")
+    engine = LocalEngine(
+        flow=str(DEMO), recognizer=recognizer, synthesizer=voice, vad=lk.EnergyVad()
+    )
+    try:
+        call = await _open(engine)
+        await until(lambda: len(call.of(Audio)) >= 2, "the greeting audio")
+        recognizer.gate.clear()  # the words come too late to be judged inside the hold
+        call.feed(lk.tone(0.6))  # too long to be released as a short sound
+        call.feed(lk.silence(1.6))
+        await until(lambda: call.of(Commit), "the commit on the hold's time limit")
+        call.session.played(500)  # as the gateway reports it
+        emitted = len(call.of(Audio))
+        recognizer.gate.set()
+        call.feed(lk.silence(0.4))
+        await until(
+            lambda: any(e.name == "barge_in.carried_on" for e in call.of(Metric)), "carrying on"
+        )
+        await until(lambda: len(call.of(Audio)) > emitted, "the rest of the greeting")
+        first = call.of(Audio)[0].pcm
+        # The bot goes on from 0.5 s into its first phrase with the audio it had: not a new
+        # rendering, nothing the caller heard said twice.
+        assert call.of(Audio)[emitted].pcm == first[2 * 8000 :]
+        assert voice.rendered.count(voice.rendered[0]) == 1
+        assert not any(e.role == "caller" and e.final for e in call.of(Transcript))
+        await call.close()
+    finally:
+        recognizer.gate.set()
+        await engine.aclose()
 
 
 async def test_session_slow_recognition_delays_no_other_call(voice, words) -> None:
@@ -155,7 +197,7 @@ async def test_session_slow_recognition_delays_no_other_call(voice, words) -> No
         await until(lambda: recognizer.entered.is_set(), "the held recognition")
         await until(lambda: len(other.of(Audio)) >= 2, "the other call's greeting")
         other.feed(lk.tone(0.3))  # talks over its greeting: VAD only, no recognition needed
-        await until(lambda: other.of(Interrupt), "the other call's interruption")
+        await until(lambda: other.of(Hold), "the other call's hold")
         assert not recognizer.gate.is_set()  # it happened while recognition was held
         assert not any(e.role == "caller" and e.final for e in slow.of(Transcript))
         recognizer.gate.set()
