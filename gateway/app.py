@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,13 +17,14 @@ from fastapi.responses import JSONResponse, Response
 
 from engine.base import Engine
 from engine.registry import ENGINE_NAMES
+from gateway.admission import Admission, parse_capacity
 from gateway.calls import CallRegistry
 from gateway.carriers.sip import SipSettings, sip_server
 from gateway.carriers.twilio.aio import TwilioCarrier
 from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
 from gateway.engines import EngineSet
-from gateway.lifecycle import Lifecycle
+from gateway.lifecycle import Lifecycle, readiness
 from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("overtalk.gateway")
@@ -67,9 +69,13 @@ def create_app(
     plans = PlanHolder(settings.dialplan, ENGINE_NAMES) if settings.dialplan else None
     calls = CallRegistry(settings.records_dir or None)
     lifecycle = Lifecycle()
-    metrics = GatewayMetrics(lambda: len(calls.active), lambda: lifecycle.draining)
+    admission = Admission(parse_capacity(settings.capacity), calls.active)
+    calls.on_end.append(admission.call_ended)
+    metrics = GatewayMetrics(
+        lambda: len(calls.active), lambda: lifecycle.draining, admission, lambda: [engine.name]
+    )
     calls.on_end.append(metrics.call_ended)
-    twilio = TwilioCarrier(settings, engines, calls, plans, lifecycle)
+    twilio = TwilioCarrier(settings, engines, calls, plans, lifecycle, admission=admission)
     if wall_clock is not None:
         twilio.wall_clock = wall_clock
 
@@ -96,6 +102,7 @@ def create_app(
                     calls,
                     plans,
                     lifecycle=lifecycle,
+                    admission=admission,
                     wall_clock=wall_clock,
                     recordings_dir=settings.recordings_dir,
                 )
@@ -127,6 +134,7 @@ def create_app(
     app.state.engines = engines
     app.state.plans = plans
     app.state.lifecycle = lifecycle
+    app.state.admission = admission
     app.state.metrics = metrics
     app.include_router(twilio.router())
     if settings.campaign_store:
@@ -146,11 +154,11 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Readiness: 503 while draining, so the load balancer sends new calls elsewhere."""
-        ready = lifecycle.accepting
-        return JSONResponse(
-            {"ready": ready, "active_calls": len(calls.active)}, status_code=200 if ready else 503
-        )
+        """Readiness: 503 while draining or full, so the load balancer sends new calls
+        elsewhere."""
+        body, ready = readiness(lifecycle, admission, engine.name, time.monotonic())
+        body["active_calls"] = len(calls.active)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -47,6 +47,11 @@ def _add_gateway_options(parser: argparse.ArgumentParser) -> None:
         help="seconds calls may run on after SIGTERM (OVERTALK_DRAIN_LIMIT, default 3600)",
     )
     parser.add_argument("--records-dir", help="write each call's ledger here as JSON")
+    parser.add_argument(
+        "--capacity",
+        help="calls each engine carries at once, N or ENGINE=N,...; past it new calls get "
+        "busy (OVERTALK_CAPACITY; `overtalk bench --overload` measures it; default unlimited)",
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -54,7 +59,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         name: getattr(args, name, None)
         for name in (
             "host", "port", "public_url", "engine", "log_level", "log_format", "records_dir",
-            "recordings_dir", "dialplan", "drain_limit",
+            "recordings_dir", "dialplan", "drain_limit", "capacity",
         )
     }  # fmt: skip
     settings = load_settings(args.config, overrides)

@@ -14,11 +14,14 @@ The protocol lives in the sans-I/O modules (``ua.py`` over ``transaction.py``, `
   pumping the engine's events. Everything a call holds is released when it ends.
 
 Inbound calls are routed through the dial plan by the dialled number (the Request-URI user;
-the To user when the Request-URI is our registered contact or has no user) and the From user. A bot is answered and streamed to its engine; a transfer is
-answered ``302`` to the target before answering; ``reject`` is ``486`` (busy) or ``603``;
-``hangup`` before answering is ``603``. ``say``, ``play`` and ``voicemail`` need a speech engine
-to render their prompts, which the SIP carrier does not have outside the bot path: such calls
-are answered, kept silent for a second, noted in the ledger and hung up.
+the To user when the Request-URI is our registered contact or has no user) and the From user.
+A bot is answered and streamed to its engine; when that engine is full (gateway/admission.py)
+the route's fallback is taken, or without one the call gets ``busy_status`` (503 with
+Retry-After, or 486). A transfer is answered ``302`` to the target before answering;
+``reject`` is ``486`` (busy) or ``603``; ``hangup`` before answering is ``603``. ``say``,
+``play`` and ``voicemail`` need a speech engine to render their prompts, which the SIP
+carrier does not have outside the bot path: such calls are answered, kept silent for a
+second, noted in the ledger and hung up.
 
 Outbound calls go through the trunk: :meth:`SipGateway.place_call`.
 """
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.base import CallContext, EngineError, EngineFailed, EngineSession
+from gateway.admission import Admission
 from gateway.calls import CallRegistry
 from gateway.carriers.sip.digest import Credentials
 from gateway.carriers.sip.errors import CallFailed, LocalProtocolError, RemoteProtocolError
@@ -374,6 +378,7 @@ class SipGateway:
         plans: PlanHolder | None = None,
         *,
         lifecycle: Lifecycle | None = None,
+        admission: Admission | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         mark_every: int = 1,
         recordings_dir: str = "",
@@ -385,6 +390,8 @@ class SipGateway:
         self.registry = calls
         self.plans = plans
         self.lifecycle = lifecycle or Lifecycle()
+        #: Places per engine; a call holds one from its INVITE until it is finished.
+        self.admission = admission or Admission({}, calls.active)
         self.wall_clock = wall_clock
         self.mark_every = mark_every
         self.recordings_dir = recordings_dir
@@ -714,7 +721,8 @@ class SipGateway:
             facts = CallFacts(
                 to=event.called, from_=event.caller, at=self.wall_clock(), direction="inbound"
             )
-            decision = route(self.plans.current, facts, engine_available=self.engines.available)
+            # A full engine is an unavailable one: its bot gives way to the route's fallback.
+            decision = route(self.plans.current, facts, engine_available=self._engine_free)
             action = decision.action
             route_name = decision.route
             log.info(
@@ -726,6 +734,12 @@ class SipGateway:
             )
         match action:
             case None | BotAction():
+                engine = (action.engine if action is not None else None) or self.engines.default
+                if not self.admission.admit(call_id, engine, "sip", now):
+                    status, retry = self.settings.busy_status, self.admission.retry_after
+                    log.info("x refusing call %s: engine %s is full: %d", call_id, engine, status)
+                    ua.reject(call_id, status, now, retry_after=retry)
+                    return
                 self._start_bot(event, action, route_name)
             case TransferAction(to=to):
                 target = self._target_uri(to, event.request.uri)
@@ -737,6 +751,10 @@ class SipGateway:
                 ua.reject(call_id, 603, now)
             case _:
                 self._start_prompt(event, _Prompt(action.action), route_name)
+
+    def _engine_free(self, engine: str) -> bool:
+        full = self.admission.load(engine, time.monotonic()).full
+        return self.engines.available(engine) and not full
 
     def _new_call(self, event: IncomingCall, engine: str, route_name: str) -> SipCall:
         ledger = CallLedger(
@@ -964,6 +982,7 @@ class SipGateway:
 
     def _finish(self, call_id: str, reason: str) -> None:
         call = self.calls.pop(call_id, None)
+        self.admission.release(call_id)
         if call is None:
             return
         call.end_reason = reason
@@ -1137,12 +1156,19 @@ async def sip_server(
     plans: PlanHolder | None = None,
     *,
     lifecycle: Lifecycle | None = None,
+    admission: Admission | None = None,
     wall_clock: Callable[[], datetime] | None = None,
     recordings_dir: str = "",
 ) -> AsyncIterator[SipGateway]:
     """Run the SIP carrier for the block's duration (the app's lifespan wraps it)."""
     gateway = SipGateway(
-        settings, engines, calls, plans, lifecycle=lifecycle, recordings_dir=recordings_dir
+        settings,
+        engines,
+        calls,
+        plans,
+        lifecycle=lifecycle,
+        admission=admission,
+        recordings_dir=recordings_dir,
     )
     if wall_clock is not None:
         gateway.wall_clock = wall_clock

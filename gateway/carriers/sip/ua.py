@@ -474,13 +474,24 @@ class UserAgent:
             self._timers.set(("2xx", call.call_id), now + self.timings.t1)
         self._timers.set(("no-ack", call.call_id), now + 64 * self.timings.t1)
 
-    def reject(self, call_id: str, status: int, now: float, reason: str = "") -> None:
-        """Refuse an incoming call with a final response (3xx-6xx)."""
+    def reject(
+        self,
+        call_id: str,
+        status: int,
+        now: float,
+        reason: str = "",
+        *,
+        retry_after: int | None = None,
+    ) -> None:
+        """Refuse an incoming call with a final response (3xx-6xx); ``retry_after`` (seconds)
+        goes with a 486, 503 or 600 (RFC 3261 20.33)."""
         if status < 300:
             raise LocalProtocolError(f"reject needs a 3xx-6xx status, not {status}")
         call = self._incoming(call_id)
         assert call.invite_key is not None
-        self._respond(call.invite_key, call.invite, status, reason, now, to_tag=call.local_tag)
+        headers = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
+        self._respond(call.invite_key, call.invite, status, reason, now,
+                      to_tag=call.local_tag, headers=headers)  # fmt: skip
         self._forget(call)
 
     def redirect(self, call_id: str, target: str, now: float) -> None:
