@@ -263,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: keep the first --calls count of calls up this long (each --seconds "
         "long, replaced as it ends) and report memory, file descriptors and tasks over time",
     )
+    bench.add_argument(
+        "--engine", default="echo", help="soak: the gateway's engine (echo, local; default echo)"
+    )
+    bench.add_argument(
+        "--carriers", default="sip,twilio", help="soak: carriers the calls take turns over"
+    )
+    bench.add_argument(
+        "--max-calls", type=int, default=0, help="soak: stop after this many calls (0: by time)"
+    )
     bench.set_defaults(handler=_bench)
     return parser
 
