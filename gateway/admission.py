@@ -7,9 +7,10 @@ trunk tries its next gateway on 503 with ``Retry-After`` (RFC 3261 21.5.4), Twil
 route's fallback or ``<Reject reason="busy">``, and a load balancer stops sending calls to a
 gateway whose ``/readyz`` says it is full.
 
-The capacity is configured per engine (``--capacity local=6,echo=400``, or one number for
-every engine); ``overtalk bench --overload`` measures the figure for this machine. An engine
-without one is not limited.
+The capacity is configured per engine (``--capacity local=24,echo=400``, or one number for
+every engine); ``tests/bench/bench_sip.py --overload`` measures it for a machine. Unless
+configured, the embedded ``local`` engine gets the measured figure per CPU core this process
+may use; other engines are not limited.
 
 A call counts against its engine from the moment it is admitted (the voice webhook, the SIP
 INVITE) until its ledger is closed. Admitted calls whose media never arrives (a Twilio
@@ -26,10 +27,22 @@ from dataclasses import dataclass
 from gateway.config import ConfigError
 from gateway.ledger import CallLedger
 
-__all__ = ["Admission", "EngineLoad", "parse_capacity"]
+__all__ = ["Admission", "EngineLoad", "default_capacity", "parse_capacity"]
 
 #: Key of the capacity that applies to every engine not named.
 EVERY = "*"
+#: Calls per CPU core the embedded engine carried with response p90 <= 400 ms: 32 on the
+#: 2-core development machine (tests/bench/bench_sip.py --overload; 40 gave p90 985 ms).
+LOCAL_CALLS_PER_CORE = 16
+
+
+def default_capacity(configured: Mapping[str, int], cores: int) -> dict[str, int]:
+    """``configured``, plus the measured figure for the local engine unless it is covered
+    (named, or every engine given one number)."""
+    capacity = dict(configured)
+    if "local" not in capacity and EVERY not in capacity:
+        capacity["local"] = LOCAL_CALLS_PER_CORE * max(1, cores)
+    return capacity
 
 
 def parse_capacity(text: str) -> dict[str, int]:

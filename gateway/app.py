@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 
 from engine.base import Engine
 from engine.registry import ENGINE_NAMES
-from gateway.admission import Admission, parse_capacity
+from gateway.admission import Admission, default_capacity, parse_capacity
 from gateway.calls import CallRegistry
 from gateway.carriers.sip import SipSettings, sip_server
 from gateway.carriers.twilio.aio import TwilioCarrier
@@ -69,7 +70,10 @@ def create_app(
     plans = PlanHolder(settings.dialplan, ENGINE_NAMES) if settings.dialplan else None
     calls = CallRegistry(settings.records_dir or None)
     lifecycle = Lifecycle()
-    admission = Admission(parse_capacity(settings.capacity), calls.active)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    admission = Admission(
+        default_capacity(parse_capacity(settings.capacity), cores or 1), calls.active
+    )
     calls.on_end.append(admission.call_ended)
     metrics = GatewayMetrics(
         lambda: len(calls.active), lambda: lifecycle.draining, admission, lambda: [engine.name]

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.echo import EchoEngine
-from gateway.admission import Admission, parse_capacity
+from gateway.admission import Admission, default_capacity, parse_capacity
 from gateway.app import create_app
 from gateway.config import ConfigError, Settings
 from gateway.ledger import CallLedger
@@ -57,6 +57,13 @@ def test_admission_frees_a_place_whose_media_never_came() -> None:
 )
 def test_capacity_parses(text: str, capacity: dict[str, int]) -> None:
     assert parse_capacity(text) == capacity
+
+
+def test_capacity_default_gives_local_engine_its_measured_figure_per_core() -> None:
+    assert default_capacity({}, 2) == {"local": 32}
+    assert default_capacity({"echo": 5}, 4) == {"echo": 5, "local": 64}
+    assert default_capacity({"local": 3}, 8) == {"local": 3}
+    assert default_capacity({"*": 10}, 8) == {"*": 10}  # one number for every engine
 
 
 @given(st.text(max_size=40))
