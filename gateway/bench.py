@@ -277,6 +277,7 @@ async def _soak(
     carriers: tuple[str, ...] = ("sip", "twilio"),
     max_calls: int = 0,
     sample_s: float = 10.0,
+    progress: bool = False,
 ) -> list[dict[str, float]]:
     """Keep ``calls`` calls up (each ``call_seconds`` long, replaced when it ends; slots take
     turns over ``carriers``) for ``minutes`` or ``max_calls`` calls; sample the gateway's
@@ -355,6 +356,9 @@ async def _soak(
                             "active_calls": health["active_calls"],
                         }
                     )
+                    if progress:  # a 30-minute run shows its curve as it goes
+                        table = _table(samples).splitlines()
+                        print("\n".join(table if len(samples) == 1 else table[-1:]), flush=True)
                 await asyncio.gather(*slots)
         finally:
             server.terminate()
@@ -568,17 +572,17 @@ def main(args: argparse.Namespace) -> int:
     calls = [int(x) for x in str(args.calls).split(",") if x]
     if args.soak:
         carriers = tuple(c for c in args.carriers.split(",") if c)
-        samples = asyncio.run(
-            _soak(calls[0], args.soak, args.seconds, engine=args.engine, carriers=carriers,
-                  max_calls=args.max_calls)
-        )  # fmt: skip
         print(
             f"Soak: engine {args.engine}, {calls[0]} concurrent calls over "
             f"{'+'.join(carriers)} for up to {args.soak:g} min"
             + (f" or {args.max_calls} calls" if args.max_calls else "")
-            + f", each {args.seconds:g} s:"
+            + f", each {args.seconds:g} s:",
+            flush=True,
         )
-        print(_table(samples))
+        samples = asyncio.run(
+            _soak(calls[0], args.soak, args.seconds, engine=args.engine, carriers=carriers,
+                  max_calls=args.max_calls, progress=True)
+        )  # fmt: skip
         growth = {k: _growth(samples, k) for k in ("rss_mib", "fds", "tasks")}
         print(
             "\nGrowth per hour over the second half: "
