@@ -3,6 +3,7 @@ refused with the gateway's busy answer when the engine is full."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from gateway.bench import flatness
@@ -33,3 +34,29 @@ def test_soak_flatness_measures_rise_after_warmup() -> None:
     flat = flatness([{"rss_mib": float(v)} for v in rss])
     assert flat["after_warmup_mib"] == 100 and flat["max_mib"] == 109
     assert round(flat["rise_pct"], 1) == 9.0
+
+
+async def test_gateway_keeps_nothing_of_ended_calls(start_gateway: StartGateway) -> None:
+    import gc
+
+    from gateway.carriers.sip.aio import SipCall
+    from gateway.carriers.sip.transaction import Timings
+    from gateway.session import CallSession
+
+    gateway, _, calls = await start_gateway()
+    assert gateway.ua is not None
+    fast = Timings(t1=0.01, t2=0.04, t4=0.05)  # completed transactions linger 64 * T1
+    gateway.ua.timings = gateway.ua.transactions.timings = fast
+    frames = [b"\x55" * 160] * 10
+    caller = SipCaller(("127.0.0.1", gateway.port))
+    for _ in range(3):
+        results = await asyncio.gather(*(caller.call(frames) for _ in range(5)))
+        assert [r.status for r in results] == [200] * 5
+    await until(lambda: len(calls.ledgers) == 15, "every call to end")
+    await until(lambda: not gateway.ua.transactions._transactions, "transactions to expire")  # type: ignore[union-attr]
+    gc.collect()
+    live = [o for o in gc.get_objects() if isinstance(o, SipCall | CallSession)]
+    assert live == []
+    assert not gateway.calls and not gateway.media.calls and not gateway._tasks
+    assert not gateway.ua.calls and not gateway.ua._client
+    assert not gateway.admission._pending and not calls.active
