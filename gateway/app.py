@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 
 from engine.base import Engine
 from engine.registry import ENGINE_NAMES
+from gateway.admission import Admission, default_capacity, parse_capacity
 from gateway.calls import CallRegistry
 from gateway.callstore.service import call_data_for
 from gateway.carriers.sip import SipSettings, sip_server
@@ -23,7 +26,7 @@ from gateway.carriers.twilio.aio import TwilioCarrier
 from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
 from gateway.engines import EngineSet
-from gateway.lifecycle import Lifecycle
+from gateway.lifecycle import Lifecycle, readiness
 from gateway.limits import BodyLimit, uvicorn_options
 from gateway.metrics import GatewayMetrics
 
@@ -73,12 +76,27 @@ def create_app(
     )
     calls = CallRegistry(settings.records_dir or None)
     lifecycle = Lifecycle()
-    metrics = GatewayMetrics(lambda: len(calls.active), lambda: lifecycle.draining)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    admission = Admission(
+        default_capacity(parse_capacity(settings.capacity), cores or 1), calls.active
+    )
+    calls.on_end.append(admission.call_ended)
+    metrics = GatewayMetrics(
+        lambda: len(calls.active), lambda: lifecycle.draining, admission, lambda: [engine.name]
+    )
     calls.on_end.append(metrics.call_ended)
     call_data = call_data_for(settings)  # the call store, when one is configured
     if call_data is not None:
         calls.on_end.append(call_data.submit)
-    twilio = TwilioCarrier(settings, engines, calls, plans, lifecycle, refused=metrics.refused)
+    twilio = TwilioCarrier(
+        settings,
+        engines,
+        calls,
+        plans,
+        lifecycle,
+        refused=metrics.refused,
+        admission=admission,
+    )
     if wall_clock is not None:
         twilio.wall_clock = wall_clock
 
@@ -107,6 +125,7 @@ def create_app(
                     calls,
                     plans,
                     lifecycle=lifecycle,
+                    admission=admission,
                     wall_clock=wall_clock,
                     recordings_dir=settings.recordings_dir,
                 )
@@ -140,6 +159,7 @@ def create_app(
     app.state.engines = engines
     app.state.plans = plans
     app.state.lifecycle = lifecycle
+    app.state.admission = admission
     app.state.metrics = metrics
     app.state.stream_tokens = twilio.tokens
     #: What the server must be started with for the header deadline and websocket bound.
@@ -170,11 +190,11 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Readiness: 503 while draining, so the load balancer sends new calls elsewhere."""
-        ready = lifecycle.accepting
-        return JSONResponse(
-            {"ready": ready, "active_calls": len(calls.active)}, status_code=200 if ready else 503
-        )
+        """Readiness: 503 while draining or full, so the load balancer sends new calls
+        elsewhere."""
+        body, ready = readiness(lifecycle, admission, engine.name, time.monotonic())
+        body["active_calls"] = len(calls.active)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics")
     async def prometheus() -> Response:

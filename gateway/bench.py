@@ -241,65 +241,143 @@ async def _wire(
 
 # -- soak ----------------------------------------------------------------------------------
 
+SHARED_SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 
-async def _soak(calls: int, minutes: float, call_seconds: float) -> list[dict[str, float]]:
-    """Keep ``calls`` calls up (each ``call_seconds`` long, replaced when it ends) for
-    ``minutes``; sample the gateway's memory, file descriptors and tasks every 10 s."""
+
+def _caller_frames(seconds: float) -> list[bytes]:
+    """What a SIP soak caller says: a real utterance from the shared recordings (so the local
+    engine recognises and answers), then silence, ``seconds`` in all; a tone without them."""
+    from gateway.audio.g711 import ulaw_encode
+
+    count = int(seconds / 0.02)
+    path = SHARED_SPEECH / "pocketsphinx" / "cards_001.wav"
+    if path.is_file():
+        import soundfile
+        import soxr
+
+        audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        pcm = soxr.resample(audio.mean(axis=1), rate, 8000)
+    else:
+        pcm = 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
+    ulaw = ulaw_encode((np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes())
+    ulaw += b"\xff" * max(0, count * 160 - len(ulaw))
+    return [ulaw[i : i + 160] for i in range(0, count * 160, 160)]
+
+
+def _soak_command(port: int, workdir: Path, engine: str) -> list[str]:
+    options = '[gateway.engine_options]\nmode = "stream"\nrate = 8000\n' if engine == "echo" else ""
+    config = workdir / "soak.toml"
+    config.write_text(f'[gateway]\nengine = "{engine}"\nlog_level = "warning"\n{options}')
+    return [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config),
+            "--port", str(port), "--log-level", "warning", "--sip", "--sip-host", "127.0.0.1",
+            "--sip-port", str(_free_port()), "--rtp-ports", "31000-32999"]  # fmt: skip
+
+
+@dataclass
+class _SoakCounts:
+    sip: int = 0
+    twilio: int = 0
+    failed: int = 0
+
+
+async def _soak(
+    calls: int,
+    minutes: float,
+    call_seconds: float,
+    *,
+    engine: str = "echo",
+    carriers: tuple[str, ...] = ("sip", "twilio"),
+    max_calls: int = 0,
+    sample_s: float = 10.0,
+    progress: bool = False,
+) -> list[dict[str, float]]:
+    """Keep ``calls`` calls up (each ``call_seconds`` long, replaced when it ends; slots take
+    turns over ``carriers``) for ``minutes`` or ``max_calls`` calls; sample the gateway's
+    memory, file descriptors and tasks every ``sample_s``."""
     import httpx
     import psutil
 
+    from gateway.sipcaller import SipCaller
+
     port = _free_port()
+    frames = _caller_frames(call_seconds)
     with tempfile.TemporaryDirectory() as tmp:
-        argv = _overtalk_command(port, Path(tmp))
-        server = await asyncio.create_subprocess_exec(
-            *argv,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=_SERVER_ENV,
-        )
+        argv = _soak_command(port, Path(tmp), engine)
+        log_path = Path(tmp) / "server.log"
+        with log_path.open("wb") as log_file:
+            server = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.DEVNULL, stderr=log_file, env=_SERVER_ENV
+            )
         proc = psutil.Process(server.pid)
+        sip_port = int(argv[argv.index("--sip-port") + 1])
         url = f"ws://127.0.0.1:{port}/twilio/media"
         stats = _WireStats()
+        counts = _SoakCounts()
         samples: list[dict[str, float]] = []
         loop = asyncio.get_running_loop()
         end = loop.time() + minutes * 60
+
+        def more() -> bool:
+            done = counts.sip + counts.twilio
+            return loop.time() < end and (not max_calls or done < max_calls)
+
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                for _ in range(400):
+                for _ in range(1200):  # the local engine loads its models first
                     try:
                         await http.get("/healthz")
                         break
                     except httpx.TransportError:
-                        await asyncio.sleep(0.05)
+                        await asyncio.sleep(0.1)
 
                 async def slot(n: int) -> None:
                     k = 0
-                    while loop.time() < end:
-                        t0 = time.perf_counter() + 0.05
-                        await _one_call(url, n * 100000 + k, call_seconds, t0, stats)
+                    await asyncio.sleep(n * call_seconds / max(1, calls))  # staggered
+                    while more():
+                        carrier = carriers[(n + k) % len(carriers)]
+                        if carrier == "sip":
+                            try:
+                                result = await SipCaller(("127.0.0.1", sip_port)).call(frames)
+                                counts.failed += result.status != 200
+                            except (TimeoutError, OSError, ValueError):
+                                counts.failed += 1
+                            counts.sip += 1
+                        else:
+                            failures = stats.failures
+                            t0 = time.perf_counter() + 0.05
+                            await _one_call(url, n * 100000 + k, call_seconds, t0, stats)
+                            counts.failed += stats.failures - failures
+                            counts.twilio += 1
                         k += 1
 
                 slots = [asyncio.create_task(slot(n)) for n in range(calls)]
                 started = loop.time()
-                while loop.time() < end:
-                    await asyncio.sleep(10.0)
+                while not all(task.done() for task in slots):
+                    await asyncio.sleep(sample_s)
                     health = (await http.get("/healthz")).json()
-                    late = [d * 1000 for d in stats.echo_delays[-calls * 500 :]]
                     samples.append(
                         {
                             "minute": (loop.time() - started) / 60,
+                            "calls": counts.sip + counts.twilio,
+                            "sip": counts.sip,
+                            "twilio": counts.twilio,
+                            "failed": counts.failed,
                             "rss_mib": proc.memory_info().rss / 2**20,
                             "fds": proc.num_fds(),
                             "tasks": health["tasks"],
                             "active_calls": health["active_calls"],
-                            "echo_p99_ms": _pct(late, 99),
-                            "failed_calls": stats.failures,
                         }
                     )
+                    if progress:  # a 30-minute run shows its curve as it goes
+                        table = _table(samples).splitlines()
+                        print("\n".join(table if len(samples) == 1 else table[-1:]), flush=True)
                 await asyncio.gather(*slots)
         finally:
             server.terminate()
             await server.wait()
+            err = log_path.read_text(errors="replace")
+            if "Traceback" in err:
+                print("server stderr:\n" + err[-3000:], file=sys.stderr)
     return samples
 
 
@@ -311,6 +389,22 @@ def _growth(samples: list[dict[str, float]], key: str) -> float:
     x = np.array([s["minute"] for s in half]) / 60
     y = np.array([s[key] for s in half])
     return float(np.polyfit(x, y, 1)[0])
+
+
+def flatness(samples: list[dict[str, float]], warmup: float = 0.2) -> dict[str, float]:
+    """RSS after warm-up (the first ``warmup`` share of the samples): the first value, the
+    highest, the last, and the highest as a rise over the first, in per cent."""
+    rest = samples[max(1, int(len(samples) * warmup)) :] if len(samples) > 1 else samples
+    if not rest:
+        return {}
+    base = rest[0]["rss_mib"]
+    peak = max(s["rss_mib"] for s in rest)
+    return {
+        "after_warmup_mib": base,
+        "max_mib": peak,
+        "last_mib": rest[-1]["rss_mib"],
+        "rise_pct": 100.0 * (peak - base) / base,
+    }
 
 
 # -- 2. per frame, in process ------------------------------------------------------------------
@@ -489,14 +583,31 @@ def _highest_realtime(rows: list[dict[str, float]]) -> int:
 def main(args: argparse.Namespace) -> int:
     calls = [int(x) for x in str(args.calls).split(",") if x]
     if args.soak:
-        samples = asyncio.run(_soak(calls[0], args.soak, args.seconds))
-        print(f"Soak: {calls[0]} calls for {args.soak:g} min, each {args.seconds:g} s:")
-        print(_table(samples))
+        carriers = tuple(c for c in args.carriers.split(",") if c)
+        print(
+            f"Soak: engine {args.engine}, {calls[0]} concurrent calls over "
+            f"{'+'.join(carriers)} for up to {args.soak:g} min"
+            + (f" or {args.max_calls} calls" if args.max_calls else "")
+            + f", each {args.seconds:g} s:",
+            flush=True,
+        )
+        samples = asyncio.run(
+            _soak(calls[0], args.soak, args.seconds, engine=args.engine, carriers=carriers,
+                  max_calls=args.max_calls, progress=True)
+        )  # fmt: skip
         growth = {k: _growth(samples, k) for k in ("rss_mib", "fds", "tasks")}
         print(
             "\nGrowth per hour over the second half: "
             + ", ".join(f"{k} {v:+.1f}" for k, v in growth.items())
         )
+        flat = flatness(samples)
+        if flat:
+            verdict = "yes" if flat["rise_pct"] <= 10 else "NO"
+            print(
+                f"RSS after warm-up: {flat['after_warmup_mib']:.0f} MiB, highest "
+                f"{flat['max_mib']:.0f} MiB ({flat['rise_pct']:+.1f} %), last "
+                f"{flat['last_mib']:.0f} MiB; flat within 10 %: {verdict}"
+            )
         return 0
     results: dict[str, object] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},

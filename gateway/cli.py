@@ -58,6 +58,11 @@ def _add_gateway_options(parser: argparse.ArgumentParser) -> None:
         "--retain-days", type=float,
         help="delete call records, recordings and exports older than this (OVERTALK_RETAIN_DAYS)",
     )  # fmt: skip
+    parser.add_argument(
+        "--capacity",
+        help="calls each engine carries at once, N or ENGINE=N,...; past it new calls get "
+        "busy (OVERTALK_CAPACITY; `overtalk bench --overload` measures it; default unlimited)",
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -66,6 +71,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         for name in (
             "host", "port", "public_url", "engine", "log_level", "log_format", "records_dir",
             "recordings_dir", "dialplan", "drain_limit", "store", "retain_days",
+            "capacity",
         )
     }  # fmt: skip
     settings = load_settings(args.config, overrides)
@@ -251,6 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MINUTES",
         help="instead: keep the first --calls count of calls up this long (each --seconds "
         "long, replaced as it ends) and report memory, file descriptors and tasks over time",
+    )
+    bench.add_argument(
+        "--engine", default="echo", help="soak: the gateway's engine (echo, local; default echo)"
+    )
+    bench.add_argument(
+        "--carriers", default="sip,twilio", help="soak: carriers the calls take turns over"
+    )
+    bench.add_argument(
+        "--max-calls", type=int, default=0, help="soak: stop after this many calls (0: by time)"
     )
     bench.set_defaults(handler=_bench)
     return parser

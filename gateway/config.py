@@ -50,6 +50,9 @@ class Settings:
     #: What a voice webhook gets while draining: "busy" (<Reject reason="busy">) or
     #: "unavailable" (HTTP 503: Twilio then tries the number's fallback URL).
     drain_answer: str = "busy"
+    #: Calls each engine may carry at once: ``6`` (every engine) or ``local=6,echo=400``;
+    #: past it new calls are refused busy (see gateway/admission.py). Unset: unlimited.
+    capacity: str = ""
     #: Campaign store: a SQLite file path or a postgresql:// URL. Set: the gateway serves the
     #: campaign callbacks and management API under /campaigns.
     campaign_store: str = ""

@@ -20,6 +20,8 @@ from typing import Any
 
 import uvicorn
 
+from gateway.admission import Admission
+
 log = logging.getLogger("overtalk.lifecycle")
 
 
@@ -53,6 +55,25 @@ def listen(host: str, port: int) -> socket.socket:
         raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.setblocking(False)
     return sock
+
+
+def readiness(
+    lifecycle: Lifecycle, admission: Admission, default_engine: str, now: float
+) -> tuple[dict[str, Any], bool]:
+    """``/readyz``'s body and verdict: not ready while draining or while the default engine
+    is full, so a load balancer sends new calls to another gateway; each engine's capacity
+    and calls in use are listed for whoever sizes the fleet."""
+    loads = admission.loads([default_engine], now)
+    full = any(load.full for load in loads if load.engine == default_engine)
+    body = {
+        "ready": lifecycle.accepting and not full,
+        "draining": lifecycle.draining,
+        "full": full,
+        "engines": {
+            load.engine: {"capacity": load.capacity, "calls": load.in_use} for load in loads
+        },
+    }
+    return body, bool(body["ready"])
 
 
 class Lifecycle:

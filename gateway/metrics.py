@@ -8,6 +8,7 @@ folded in once, when the call ends, from its ledger. ``/metrics`` renders them a
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.admission import Admission
 from gateway.histogram import LATENESS_BUCKETS, Histogram
 from gateway.ledger import CallLedger
 
@@ -35,9 +37,17 @@ BARGE_IN_METRIC = "barge_in_latency"
 class GatewayMetrics(Collector):
     """Everything ``/metrics`` reports; ``active_calls`` is read live."""
 
-    def __init__(self, active_calls: Callable[[], int], draining: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        active_calls: Callable[[], int],
+        draining: Callable[[], bool],
+        admission: Admission | None = None,
+        engines: Callable[[], list[str]] = list,
+    ) -> None:
         self._active_calls = active_calls
         self._draining = draining
+        self._admission = admission
+        self._engines = engines
         self.calls = Counter[str]()
         self.engine_errors = 0
         self.websocket_errors = Counter[str]()
@@ -128,3 +138,26 @@ class GatewayMetrics(Collector):
              self.hold_gap),
         ):  # fmt: skip
             yield HistogramMetricFamily(name, doc, buckets=hist.buckets(), sum_value=hist.total)
+        if self._admission is not None:
+            yield from self._capacity(self._admission)
+
+    def _capacity(self, admission: Admission) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """Admission figures, for an HPA (scale on calls / capacity) and for alerts on refusals.
+        An engine without a configured capacity reports -1 (unlimited)."""
+        capacity = GaugeMetricFamily(
+            "overtalk_engine_capacity", "Calls the engine may carry at once (-1: unlimited).",
+            labels=["engine"],
+        )  # fmt: skip
+        in_use = GaugeMetricFamily(
+            "overtalk_engine_calls", "Calls admitted to the engine now.", labels=["engine"]
+        )
+        for load in admission.loads(self._engines(), time.monotonic()):
+            capacity.add_metric([load.engine], -1 if load.capacity is None else load.capacity)
+            in_use.add_metric([load.engine], load.in_use)
+        refused = CounterMetricFamily(
+            "overtalk_calls_refused", "Calls refused busy because their engine was full.",
+            labels=["engine", "carrier"],
+        )  # fmt: skip
+        for (engine, carrier), n in sorted(admission.refused.items()):
+            refused.add_metric([engine, carrier], n)
+        yield from (capacity, in_use, refused)

@@ -118,7 +118,12 @@ class WhisperRecognizer:
         self.timestamps = timestamps
 
     def transcribe(self, requests: Sequence[AsrRequest]) -> list[Transcription]:
-        """One encoder and decoder pass for the whole batch (all padded to one length)."""
+        """One encoder and decoder pass per prompt length (all audio padded to one length).
+
+        CTranslate2's ``generate`` needs ``<|startoftranscript|>`` at the same position in
+        every prompt of a batch, so a request with a previous-text prompt of 12 tokens cannot
+        share a pass with one of 30 tokens or none: requests are grouped by prompt length.
+        """
         if not requests:
             return []
         tok = self.tokenizer
@@ -126,6 +131,7 @@ class WhisperRecognizer:
         length = max(self.window_s, longest + self.tail_s)
         frames = int(length * 100)
         feats = np.empty((len(requests), self.model.n_mels, frames), np.float32)
+        groups: dict[int, list[int]] = {}
         prompts: list[list[int]] = []
         for i, req in enumerate(requests):
             padded = np.zeros(int(length * RATE), np.float32)
@@ -138,25 +144,27 @@ class WhisperRecognizer:
                 previous = tok.encode(" " + req.prompt.strip())[-100:]
                 prompt = [tok.sot_prev, *previous, *prompt]
             prompts.append(prompt)
-        budget = int(6 + longest * self.tokens_per_s)
-        results = self.model.generate(
-            self._ct2.StorageView.from_array(feats),
-            prompts,
-            beam_size=1,
-            max_length=max(len(p) for p in prompts) + budget,
-            suppress_blank=True,
-            max_initial_timestamp_index=50,
-            return_scores=True,
-            return_no_speech_prob=True,
-        )
-        return [
-            Transcription(
-                cut_repetition(self._text(res.sequences_ids[0], len(req.audio) / RATE)),
-                float(res.no_speech_prob),
-                float(res.scores[0]) if res.scores else 0.0,
+            groups.setdefault(len(prompt), []).append(i)
+        out: list[Transcription | None] = [None] * len(requests)
+        for size, members in groups.items():
+            group_longest = max(len(requests[i].audio) for i in members) / RATE
+            results = self.model.generate(
+                self._ct2.StorageView.from_array(np.ascontiguousarray(feats[members])),
+                [prompts[i] for i in members],
+                beam_size=1,
+                max_length=size + int(6 + group_longest * self.tokens_per_s),
+                suppress_blank=True,
+                max_initial_timestamp_index=50,
+                return_scores=True,
+                return_no_speech_prob=True,
             )
-            for res, req in zip(results, requests, strict=True)
-        ]
+            for i, res in zip(members, results, strict=True):
+                out[i] = Transcription(
+                    cut_repetition(self._text(res.sequences_ids[0], len(requests[i].audio) / RATE)),
+                    float(res.no_speech_prob),
+                    float(res.scores[0]) if res.scores else 0.0,
+                )
+        return [t for t in out if t is not None]
 
     def _text(self, ids: list[int], duration: float) -> str:
         """The words of segments that start before the audio ends (later ones are invented)."""

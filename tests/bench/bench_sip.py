@@ -1,12 +1,22 @@
-"""SIP path latency and interruption, measured on the wire (the Twilio path's figures, on RTP).
+"""SIP path latency and interruption, measured on the wire (the Twilio path's figures, on RTP),
+and the embedded engine under overload.
 
-Run: ``python tests/bench/bench_sip.py [--turns 3]``. A gateway with the echo engine listens on
-127.0.0.1; a bare caller (SIP by hand, RTP from a plain UDP socket, 20 ms frames on an
-absolute schedule) speaks recorded utterances and stamps every packet the gateway sends:
+Run: ``python tests/bench/bench_sip.py [--turns 3]``, or
+``python tests/bench/bench_sip.py --overload [--calls 1,2,4,6,8] [--capacity N]``. A gateway
+with the echo engine listens on 127.0.0.1; a bare caller (SIP by hand, RTP from a plain UDP
+socket, 20 ms frames on an absolute schedule) speaks recorded utterances and stamps every
+packet the gateway sends:
 
 - response: the caller's last voiced frame sent -> the first voiced bot packet received;
 - barge-in: the first voiced frame of an utterance spoken over the bot -> the first packet
   after it that is no longer bot speech (outbound RTP stops carrying the bot).
+
+Overload: the local engine (every utterance answered by repeating it, so each turn runs VAD,
+recognition and synthesis) behind a SIP gateway in this process; N callers at once, each
+waiting out the greeting, saying one utterance and listening. Response = the caller's last
+voiced frame sent -> the first voiced packet back. The capacity is the most calls with p90 <=
+400 ms and every turn answered; then twice that many callers come, once with admission
+control at that capacity (the extra callers get 503) and once without it.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from gateway.carriers.sip import RtpPacket, SipGateway, SipSettings  # noqa: E40
 from gateway.carriers.sip.sdp import SessionDescription  # noqa: E402
 from gateway.engines import EngineSet  # noqa: E402
 from gateway.sim.script import is_voiced  # noqa: E402
+from gateway.sipcaller import SipCaller  # noqa: E402
 from tests.conftest import load_pcm  # noqa: E402
 from tests.sip.rawsip import RawUac, pcmu_offer  # noqa: E402
 
@@ -134,10 +145,113 @@ async def call(turns: int) -> tuple[list[float], list[float], list[float]]:
     return responses, barges, clears
 
 
+FLOWS = Path(__file__).resolve().parents[2] / "dialplans" / "flows"
+
+
+TURNS = 3
+
+
+def _overload_frames() -> tuple[list[bytes], list[tuple[int, int]]]:
+    """2.5 s for the greeting, then ``TURNS`` times an utterance and 3.5 s to hear the answer;
+    with each turn's (last voiced frame, first frame of the next turn)."""
+    speech = frames(load_pcm("speech/pocketsphinx/cards_001.wav", 8000))
+    last = max(i for i, f in enumerate(speech) if is_voiced(f))
+    sent, turns = [SILENCE] * 125, []
+    for _ in range(TURNS):
+        start = len(sent)
+        sent += speech + [SILENCE] * 175
+        turns.append((start + last, len(sent)))
+    return sent, turns
+
+
+def _responses_ms(turns: list[tuple[int, int]], result: object) -> list[float | None]:
+    """Per turn: last voiced frame sent -> the first voiced packet back before the next turn."""
+    sent_at, arrivals = result.sent_at, result.arrivals  # type: ignore[attr-defined]
+    out: list[float | None] = []
+    for last, until in turns:
+        if len(sent_at) <= last:
+            out.append(None)
+            continue
+        begin = sent_at[last]
+        end = sent_at[until] if until < len(sent_at) else float("inf")
+        first = next((t for t, p in arrivals if begin < t < end and is_voiced(p)), None)
+        out.append(None if first is None else (first - begin) * 1000)
+    return out
+
+
+async def overload_round(engine: object, n: int, capacity: int | None) -> dict[str, float]:
+    """``n`` callers at once (staggered by 0.2 s) against a fresh gateway."""
+    registry = CallRegistry()
+    gateway = SipGateway(
+        SipSettings(host="127.0.0.1", port=0, transports=("udp",)),
+        EngineSet("local", prebuilt=engine),  # type: ignore[arg-type]
+        registry,
+    )
+    if capacity is not None:
+        gateway.admission.capacity = {"local": capacity}
+    await gateway.start()
+    sent, turns = _overload_frames()
+
+    async def one(i: int) -> object:
+        await asyncio.sleep(0.2 * i)
+        return await SipCaller(("127.0.0.1", gateway.port)).call(sent)
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    results = await asyncio.gather(*(one(i) for i in range(n)))
+    cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    await gateway.stop()
+    answered = [r for r in results if r.status == 200]
+    responses = [x for r in answered for x in _responses_ms(turns, r)]
+    latencies = [x for x in responses if x is not None]
+    return {
+        "callers": n,
+        "capacity": capacity or 0,
+        "refused_503": sum(r.status == 503 for r in results),
+        "answered": len(answered),
+        "unanswered_turns": len(responses) - len(latencies),
+        "p50_ms": float(np.percentile(latencies, 50)) if latencies else float("nan"),
+        "p90_ms": float(np.percentile(latencies, 90)) if latencies else float("nan"),
+        "cpu_pct": 100 * cpu,
+    }
+
+
+async def overload(counts: list[int], capacity: int | None) -> None:
+    from engine.local import LocalEngine
+
+    engine = LocalEngine(flow=str(FLOWS / "local-bench-listen.yaml"))
+    await overload_round(engine, 1, None)  # warm-up: models, caches
+    print(f"{'callers':>7} {'capacity':>8} {'503':>4} {'answered':>8} {'unanswered':>10} "
+          f"{'p50 ms':>7} {'p90 ms':>7} {'CPU %':>6}")  # fmt: skip
+
+    def show(row: dict[str, float]) -> None:
+        print(f"{row['callers']:7.0f} {row['capacity'] or '-':>8} {row['refused_503']:4.0f} "
+              f"{row['answered']:8.0f} {row['unanswered_turns']:10.0f} {row['p50_ms']:7.0f} "
+              f"{row['p90_ms']:7.0f} {row['cpu_pct']:6.0f}", flush=True)  # fmt: skip
+
+    if capacity is None:
+        capacity = 0
+        for n in counts:
+            row = await overload_round(engine, n, None)
+            show(row)
+            if row["p90_ms"] <= 400 and row["unanswered_turns"] == 0:
+                capacity = n
+        print(f"capacity at p90 <= 400 ms, every turn answered: {capacity}")
+    if capacity:
+        show(await overload_round(engine, 2 * capacity, capacity))  # admission on
+        show(await overload_round(engine, 2 * capacity, None))  # and off
+    await engine.aclose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--overload", action="store_true", help="the local engine's capacity")
+    parser.add_argument("--calls", default="1,2,4,6,8", help="overload: callers per round")
+    parser.add_argument("--capacity", type=int, help="overload: skip the sweep, use this")
     args = parser.parse_args()
+    if args.overload:
+        asyncio.run(overload([int(x) for x in args.calls.split(",")], args.capacity))
+        return
     responses, barges, clears = asyncio.run(call(args.turns))
     print()
     print(f"{'figure':<52} {'p50':>8} {'max':>8}  n")

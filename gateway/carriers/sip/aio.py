@@ -13,12 +13,15 @@ The protocol lives in the sans-I/O modules (``ua.py`` over ``transaction.py``, `
   :class:`~gateway.session.CallSession` with the engine the dial plan named, and one task
   pumping the engine's events. Everything a call holds is released when it ends.
 
-Inbound calls are routed through the dial plan by the Request-URI user (the To user when it
-has none) and the From user. A bot is answered and streamed to its engine; a transfer is
-answered ``302`` to the target before answering; ``reject`` is ``486`` (busy) or ``603``;
-``hangup`` before answering is ``603``. ``say``, ``play`` and ``voicemail`` need a speech engine
-to render their prompts, which the SIP carrier does not have outside the bot path: such calls
-are answered, kept silent for a second, noted in the ledger and hung up.
+Inbound calls are routed through the dial plan by the dialled number (the Request-URI user;
+the To user when the Request-URI is our registered contact or has no user) and the From user.
+A bot is answered and streamed to its engine; when that engine is full (gateway/admission.py)
+the route's fallback is taken, or without one the call gets ``busy_status`` (503 with
+Retry-After, or 486). A transfer is answered ``302`` to the target before answering;
+``reject`` is ``486`` (busy) or ``603``; ``hangup`` before answering is ``603``. ``say``,
+``play`` and ``voicemail`` need a speech engine to render their prompts, which the SIP
+carrier does not have outside the bot path: such calls are answered, kept silent for a
+second, noted in the ledger and hung up.
 
 Outbound calls go through the trunk: :meth:`SipGateway.place_call`.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import errno
 import logging
 import random
@@ -40,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.base import CallContext, EngineError, EngineFailed, EngineSession
+from gateway.admission import Admission
 from gateway.calls import CallRegistry
 from gateway.carriers.sip.digest import Credentials
 from gateway.carriers.sip.errors import CallFailed, LocalProtocolError, RemoteProtocolError
@@ -57,6 +62,7 @@ from gateway.carriers.sip.sdp import (
 from gateway.carriers.sip.settings import SipSettings
 from gateway.carriers.sip.transaction import Peer
 from gateway.carriers.sip.ua import (
+    NO_ACK,
     CallAnswered,
     CallConfirmed,
     CallEnded,
@@ -105,7 +111,9 @@ class MediaClock:
     """The gateway's 20 ms clock: one timer for every call's RTP, on an absolute schedule.
 
     Tick ``k`` is due at ``t0 + k * 20 ms``; a late tick does not shift later ones (each
-    stream catches up the frames it owes). It runs only while calls are attached.
+    stream catches up the frames it owes). It runs only while calls are attached, in a context
+    of its own (no call's id), and ticks each call inside that call's context, so whatever a
+    tick logs names the call it serves.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -113,6 +121,7 @@ class MediaClock:
         self.calls: dict[str, SipCall] = {}
         self._next = 0.0
         self._handle: asyncio.TimerHandle | None = None
+        self._context = contextvars.Context()
         self.ticks = 0
 
     def next_tick(self) -> float:
@@ -134,16 +143,20 @@ class MediaClock:
     def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
         delay = self._next - self.clock()
-        self._handle = loop.call_at(loop.time() + max(0.0, delay), self._tick)
+        self._handle = loop.call_at(
+            loop.time() + max(0.0, delay), self._tick, context=self._context
+        )
 
     def _tick(self) -> None:
         now = self.clock()
         self.ticks += 1
         for call in list(self.calls.values()):
             try:
-                call.tick(now)
+                call.context.run(call.tick, now)
             except Exception:  # one call's fault must not stop every other call's audio
-                log.exception("x media tick of call %s failed; ending it", call.call_id)
+                call.context.run(
+                    log.exception, "x media tick of call %s failed; ending it", call.call_id
+                )
                 call.gateway.hangup(call.call_id, "internal error in media")
         self._next += FRAME
         if self._next < now - 0.1:
@@ -261,6 +274,10 @@ class SipCall:
     def __init__(self, gateway: SipGateway, call_id: str, ledger: CallLedger) -> None:
         self.gateway = gateway
         self.call_id = call_id
+        #: The context this call's tasks, RTP callbacks and media ticks run in: its log lines
+        #: carry its id, and no other call's (copies of it seed each task).
+        self.context = contextvars.Context()
+        self.context.run(current_call.set, call_id)
         self.ledger = ledger
         self.stream: RtpStream | None = None
         self.session: CallSession | None = None
@@ -361,6 +378,7 @@ class SipGateway:
         plans: PlanHolder | None = None,
         *,
         lifecycle: Lifecycle | None = None,
+        admission: Admission | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         mark_every: int = 1,
         recordings_dir: str = "",
@@ -372,6 +390,8 @@ class SipGateway:
         self.registry = calls
         self.plans = plans
         self.lifecycle = lifecycle or Lifecycle()
+        #: Places per engine; a call holds one from its INVITE until it is finished.
+        self.admission = admission or Admission({}, calls.active)
         self.wall_clock = wall_clock
         self.mark_every = mark_every
         self.recordings_dir = recordings_dir
@@ -574,10 +594,15 @@ class SipGateway:
             for data, peer in datagrams:
                 self._send(data, peer)
             for event in events:
+                # Each event is handled under its own call's id: the SIP socket's callback
+                # context is shared by every call and must never keep one call's id.
+                token = current_call.set(getattr(event, "call_id", ""))
                 try:
                     self._handle(event)
                 except Exception:  # one call's failure must never stop the SIP stack
                     log.exception("x handling %s failed", type(event).__name__)
+                finally:
+                    current_call.reset(token)
         self._arm()
 
     def _arm(self) -> None:
@@ -601,8 +626,10 @@ class SipGateway:
         self.ua.handle_timer(time.monotonic())
         self._flush()
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, coro: Any, call: SipCall | None = None) -> asyncio.Task[Any]:
+        """A task of the gateway's, or of ``call``'s (then it runs in a copy of its context)."""
+        context = call.context.copy() if call is not None else contextvars.Context()
+        task = asyncio.get_running_loop().create_task(coro, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -636,7 +663,10 @@ class SipGateway:
                 log.info("= SIP call %s ended (%s, by %s)", call_id, reason, by)
                 call = self.calls.get(call_id)
                 if call is not None and not call.ledger.outcome:
-                    call.ledger.outcome = "caller-hung-up" if by == "remote" else "completed"
+                    if reason == NO_ACK:
+                        call.ledger.outcome = "no-ack"  # the caller never had the answer
+                    else:
+                        call.ledger.outcome = "caller-hung-up" if by == "remote" else "completed"
                 self._finish(call_id, reason)
             case CallAnswered() | UaCallFailed():
                 future = self._outbound.pop(event.call_id, None)
@@ -668,7 +698,6 @@ class SipGateway:
         assert ua is not None
         now = time.monotonic()
         call_id = event.call_id
-        current_call.set(call_id)
         log.info("< SIP call %s from %s to %s", call_id, event.caller, event.called)
         if not self.lifecycle.accepting:
             log.info("x refusing call %s: draining", call_id)
@@ -692,7 +721,8 @@ class SipGateway:
             facts = CallFacts(
                 to=event.called, from_=event.caller, at=self.wall_clock(), direction="inbound"
             )
-            decision = route(self.plans.current, facts, engine_available=self.engines.available)
+            # A full engine is an unavailable one: its bot gives way to the route's fallback.
+            decision = route(self.plans.current, facts, engine_available=self._engine_free)
             action = decision.action
             route_name = decision.route
             log.info(
@@ -704,6 +734,12 @@ class SipGateway:
             )
         match action:
             case None | BotAction():
+                engine = (action.engine if action is not None else None) or self.engines.default
+                if not self.admission.admit(call_id, engine, "sip", now):
+                    status, retry = self.settings.busy_status, self.admission.retry_after
+                    log.info("x refusing call %s: engine %s is full: %d", call_id, engine, status)
+                    ua.reject(call_id, status, now, retry_after=retry)
+                    return
                 self._start_bot(event, action, route_name)
             case TransferAction(to=to):
                 target = self._target_uri(to, event.request.uri)
@@ -715,6 +751,10 @@ class SipGateway:
                 ua.reject(call_id, 603, now)
             case _:
                 self._start_prompt(event, _Prompt(action.action), route_name)
+
+    def _engine_free(self, engine: str) -> bool:
+        full = self.admission.load(engine, time.monotonic()).full
+        return self.engines.available(engine) and not full
 
     def _new_call(self, event: IncomingCall, engine: str, route_name: str) -> SipCall:
         ledger = CallLedger(
@@ -744,7 +784,7 @@ class SipGateway:
         )
         assert self.ua is not None
         self.ua.ring(event.call_id, time.monotonic())
-        call.tasks.append(self._spawn(self._answer_bot(call, context, bot)))
+        call.tasks.append(self._spawn(self._answer_bot(call, context, bot), call))
 
     async def _answer_bot(self, call: SipCall, context: CallContext, bot: BotAction | None) -> None:
         ua = self.ua
@@ -791,6 +831,13 @@ class SipGateway:
     async def _open_media(self, call: SipCall) -> None:
         port, rtp_sock, rtcp_sock = self.ports.allocate()
         call.port = port
+        await self._bind_media(call, rtp_sock, rtcp_sock)
+
+    async def _bind_media(
+        self, call: SipCall, rtp_sock: socket.socket, rtcp_sock: socket.socket
+    ) -> None:
+        """Wrap the call's RTP/RTCP sockets; called in the call's context, which the
+        transports' callbacks keep."""
         loop = asyncio.get_running_loop()
         call.rtp, _ = await loop.create_datagram_endpoint(
             lambda: _Datagrams(call.on_rtp), sock=rtp_sock
@@ -853,7 +900,7 @@ class SipGateway:
         call.recording = recording
         self.registry.started(call.ledger, session.end_call)
         self.media.attach(call)
-        call.tasks.append(self._spawn(self._pump_engine(call, session)))
+        call.tasks.append(self._spawn(self._pump_engine(call, session), call))
         log.info("= call %s streaming to engine %s", call.call_id, call.ledger.engine)
 
     def _recording_path(self, call: SipCall) -> Path | None:
@@ -864,7 +911,6 @@ class SipGateway:
         return None
 
     async def _pump_engine(self, call: SipCall, session: CallSession) -> None:
-        current_call.set(call.call_id)
         try:
             await session.run_engine_events()
         except EngineFailed:
@@ -882,7 +928,7 @@ class SipGateway:
         )
         log.warning("x call %s: %s", event.call_id, note)
         call.ledger.errors.append(note)
-        call.tasks.append(self._spawn(self._answer_prompt(call)))
+        call.tasks.append(self._spawn(self._answer_prompt(call), call))
 
     async def _answer_prompt(self, call: SipCall) -> None:
         assert self.ua is not None
@@ -936,6 +982,7 @@ class SipGateway:
 
     def _finish(self, call_id: str, reason: str) -> None:
         call = self.calls.pop(call_id, None)
+        self.admission.release(call_id)
         if call is None:
             return
         call.end_reason = reason
@@ -948,7 +995,7 @@ class SipGateway:
             refer.set_result(487)
         if call.limit is not None:
             call.limit.cancel()
-        self._spawn(self._close_call(call, reason))
+        self._spawn(self._close_call(call, reason), call)
 
     async def _close_call(self, call: SipCall, reason: str) -> None:
         current = asyncio.current_task()
@@ -1071,13 +1118,8 @@ class SipGateway:
         )
         call = SipCall(self, call_id, ledger)
         call.port, call.session_id, call.local_sdp = port, session_id, local
+        await self._spawn(self._bind_media(call, rtp_sock, rtcp_sock), call)
         loop = asyncio.get_running_loop()
-        call.rtp, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(call.on_rtp), sock=rtp_sock
-        )
-        call.rtcp, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(call.on_rtcp), sock=rtcp_sock
-        )
         future: asyncio.Future[UaEvent] = loop.create_future()
         self._outbound[call_id] = future
         self.calls[call_id] = call
@@ -1114,12 +1156,19 @@ async def sip_server(
     plans: PlanHolder | None = None,
     *,
     lifecycle: Lifecycle | None = None,
+    admission: Admission | None = None,
     wall_clock: Callable[[], datetime] | None = None,
     recordings_dir: str = "",
 ) -> AsyncIterator[SipGateway]:
     """Run the SIP carrier for the block's duration (the app's lifespan wraps it)."""
     gateway = SipGateway(
-        settings, engines, calls, plans, lifecycle=lifecycle, recordings_dir=recordings_dir
+        settings,
+        engines,
+        calls,
+        plans,
+        lifecycle=lifecycle,
+        admission=admission,
+        recordings_dir=recordings_dir,
     )
     if wall_clock is not None:
         gateway.wall_clock = wall_clock

@@ -59,6 +59,10 @@ _CANONICAL = {name.lower(): name for name in _KNOWN}
 _LISTS = frozenset({"via", "route", "record-route", "contact", "allow", "supported", "require"})
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
 _STATUS_LINE = re.compile(r"^SIP/2\.0 ([1-6]\d\d) ?(.*)$")
+#: Control characters no header value or Request-URI may hold: RFC 3261 25.1 builds them from
+#: TEXT-UTF8char (%x21-7E / UTF8-NONASCII) and LWS (SP / HTAB), never CTLs other than HTAB.
+#: A CR or NUL inside a value is how a peer smuggles a header or a log line past us.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 #: Headers a request must carry to be answered at all (8.1.1).
 MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
 
@@ -188,7 +192,11 @@ class SipMessage:
             raise RemoteProtocolError("empty message", None)
         msg = cls._start_line(lines[0], limits)
         try:
-            msg.headers = _read_headers(lines[1:], limits)
+            msg.headers, fault = _read_headers(lines[1:], limits)
+            if _CONTROL.search(msg.uri):
+                fault = "control character in the Request-URI"
+            if fault:
+                raise RemoteProtocolError(fault)
             length_text = msg.get("Content-Length")
             if length_text is not None:
                 if not length_text.strip().isdigit():
@@ -248,11 +256,21 @@ class SipMessage:
         return f"{self.status} {self.reason} ({self.get('CSeq', '?')}) [{self.call_id}]"
 
 
-def _read_headers(lines: list[str], limits: SipLimits) -> list[tuple[str, str]]:
+def _read_headers(lines: list[str], limits: SipLimits) -> tuple[list[tuple[str, str]], str]:
+    """The headers, and the first control-character fault ("" if none).
+
+    A line holding a control character is left out rather than raised at once, so that the
+    400 it earns can still be addressed from the clean Via, From, To, Call-ID and CSeq, and
+    never echoes the peer's control bytes back.
+    """
     headers: list[tuple[str, str]] = []
+    fault = ""
     for line in lines:
         if len(line) > limits.max_line:
             raise RemoteProtocolError("header line too long")
+        if _CONTROL.search(line):
+            fault = fault or f"control character in header line {line[:40]!r}"
+            continue
         if line[:1] in (" ", "\t"):
             if not headers:
                 raise RemoteProtocolError("continuation line before any header")
@@ -266,7 +284,7 @@ def _read_headers(lines: list[str], limits: SipLimits) -> list[tuple[str, str]]:
         headers.append((canonical(name), value.strip()))
         if len(headers) > limits.max_headers:
             raise RemoteProtocolError(f"more than {limits.max_headers} headers")
-    return headers
+    return headers, fault
 
 
 def check_request(msg: SipMessage) -> None:

@@ -60,6 +60,7 @@ __all__ = [
     "CallProgress",
     "DtmfReceived",
     "IncomingCall",
+    "NO_ACK",
     "OfferReceived",
     "ReferStatus",
     "Registered",
@@ -78,6 +79,9 @@ MAX_AUTH_TRIES = 2
 #: RFC 4028 4: the smallest session interval we accept.
 MIN_SE = 90
 REGISTER_RETRY = 60.0
+#: :attr:`CallEnded.reason` of a call whose 2xx was never acknowledged (13.3.1.4): the caller
+#: never heard the answer, so it is no completed call.
+NO_ACK = "no ACK for our 2xx"
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -89,7 +93,9 @@ class IncomingCall:
 
     call_id: str
     caller: str  # From user part (a number, a name or "anonymous")
-    called: str  # Request-URI user, or the To user when the Request-URI has none
+    #: The dialled number: the Request-URI user, except where the Request-URI is our own
+    #: contact (a registrar retargets to it, RFC 3261 10.2 and 16.5) or has no user: then To's.
+    called: str
     offer: bytes
     request: SipMessage
     source: Peer
@@ -468,13 +474,24 @@ class UserAgent:
             self._timers.set(("2xx", call.call_id), now + self.timings.t1)
         self._timers.set(("no-ack", call.call_id), now + 64 * self.timings.t1)
 
-    def reject(self, call_id: str, status: int, now: float, reason: str = "") -> None:
-        """Refuse an incoming call with a final response (3xx-6xx)."""
+    def reject(
+        self,
+        call_id: str,
+        status: int,
+        now: float,
+        reason: str = "",
+        *,
+        retry_after: int | None = None,
+    ) -> None:
+        """Refuse an incoming call with a final response (3xx-6xx); ``retry_after`` (seconds)
+        goes with a 486, 503 or 600 (RFC 3261 20.33)."""
         if status < 300:
             raise LocalProtocolError(f"reject needs a 3xx-6xx status, not {status}")
         call = self._incoming(call_id)
         assert call.invite_key is not None
-        self._respond(call.invite_key, call.invite, status, reason, now, to_tag=call.local_tag)
+        headers = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
+        self._respond(call.invite_key, call.invite, status, reason, now,
+                      to_tag=call.local_tag, headers=headers)  # fmt: skip
         self._forget(call)
 
     def redirect(self, call_id: str, target: str, now: float) -> None:
@@ -767,7 +784,11 @@ class UserAgent:
             session_expires=session_expires,
         )
         self.calls[call_id] = call
-        called = uri.user or request.to.uri.user
+        called = uri.user
+        if not called or called == self.config.user:
+            # Behind a registrar the Request-URI is the contact we registered, the same for
+            # every number: the number dialled is only in To (RFC 3261 8.1.1.2, 10.2.1).
+            called = request.to.uri.user or called
         self._events.append(
             IncomingCall(call_id, request.from_.uri.user, called, body, request, source)
         )
@@ -1069,7 +1090,7 @@ class UserAgent:
             bye_wanted = call.bye_wanted
             self._bye(call, now)
             if not bye_wanted:
-                self._events.append(CallEnded(call.call_id, "no ACK for our 2xx", "local"))
+                self._events.append(CallEnded(call.call_id, NO_ACK, "local"))
         elif kind == "session":
             self._bye(call, now)
             self._events.append(CallEnded(call.call_id, "session timer expired", "local"))

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocketState
 from twilio.twiml.voice_response import VoiceResponse
 
 from engine.base import CallContext, EngineError, EngineFailed
+from gateway.admission import Admission
 from gateway.calls import CallRegistry
 from gateway.carriers.twilio.control import (
     StreamCloseControl,
@@ -123,6 +124,14 @@ def _twiml(text: str) -> Response:
     return Response(text, media_type="application/xml")
 
 
+def _busy() -> Response:
+    """Twilio's busy signal: the caller hears busy and the call is not billed (TwiML
+    ``<Reject>``: https://www.twilio.com/docs/voice/twiml/reject)."""
+    response = VoiceResponse()
+    response.reject(reason="busy")
+    return _twiml(str(response))
+
+
 def _hangup() -> Response:
     """``<Response><Hangup/></Response>`` (the builder's ``hangup()`` returns the verb alone)."""
     response = VoiceResponse()
@@ -152,8 +161,12 @@ class TwilioCarrier:
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     #: Told of each refusal by kind (``GatewayMetrics.refused``).
     refused: Callable[[str], None] = lambda kind: None
+    #: Places per engine (gateway/admission.py); unset: unlimited.
+    admission: Admission | None = None
 
     def __post_init__(self) -> None:
+        if self.admission is None:
+            self.admission = Admission({}, self.calls.active)
         token = self.settings.twilio_auth_token
         self.tokens = StreamTokens.derive(
             self.settings.stream_secret, token, self.settings.stream_token_ttl
@@ -220,9 +233,7 @@ class TwilioCarrier:
             log.info("x refusing call %s: draining", call_sid)
             if self.settings.drain_answer == "unavailable":
                 return Response("draining\n", status_code=503, media_type="text/plain")
-            response = VoiceResponse()
-            response.reject(reason="busy")
-            return _twiml(str(response))
+            return _busy()
         log.info(
             "< voice webhook call %s from %s to %s (%s)",
             call_sid,
@@ -232,6 +243,8 @@ class TwilioCarrier:
         )
         plans = self.plans
         if plans is None:
+            if not self._admit(call_sid, self.engines.default):
+                return _busy()
             stream_url = public_url(
                 self.base_url(str(request.base_url)), MEDIA_PATH, websocket=True
             )
@@ -239,7 +252,8 @@ class TwilioCarrier:
             context[TOKEN_PARAMETER] = self._token_for(call_sid)(context)
             return _twiml(connect_stream(stream_url, context))
         facts = CallFacts.from_twilio(params, self.wall_clock())
-        decision = route(plans.current, facts, engine_available=self.engines.available)
+        # A full engine is an unavailable one: its bot gives way to the route's fallback.
+        decision = route(plans.current, facts, engine_available=self._engine_free)
         log.info(
             "= call %s -> route %s, %s: %s",
             call_sid,
@@ -248,7 +262,24 @@ class TwilioCarrier:
             decision.action.action,
         )
         log.debug("= why: %s", "; ".join(decision.reasons))
+        action = decision.action
+        if isinstance(action, BotAction) and not self._admit(
+            call_sid, action.engine or self.engines.default
+        ):
+            return _busy()  # full, and the route has no fallback
         return self._render(decision, request, params)
+
+    def _engine_free(self, engine: str) -> bool:
+        assert self.admission is not None
+        full = self.admission.load(engine, time.monotonic()).full
+        return self.engines.available(engine) and not full
+
+    def _admit(self, call_sid: str, engine: str) -> bool:
+        assert self.admission is not None
+        if self.admission.admit(call_sid, engine, "twilio", time.monotonic()):
+            return True
+        log.info("x refusing call %s: engine %s is full", call_sid, engine)
+        return False
 
     def _render(self, decision: Decision, request: Request, params: dict[str, str]) -> Response:
         """The TwiML for a dial-plan decision, with this gateway's stream, dial and voicemail
