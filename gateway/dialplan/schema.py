@@ -442,10 +442,6 @@ class When(_Model):
         return self
 
     @property
-    def is_unconditional(self) -> bool:
-        return all(getattr(self, name) is None for name in type(self).model_fields)
-
-    @property
     def has_time(self) -> bool:
         return any(x is not None for x in (self.days, self.hours, self.dates, self.holidays))
 

@@ -428,7 +428,3 @@ class TwilioStream:
 
     def is_clear(self, message: str) -> bool:
         return message is self._clear_message
-
-    @property
-    def has_data_to_send(self) -> bool:
-        return bool(self._out)
