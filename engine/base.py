@@ -153,6 +153,15 @@ class CallContext:
     parameters: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why a route setting would fail every call: ``option`` is the setting's name, ``message``
+    reads after its value ("cannot run: ...", "is refused: ...")."""
+
+    option: str
+    message: str
+
+
 class EngineError(Exception):
     """Base of engine failures.
 
@@ -267,6 +276,16 @@ class Engine(ABC):
     @abstractmethod
     async def open(self, context: CallContext) -> EngineSession:
         """Open a session for one call, or raise :class:`EngineUnavailable`."""
+
+    @classmethod
+    def check(cls, options: Mapping[str, str]) -> list[Problem]:
+        """What in a route's settings (as :attr:`CallContext.parameters` will carry them) this
+        engine would refuse at every call; empty when nothing is wrong.
+
+        A class method, so that ``overtalk dialplan check`` can ask without building the engine
+        (no model loads, no credentials). Settings an engine does not read are no problem.
+        """
+        return []
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, default has nothing to free
         """Release engine-wide resources (models, batch workers) at gateway shut-down."""

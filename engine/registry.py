@@ -5,48 +5,48 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.base import Engine
+from engine.base import Engine, Problem
 
 
-def _echo(**options: Any) -> Engine:
+def _echo() -> type[Engine]:
     from engine.echo import EchoEngine
 
-    return EchoEngine(**options)
+    return EchoEngine
 
 
-def _tone(**options: Any) -> Engine:
+def _tone() -> type[Engine]:
     from engine.tone import ToneEngine
 
-    return ToneEngine(**options)
+    return ToneEngine
 
 
-def _local(**options: Any) -> Engine:
+def _local() -> type[Engine]:
     from engine.local import LocalEngine
 
-    return LocalEngine(**options)
+    return LocalEngine
 
 
-def _openai(**options: Any) -> Engine:
+def _openai() -> type[Engine]:
     from engine.remote.openai import OpenAIRealtimeEngine
 
-    return OpenAIRealtimeEngine(**options)
+    return OpenAIRealtimeEngine
 
 
-def _gemini(**options: Any) -> Engine:
+def _gemini() -> type[Engine]:
     from engine.remote.gemini import GeminiLiveEngine
 
-    return GeminiLiveEngine(**options)
+    return GeminiLiveEngine
 
 
-def _moshi(**options: Any) -> Engine:
+def _moshi() -> type[Engine]:
     from engine.remote.moshi import MoshiEngine
 
-    return MoshiEngine(**options)
+    return MoshiEngine
 
 
-#: Name -> factory taking the engine's options. Imports are deferred so that naming an engine
-#: costs nothing until it is used (model-backed engines load heavy libraries).
-ENGINES: Mapping[str, Callable[..., Engine]] = {
+#: Name -> the engine's class. Imports are deferred so that naming an engine costs nothing
+#: until it is used (model-backed engines load heavy libraries).
+ENGINES: Mapping[str, Callable[[], type[Engine]]] = {
     "local": _local,
     "echo": _echo,
     "tone": _tone,
@@ -58,10 +58,24 @@ ENGINES: Mapping[str, Callable[..., Engine]] = {
 ENGINE_NAMES = frozenset(ENGINES)
 
 
-def create_engine(name: str, **options: Any) -> Engine:
-    """Build the engine called ``name``; ValueError names the known ones otherwise."""
+def engine_class(name: str) -> type[Engine]:
+    """The class of the engine called ``name``; ValueError names the known ones otherwise."""
     try:
-        factory = ENGINES[name]
+        load = ENGINES[name]
     except KeyError:
         raise ValueError(f"unknown engine {name!r}; known: {', '.join(sorted(ENGINES))}") from None
-    return factory(**options)
+    return load()
+
+
+def create_engine(name: str, **options: Any) -> Engine:
+    """Build the engine called ``name``; ValueError names the known ones otherwise."""
+    return engine_class(name)(**options)
+
+
+def check_settings(name: str | None, settings: Mapping[str, str]) -> list[Problem]:
+    """What the engine called ``name`` would refuse in a route's ``settings`` (see
+    :meth:`Engine.check`). None, a route that takes the gateway's default engine, asks every
+    engine, since any of them may be the default where the plan runs. An unknown name has no
+    problems here: naming it is the problem, which the dial plan reports on its own."""
+    names = sorted(ENGINES) if name is None else [name] if name in ENGINES else []
+    return [problem for each in names for problem in engine_class(each).check(settings)]

@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse, Response
 
 from engine.base import Engine
 from engine.registry import ENGINE_NAMES
-from gateway.admission import Admission, default_capacity, parse_capacity
 from gateway.calls import CallRegistry
 from gateway.callstore.service import call_data_for
 from gateway.carriers.sip import SipSettings, sip_server
@@ -26,9 +25,10 @@ from gateway.carriers.twilio.aio import TwilioCarrier
 from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
 from gateway.engines import EngineSet
-from gateway.lifecycle import Lifecycle, readiness
-from gateway.limits import BodyLimit, uvicorn_options
-from gateway.metrics import GatewayMetrics
+from gateway.ops.admission import Admission, default_capacity, parse_capacity
+from gateway.ops.lifecycle import Lifecycle, readiness
+from gateway.ops.limits import BodyLimit, uvicorn_options
+from gateway.ops.metrics import GatewayMetrics
 
 log = logging.getLogger("overtalk.gateway")
 

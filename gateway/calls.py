@@ -12,7 +12,7 @@ import orjson
 
 from gateway.ids import InvalidIdentifier, path_inside
 from gateway.ledger import CallLedger
-from gateway.logs import field
+from gateway.ops.logs import field
 
 log = logging.getLogger("overtalk.calls")
 

@@ -82,10 +82,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway import lifecycle, logs
     from gateway.app import create_app
     from gateway.carriers.sip import load_sip_settings
     from gateway.dialplan import DialPlanInvalid
+    from gateway.ops import lifecycle, logs
 
     settings = _settings(args)
     logs.setup(settings.log_level, settings.log_format)
@@ -150,10 +150,10 @@ def _run_fast(main: Coroutine[Any, Any, None]) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway.demo import run_demo
+    from gateway.tools.demo import run_demo
 
     settings = _settings(args)
-    from gateway import logs
+    from gateway.ops import logs
 
     # The demo prints its own report; the gateway's log is kept for errors unless asked for.
     logs.setup(settings.log_level if args.log_level else "error", settings.log_format)
@@ -161,7 +161,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from gateway.bench import main as bench_main
+    from gateway.tools.bench import main as bench_main
 
     return bench_main(args)
 
@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_list(calls_commands)
 
     try:
-        from gateway.enginecheck import register as register_engine_check
+        from gateway.tools.enginecheck import register as register_engine_check
     except ImportError:
         register_engine_check = None
     if register_engine_check is not None:

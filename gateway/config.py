@@ -51,7 +51,7 @@ class Settings:
     #: "unavailable" (HTTP 503: Twilio then tries the number's fallback URL).
     drain_answer: str = "busy"
     #: Calls each engine may carry at once: ``6`` (every engine) or ``local=6,echo=400``;
-    #: past it new calls are refused busy (see gateway/admission.py). Unset: unlimited.
+    #: past it new calls are refused busy (see gateway/ops/admission.py). Unset: unlimited.
     capacity: str = ""
     #: Campaign store: a SQLite file path or a postgresql:// URL. Set: the gateway serves the
     #: campaign callbacks and management API under /campaigns.

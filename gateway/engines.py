@@ -1,7 +1,8 @@
 """The engines a gateway process uses, created on first use and closed at shut-down.
 
 A dial plan may send calls to several engines; each is built once (models load once) and then
-serves every call routed to it.
+serves every call routed to it. ``engine.registry`` says which engines exist and how each judges
+a route's settings; this set holds the instances one process has built, and closes them.
 """
 
 from __future__ import annotations

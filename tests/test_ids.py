@@ -19,7 +19,7 @@ from gateway.ids import (
     path_inside,
     twilio_sid,
 )
-from gateway.logs import TextFormatter, field
+from gateway.ops.logs import TextFormatter, field
 
 GOOD_CALL = "CA" + "0123456789abcdef" * 2
 

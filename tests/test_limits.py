@@ -11,7 +11,7 @@ import pytest
 from engine.echo import EchoEngine
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.server import serve
+from gateway.ops.server import serve
 
 
 @pytest.fixture

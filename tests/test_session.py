@@ -379,8 +379,8 @@ async def test_gateway_commits_a_hold_the_engine_leaves_open(monkeypatch):
 
 
 async def test_gateway_hold_figures_reach_the_record_the_timeline_and_metrics():
-    from gateway.metrics import GatewayMetrics
-    from gateway.timeline import render
+    from gateway.callstore.timeline_page import render
+    from gateway.ops.metrics import GatewayMetrics
 
     session, _, _, _, clock = make(lead=0.04)
     session.handle_engine_event(Audio(speech(16000, 1.0)))

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from engine.base import CallContext, Engine, EngineSession, EngineUnavailable
+from engine.base import CallContext, Engine, EngineSession, EngineUnavailable, Problem
 from engine.local.asr import AsrRequest, Recognizer, WhisperRecognizer
 from engine.local.chat import ChatClient, ChatResponder
 from engine.local.controller import TurnConfig
@@ -61,6 +61,21 @@ class LocalEngine(Engine):
     """The embedded CPU engine (see the module docstring for its options)."""
 
     name: ClassVar[str] = "local"
+
+    @classmethod
+    def check(cls, options: Mapping[str, str]) -> list[Problem]:
+        """A route's flow must load: a broken flow is refused when the plan is checked, not at
+        each call (``options["flow"]`` is a path the plan has resolved)."""
+        flow = options.get("flow")
+        if not flow:
+            return []
+        try:
+            load_flow(Path(flow))
+        except FlowInvalid as exc:
+            return [Problem("flow", f"cannot run: {'; '.join(exc.problems)}")]
+        except OSError as exc:
+            return [Problem("flow", f"cannot be read: {exc}")]
+        return []
 
     def __init__(
         self,

@@ -4,8 +4,8 @@ Pure modules first, the asyncio adapter last::
 
     errors.py            RemoteError tree (who caused what)
     settings.py          a call's dial-plan strings as typed settings
-    refused.py           options the services refuse (refused at start-up and plan check)
-    timeline.py          output-timeline position -> vendor item and offset (for truncation)
+    refused.py           options the services refuse (at start-up and in Engine.check)
+    output_timeline.py   output-timeline position -> vendor item and offset (for truncation)
     tools.py             end_call / transfer_call / send_dtmf -> Hangup / Transfer / SendDtmf
     openai_protocol.py   OpenAI Realtime, sans I/O (GA session shape, one response at a time)
     gemini_protocol.py   Gemini Live BidiGenerateContent, sans I/O (goAway, resumption)

@@ -22,10 +22,10 @@ import os
 from collections.abc import Mapping
 from typing import ClassVar
 
-from engine.base import CallContext, Engine, EngineSession, EngineUnavailable
+from engine.base import CallContext, Engine, EngineSession, EngineUnavailable, Problem
 from engine.remote.gemini_protocol import OUTPUT_RATE, GeminiConfig, GeminiProtocol
 from engine.remote.link import Dial, RemoteSession, dial
-from engine.remote.refused import refusals
+from engine.remote.refused import problems, refusals
 from engine.remote.settings import CallSettings, env_or
 
 __all__ = ["GeminiLiveEngine", "GeminiLiveSession"]
@@ -73,6 +73,11 @@ class GeminiLiveEngine(Engine):
     """Factory of :class:`GeminiLiveSession`; see the module docstring for settings."""
 
     name: ClassVar[str] = "gemini"
+
+    @classmethod
+    def check(cls, options: Mapping[str, str]) -> list[Problem]:
+        """The options the service refuses, or that would leave the caller unanswered."""
+        return problems(options, cls.name)
 
     def __init__(
         self,

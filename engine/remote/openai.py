@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from typing import ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from engine.base import CallContext, Engine, EngineSession, EngineUnavailable
+from engine.base import CallContext, Engine, EngineSession, EngineUnavailable, Problem
 from engine.remote.link import Dial, RemoteSession, dial
 from engine.remote.openai_protocol import RealtimeConfig, RealtimeProtocol
-from engine.remote.refused import refusals
+from engine.remote.refused import problems, refusals
 from engine.remote.settings import CallSettings, env_or
 
 __all__ = ["OpenAIRealtimeEngine", "OpenAIRealtimeSession"]
@@ -65,6 +65,11 @@ class OpenAIRealtimeEngine(Engine):
     """Factory of :class:`OpenAIRealtimeSession`; see the module docstring for settings."""
 
     name: ClassVar[str] = "openai"
+
+    @classmethod
+    def check(cls, options: Mapping[str, str]) -> list[Problem]:
+        """The options the service refuses, or that would leave the caller unanswered."""
+        return problems(options, cls.name)
 
     def __init__(
         self,

@@ -27,7 +27,7 @@ and the service refuses ours, the request is held again rather than lost.
 
 Barge-in. ``input_audio_buffer.speech_started`` becomes ``Interrupt``: the gateway clears the
 carrier and reports the heard position with ``played(ms)``. The position is mapped to the item
-that was playing by :class:`~engine.remote.timeline.OutputTimeline` and sent as
+that was playing by :class:`~engine.remote.output_timeline.OutputTimeline` and sent as
 ``conversation.item.truncate`` with ``audio_end_ms`` clamped to the audio received for that
 item (the API errors beyond it). With ``interrupt_response`` on, the server cancels the
 response; deltas of it already on their way when ``speech_started`` was sent are dropped here,
@@ -56,8 +56,8 @@ import pybase64
 
 from engine.base import Audio, EngineEvent, Interrupt, Metric, Transcript
 from engine.remote.errors import LocalProtocolError, VendorError
+from engine.remote.output_timeline import OutputTimeline
 from engine.remote.settings import CallSettings
-from engine.remote.timeline import OutputTimeline
 from engine.remote.tools import CallTools
 
 __all__ = ["Phase", "RealtimeConfig", "RealtimeProtocol"]

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["REFUSED", "refusals"]
+from engine.base import Problem
+
+__all__ = ["REFUSED", "problems", "refusals"]
 
 #: (option, value as written, lower-cased) -> (engines it applies to, why it is refused).
 REFUSED: Mapping[tuple[str, str], tuple[frozenset[str], str]] = {
@@ -64,18 +66,25 @@ def _normal(key: str, value: object) -> str:
     return word
 
 
-def refusals(options: Mapping[str, object], engine: str | None = None) -> list[str]:
-    """Why each option in ``options`` is refused (``"api: ..."``); empty when all are fine.
+def problems(options: Mapping[str, object], engine: str | None = None) -> list[Problem]:
+    """Each refused option in ``options`` with why (what :meth:`Engine.check` answers).
 
-    ``engine`` narrows the check to that engine's options; None (a plan whose bot takes its
-    engine from the defaults) checks them all.
+    ``engine`` narrows the check to that engine's options; None checks them all.
     """
-    found: list[str] = []
+    found: list[Problem] = []
     for key, value in options.items():
         entry = REFUSED.get((key, _normal(key, value)))
         if entry is None:
             continue
         engines, why = entry
         if engine is None or engine in engines:
-            found.append(f"option {key}={value!r} is refused: {why}")
+            found.append(Problem(key, f"is refused: {why}"))
     return found
+
+
+def refusals(options: Mapping[str, object], engine: str | None = None) -> list[str]:
+    """Why each option in ``options`` is refused (``"option api='beta' is refused: ..."``), as
+    an engine's settings error says it; empty when all are fine."""
+    return [
+        f"option {p.option}={options[p.option]!r} {p.message}" for p in problems(options, engine)
+    ]

@@ -114,7 +114,7 @@ def _from_store(settings: Settings, call_id: str) -> dict[str, Any] | None:
 
 
 def calls_show(args: argparse.Namespace) -> int:
-    from gateway.timeline import render
+    from gateway.callstore.timeline_page import render
 
     call_id = args.call_id
     try:  # a call id names files here: it must be one, never a path

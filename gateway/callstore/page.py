@@ -27,7 +27,7 @@ from gateway.callstore.errors import StoreUnavailable
 from gateway.callstore.query import BadQuery, call_filter
 from gateway.callstore.record import valid_call_id
 from gateway.callstore.store import CallStore, CallSummary
-from gateway.timeline import render
+from gateway.callstore.timeline_page import render
 
 __all__ = ["calls_router", "render_list"]
 

@@ -113,7 +113,7 @@ async def simulate(
     from gateway.campaigns.preflight import check_gateway
     from gateway.carriers.twilio.stream_token import StreamTokens
     from gateway.config import Settings
-    from gateway.server import serve
+    from gateway.ops.server import serve
     from gateway.sim.callee import CalleeBook
     from gateway.sim.rest import TwilioRestSim
 

@@ -637,20 +637,6 @@ class Store:
                 == 1
             )
 
-    def renew(self, key: str, owner: str, now: float, lease_s: float) -> bool:
-        """Extend the lease of an attempt this owner still holds."""
-        with self._tx():
-            return (
-                self._w(
-                    "UPDATE attempts SET lease_until = ? "
-                    "WHERE key = ? AND owner = ? AND state = 'dialling'",
-                    now + lease_s,
-                    key,
-                    owner,
-                )
-                == 1
-            )
-
     def unsettled(self, campaign_id: str, now: float, older_than: float) -> list[Attempt]:
         """Placed attempts with no final status, not checked for ``older_than`` seconds."""
         return [

@@ -34,8 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.local.flow import FlowInvalid, load_flow
-from engine.remote.refused import refusals
+from engine.registry import check_settings
 from gateway.dialplan.numbers import NumberPattern
 from gateway.dialplan.templates import check_template
 from gateway.dialplan.timing import DAY_NAMES, DateRange, Window, parse_days
@@ -218,12 +217,11 @@ class BotAction(_Model):
         path = _resolve(value, info)
         if not path.is_file():
             raise ValueError(f"flow file not found: {value} (looked for {path})")
-        try:
-            load_flow(path)  # a broken flow breaks the plan: refused now, not at a call
-        except FlowInvalid as exc:
-            raise ValueError(f"flow {value} cannot run: {'; '.join(exc.problems)}") from None
-        except OSError as exc:
-            raise ValueError(f"flow {value} cannot be read: {exc}") from None
+        # A broken flow breaks the plan: refused now, not at a call. Every engine is asked, not
+        # only the route's: a flow file is the plan's, and must run wherever it is used.
+        problems = check_settings(None, {"flow": str(path)})
+        if problems:
+            raise ValueError("; ".join(f"flow {value} {p.message}" for p in problems))
         return path
 
     @model_validator(mode="after")
@@ -234,11 +232,15 @@ class BotAction(_Model):
 
     @model_validator(mode="after")
     def _options_the_service_accepts(self) -> BotAction:
-        # Options a hosted engine's service refuses, or that leave the caller unanswered:
-        # refused here so that a plan fails its check, not every call (engine/remote/refused.py).
-        refused = refusals(self.options, self.engine)
-        if refused:
-            raise _field_error("options", "; ".join(refused))
+        # Options the engine refuses (a hosted service's retired interface, settings that leave
+        # the caller unanswered): refused here so that a plan fails its check, not every call.
+        options = self.options
+        problems = check_settings(self.engine, {k: str(v) for k, v in options.items()})
+        if problems:
+            raise _field_error(
+                "options",
+                "; ".join(f"option {p.option}={options[p.option]!r} {p.message}" for p in problems),
+            )
         return self
 
 
@@ -440,10 +442,6 @@ class When(_Model):
                 "days", "days has no effect: every window in hours names its own days"
             )
         return self
-
-    @property
-    def is_unconditional(self) -> bool:
-        return all(getattr(self, name) is None for name in type(self).model_fields)
 
     @property
     def has_time(self) -> bool:

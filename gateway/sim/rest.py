@@ -169,7 +169,7 @@ def _error(status: int, code: int, message: str) -> JSONResponse:
 
 
 class TwilioRestSim:
-    """The stand-in; serve :meth:`app` (``gateway.server.serve``) and point the client at it.
+    """The stand-in; serve :meth:`app` (``gateway.ops.server.serve``) and point the client at it.
 
     ``route`` maps a URL found in TwiML or callbacks to where this process can reach it (a
     public ``wss://`` host to the local gateway); identity by default.

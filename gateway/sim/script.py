@@ -234,14 +234,6 @@ class CallerScript:
         return self
 
     @classmethod
-    def from_files(cls, paths: Iterable[str | Path], **wait: float) -> CallerScript:
-        """Each file is said, then the caller waits for the bot's answer."""
-        script = cls()
-        for path in paths:
-            script.say_file(path).wait_for_bot(**wait)  # type: ignore[arg-type]
-        return script
-
-    @classmethod
     def from_text(cls, lines: Iterable[str], **wait: float) -> CallerScript:
         """Each line is synthesised and said, then the caller waits for the bot's answer."""
         script = cls()

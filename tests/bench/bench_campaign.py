@@ -83,7 +83,7 @@ def overhead(dsn: str, n: int, label: str) -> None:
 SERVER = """
 import asyncio, sys
 from fastapi import FastAPI
-from gateway.server import serve
+from gateway.ops.server import serve
 from gateway.sim.callee import Callee, CalleeBook
 from gateway.sim.rest import TwilioRestSim
 from gateway.campaigns.api import campaign_router

@@ -4,7 +4,7 @@
         [--sections asr,latency,pause,barge,interaction,echo,load] [--hold clear|stop] [--duck DB]
 
 Every call goes through the whole path: ``create_app(Settings(), engine=LocalEngine(...))``
-under ``gateway.server.serve``, placed with ``gateway.sim.caller.place_call``, audio as 8 kHz
+under ``gateway.ops.server.serve``, placed with ``gateway.sim.caller.place_call``, audio as 8 kHz
 mu-law on the wire. Figures are taken where a carrier would see them (the simulator's report),
 plus the engine's own ``Metric`` events where the wire cannot tell (when the answer behind an
 acknowledgement was ready). Flows: ``dialplans/flows/local-bench-listen.yaml`` (answers every
@@ -64,8 +64,8 @@ from engine.local import LocalEngine  # noqa: E402
 from engine.local.asr import AsrRequest, WhisperRecognizer  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.config import Settings  # noqa: E402
+from gateway.ops.server import serve  # noqa: E402
 from gateway.playout import Playout  # noqa: E402
-from gateway.server import serve  # noqa: E402
 from gateway.sim.media import PlayedAudio  # noqa: E402
 from gateway.sim.script import BotActivity, CallerScript, FrameOut, ScriptRunner  # noqa: E402
 from gateway.sim.script import synthesize as piper_8k  # noqa: E402

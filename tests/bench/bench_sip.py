@@ -40,7 +40,7 @@ from gateway.carriers.sip import RtpPacket, SipGateway, SipSettings  # noqa: E40
 from gateway.carriers.sip.sdp import SessionDescription  # noqa: E402
 from gateway.engines import EngineSet  # noqa: E402
 from gateway.sim.script import is_voiced  # noqa: E402
-from gateway.sipcaller import SipCaller  # noqa: E402
+from gateway.tools.sipcaller import SipCaller  # noqa: E402
 from tests.conftest import load_pcm  # noqa: E402
 from tests.sip.rawsip import RawUac, pcmu_offer  # noqa: E402
 

@@ -16,7 +16,7 @@ from gateway.campaigns.api import campaign_router
 from gateway.campaigns.cli import main
 from gateway.campaigns.setup import create_campaign
 from gateway.campaigns.store import open_store
-from gateway.server import serve
+from gateway.ops.server import serve
 
 API_TOKEN = "api-secret"
 TWILIO_TOKEN = "twilio-secret"

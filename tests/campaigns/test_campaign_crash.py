@@ -26,7 +26,7 @@ from gateway.campaigns.api import campaign_router
 from gateway.campaigns.setup import create_campaign
 from gateway.campaigns.store import open_store
 from gateway.config import Settings
-from gateway.server import serve
+from gateway.ops.server import serve
 from gateway.sim.callee import Callee, CalleeBook
 from gateway.sim.rest import TwilioRestSim
 from gateway.sim.script import CallerScript

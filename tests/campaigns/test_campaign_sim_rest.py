@@ -26,7 +26,7 @@ from gateway.campaigns.store import open_store
 from gateway.carriers.twilio.control import rest_client
 from gateway.carriers.twilio.stream_token import StreamTokens
 from gateway.config import Settings
-from gateway.server import serve
+from gateway.ops.server import serve
 from gateway.sim.callee import Callee, CalleeBook
 from gateway.sim.rest import TwilioRestSim
 from gateway.sim.script import CallerScript

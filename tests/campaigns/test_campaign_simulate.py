@@ -23,7 +23,7 @@ from gateway.campaigns.setup import create_campaign
 from gateway.campaigns.spec import load_campaign
 from gateway.campaigns.store import open_store
 from gateway.config import Settings
-from gateway.server import serve
+from gateway.ops.server import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "campaigns" / "try-it.yaml"

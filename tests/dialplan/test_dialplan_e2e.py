@@ -23,7 +23,7 @@ from engine.echo import EchoEngine
 from engine.local.flow import FlowRunner, load_flow
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.server import serve
+from gateway.ops.server import serve
 from gateway.sim.caller import place_call
 from gateway.sim.script import CallerScript
 

@@ -18,7 +18,7 @@ from localkit import Call, until
 from engine.base import Audio, CallContext, Hangup, Transcript, Transfer
 from engine.local import LocalEngine
 from engine.local.chat import ChatClient, ChatError, ChatResponder, ToolCall
-from gateway.server import serve
+from gateway.ops.server import serve
 
 REPLY = ["We are ", "open until ten", " tonight. ", "Would you like ", "to book a table?"]
 #: Per model name: the text pieces, then the tool-call deltas the stand-in streams.

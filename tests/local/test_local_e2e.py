@@ -12,7 +12,7 @@ import soxr
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.server import serve
+from gateway.ops.server import serve
 from gateway.sim.caller import place_call
 from gateway.sim.script import CallerScript
 

@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.echo import EchoEngine
-from gateway.admission import Admission, default_capacity, parse_capacity
 from gateway.app import create_app
 from gateway.config import ConfigError, Settings
 from gateway.ledger import CallLedger
+from gateway.ops.admission import Admission, default_capacity, parse_capacity
 
 
 def _sid(n: int) -> str:

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine.echo import EchoEngine
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.server import serve
+from gateway.ops.server import serve
 from gateway.sim.caller import place_call
 from gateway.sim.script import CallerScript
 

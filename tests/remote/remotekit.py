@@ -2,7 +2,7 @@
 reading back what the simulated caller heard.
 
 A call runs the full path: ``create_app(Settings(...), engine=...)`` under
-``gateway.server.serve`` (a real uvicorn on a free loopback port) and ``place_call`` (the
+``gateway.ops.server.serve`` (a real uvicorn on a free loopback port) and ``place_call`` (the
 simulated Twilio, over the wire).
 """
 
@@ -21,7 +21,7 @@ import soundfile
 from engine.base import Engine
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.server import serve
+from gateway.ops.server import serve
 from gateway.sim.media import LogKind
 from gateway.sim.report import CallReport
 

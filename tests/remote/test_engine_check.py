@@ -18,7 +18,7 @@ from standins.moshi import MoshiStandIn
 from standins.openai import OpenAIScript, OpenAIStandIn
 
 from gateway.cli import main
-from gateway.enginecheck import CHECK_RESULT, run_check
+from gateway.tools.enginecheck import CHECK_RESULT, run_check
 
 RECORD = ("record_result", {"name": CHECK_RESULT, "value": "passed"})
 

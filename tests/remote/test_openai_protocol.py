@@ -9,8 +9,8 @@ import pytest
 
 from engine.base import Audio, Hangup, Interrupt, Metric, Result, SendDtmf, Transcript, Transfer
 from engine.remote.openai_protocol import RealtimeConfig, RealtimeProtocol
+from engine.remote.output_timeline import OutputTimeline
 from engine.remote.settings import CallSettings
-from engine.remote.timeline import OutputTimeline
 
 
 def config(**params: str) -> RealtimeConfig:

@@ -7,7 +7,7 @@ from engine.echo import EchoEngine
 from gateway.app import create_app
 from gateway.carriers.sip import SipMessage, load_sip_settings
 from gateway.config import Settings
-from gateway.server import serve
+from gateway.ops.server import serve
 
 
 async def test_gateway_lifespan_serves_sip_options(tmp_path):

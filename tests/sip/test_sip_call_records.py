@@ -7,7 +7,7 @@ import logging
 import re
 
 from gateway.carriers.sip.transaction import Timings
-from gateway.logs import call_id as current_call
+from gateway.ops.logs import call_id as current_call
 from tests.sip.conftest import StartGateway, until
 from tests.sip.rawsip import RawUac, pcmu_offer
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from gateway.carriers.sip import aio
-from gateway.lifecycle import CannotListen
+from gateway.ops.lifecycle import CannotListen
 from tests.sip.conftest import StartGateway
 
 

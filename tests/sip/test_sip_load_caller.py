@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway.bench import flatness
-from gateway.sipcaller import SipCaller
+from gateway.tools.bench import flatness
+from gateway.tools.sipcaller import SipCaller
 from tests.sip.conftest import StartGateway, until
 
 

@@ -19,7 +19,7 @@ from gateway.app import create_app
 from gateway.audio.g711 import ulaw_encode
 from gateway.carriers.twilio.stream_token import TOKEN_PARAMETER, StreamTokens
 from gateway.config import Settings
-from gateway.server import serve
+from gateway.ops.server import serve
 
 SID = "MZ" + "c" * 32
 #: The gateways under test share this stream-token key, so the caller can present tokens.

@@ -23,7 +23,7 @@ from gateway.carriers.twilio.stream import TwilioStream
 from gateway.carriers.twilio.stream_token import TOKEN_PARAMETER, StreamTokens
 from gateway.config import Settings
 from gateway.ids import InvalidIdentifier
-from gateway.server import serve
+from gateway.ops.server import serve
 
 SECRET = "binding-tests-stream-secret"
 TOKENS = StreamTokens(SECRET.encode())

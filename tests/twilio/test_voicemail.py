@@ -26,10 +26,7 @@ from twilio.request_validator import RequestValidator
 
 from engine.echo import EchoEngine
 from gateway.app import create_app
-from gateway.carriers.twilio.voicemail_io import VoicemailKeeper
-from gateway.config import Settings
-from gateway.server import serve
-from gateway.voicemail import (
+from gateway.carriers.twilio.voicemail import (
     BadCallback,
     RecordEnded,
     RecordingReport,
@@ -43,6 +40,9 @@ from gateway.voicemail import (
     transcription_record,
     with_audio,
 )
+from gateway.carriers.twilio.voicemail_io import VoicemailKeeper
+from gateway.config import Settings
+from gateway.ops.server import serve
 
 TOKEN = "voicemail-test-token-0123456789"
 ACCOUNT = "AC" + "0a" * 16

@@ -10,8 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.ids import CALL_SID, RECORDING_SID, is_file_token, is_twilio_sid
-from gateway.voicemail import (
+from gateway.carriers.twilio.voicemail import (
     BadCallback,
     RecordEnded,
     RecordingReport,
@@ -22,6 +21,7 @@ from gateway.voicemail import (
     recording_record,
     transcription_record,
 )
+from gateway.ids import CALL_SID, RECORDING_SID, is_file_token, is_twilio_sid
 
 CALL = "CA" + "a" * 32
 REC = "RE" + "b" * 32

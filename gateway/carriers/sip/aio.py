@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.base import CallContext, EngineError, EngineFailed, EngineSession
-from gateway.admission import Admission
 from gateway.calls import CallRegistry
 from gateway.carriers.sip.digest import Credentials
 from gateway.carriers.sip.errors import CallFailed, LocalProtocolError, RemoteProtocolError
@@ -90,8 +89,9 @@ from gateway.dialplan import (
 )
 from gateway.engines import EngineSet
 from gateway.ledger import CallLedger
-from gateway.lifecycle import CannotListen, Lifecycle
-from gateway.logs import call_id as current_call
+from gateway.ops.admission import Admission
+from gateway.ops.lifecycle import CannotListen, Lifecycle
+from gateway.ops.logs import call_id as current_call
 from gateway.playout import Playout
 from gateway.recording import CallRecorder
 from gateway.session import CallSession

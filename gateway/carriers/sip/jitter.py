@@ -182,14 +182,6 @@ class JitterBuffer:
             self._released_at = now
         return out
 
-    def next_due(self) -> float | None:
-        """When :meth:`pop` will next release something, if anything is buffered."""
-        if not self._packets:
-            return None
-        entry = self._packets.get(self._next_seq)
-        ts = entry[0] if entry is not None else self._packets[min(self._packets)][0]
-        return self._due(ts)
-
     # -- internals ---------------------------------------------------------------------------
 
     def _due(self, ts: int) -> float:

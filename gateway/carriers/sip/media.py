@@ -139,10 +139,6 @@ class RtpStream:
         self._queue.clear()
         return dropped
 
-    @property
-    def queued_frames(self) -> int:
-        return sum(1 for item in self._queue if type(item) is bytes)
-
     def send_dtmf(self, digits: str) -> bool:
         """Queue DTMF digits (``0-9*#A-D``) to send as RFC 4733 events.
 

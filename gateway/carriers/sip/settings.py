@@ -60,7 +60,7 @@ class SipSettings:
     lead_ms: int = 60
     #: Seconds an outbound call may ring before it is cancelled.
     answer_timeout: float = 60.0
-    #: The answer to a call when its engine is full (gateway/admission.py): 503 with
+    #: The answer to a call when its engine is full (gateway/ops/admission.py): 503 with
     #: Retry-After sends the trunk to its next gateway (RFC 3261 21.5.4); 486 is Busy Here.
     busy_status: int = 503
 

@@ -25,7 +25,6 @@ from starlette.websockets import WebSocketState
 from twilio.twiml.voice_response import VoiceResponse
 
 from engine.base import CallContext, EngineError, EngineFailed
-from gateway.admission import Admission
 from gateway.calls import CallRegistry
 from gateway.carriers.twilio.control import (
     StreamCloseControl,
@@ -46,6 +45,14 @@ from gateway.carriers.twilio.stream import (
 )
 from gateway.carriers.twilio.stream_token import TOKEN_PARAMETER, StreamTokens
 from gateway.carriers.twilio.twiml import connect_stream, render
+from gateway.carriers.twilio.voicemail import (
+    BadCallback,
+    RecordEnded,
+    RecordingReport,
+    TranscriptionReport,
+    audio_url,
+    classify,
+)
 from gateway.carriers.twilio.voicemail_io import VoicemailKeeper
 from gateway.config import Settings
 from gateway.dialplan import (
@@ -61,20 +68,13 @@ from gateway.dialplan import (
 from gateway.engines import EngineSet
 from gateway.ids import ACCOUNT_SID, CALL_SID, InvalidIdentifier, is_twilio_sid, path_inside
 from gateway.ledger import CallLedger
-from gateway.lifecycle import Lifecycle
-from gateway.logs import call_id as current_call
-from gateway.logs import field as log_field
+from gateway.ops.admission import Admission
+from gateway.ops.lifecycle import Lifecycle
+from gateway.ops.logs import call_id as current_call
+from gateway.ops.logs import field as log_field
 from gateway.playout import Playout
 from gateway.recording import CallRecorder
 from gateway.session import CallControl, CallSession
-from gateway.voicemail import (
-    BadCallback,
-    RecordEnded,
-    RecordingReport,
-    TranscriptionReport,
-    audio_url,
-    classify,
-)
 
 log = logging.getLogger("overtalk.twilio")
 

@@ -31,7 +31,7 @@ import orjson
 import pybase64
 
 from gateway.ids import ACCOUNT_SID, CALL_SID, STREAM_SID, is_twilio_sid
-from gateway.logs import field as log_field
+from gateway.ops.logs import field as log_field
 
 __all__ = [
     "AudioChunk",
@@ -428,7 +428,3 @@ class TwilioStream:
 
     def is_clear(self, message: str) -> bool:
         return message is self._clear_message
-
-    @property
-    def has_data_to_send(self) -> bool:
-        return bool(self._out)

@@ -1,6 +1,6 @@
 """Keeps voicemail on disk: the records (JSON) and the audio Twilio recorded (WAV).
 
-The thin asyncio side of ``gateway.voicemail``. The webhook only waits for the record to be
+The thin asyncio side of ``voicemail.py`` beside it. The webhook only waits for the record to be
 written; the audio is fetched in a background task this keeper owns (like ``CallRegistry``'s
 record writes), so Twilio's callback is answered at once. :meth:`VoicemailKeeper.aclose`
 cancels and awaits the fetches still running at shut-down; their records keep the
@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-from gateway.voicemail import (
+from gateway.carriers.twilio.voicemail import (
     MessageFiles,
     RecordingReport,
     RecordingStatus,

@@ -138,7 +138,7 @@ def _overtalk_command(port: int, workdir: Path) -> list[str]:
             "--port", str(port), "--log-level", "warning"]  # fmt: skip
 
 
-PIPECAT_BOT = Path(__file__).resolve().parents[1] / "tests" / "bench" / "pipecat_echo.py"
+PIPECAT_BOT = Path(__file__).resolve().parents[2] / "tests" / "bench" / "pipecat_echo.py"
 
 
 def _pipecat_command(python: str) -> Callable[[int, Path], list[str]]:
@@ -241,7 +241,7 @@ async def _wire(
 
 # -- soak ----------------------------------------------------------------------------------
 
-SHARED_SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
+SHARED_SPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech"
 
 
 def _caller_frames(seconds: float) -> list[bytes]:
@@ -297,7 +297,7 @@ async def _soak(
     import httpx
     import psutil
 
-    from gateway.sipcaller import SipCaller
+    from gateway.tools.sipcaller import SipCaller
 
     port = _free_port()
     frames = _caller_frames(call_seconds)

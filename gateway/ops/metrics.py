@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway.admission import Admission
 from gateway.histogram import LATENESS_BUCKETS, Histogram
 from gateway.ledger import CallLedger
+from gateway.ops.admission import Admission
 
 #: Seconds: turn latencies live around 0.1-1 s.
 LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)

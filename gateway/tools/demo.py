@@ -18,7 +18,7 @@ import orjson
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.server import serve
+from gateway.ops.server import serve
 
 DEFAULT_LINES = (
     "Hello, I would like to check on my order, please.",

@@ -20,7 +20,7 @@ from typing import Any
 
 import uvicorn
 
-from gateway.admission import Admission
+from gateway.ops.admission import Admission
 
 log = logging.getLogger("overtalk.lifecycle")
 
