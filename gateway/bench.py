@@ -412,10 +412,10 @@ def flatness(samples: list[dict[str, float]], warmup: float = 0.2) -> dict[str, 
 
 def _inprocess(sessions: int = 100, frames: int = 500) -> dict[str, float]:
     from engine.base import Audio, EngineSession
+    from gateway.call.ledger import CallLedger
+    from gateway.call.playout import Playout
+    from gateway.call.session import CallSession
     from gateway.carriers.twilio.stream import AudioChunk, TwilioStream
-    from gateway.ledger import CallLedger
-    from gateway.playout import Playout
-    from gateway.session import CallSession
 
     class Sink(EngineSession):
         def send_audio(self, pcm: bytes) -> None:
@@ -488,11 +488,11 @@ def _inprocess(sessions: int = 100, frames: int = 500) -> dict[str, float]:
 
 def _interrupts(sessions: int = 100, rounds: int = 20) -> dict[str, float]:
     from engine.base import Audio, EngineSession, Interrupt
+    from gateway.call.ledger import CallLedger
+    from gateway.call.playout import Playout
+    from gateway.call.session import CallSession
     from gateway.carriers.twilio.aio import _TwilioTransport
     from gateway.carriers.twilio.stream import TwilioStream
-    from gateway.ledger import CallLedger
-    from gateway.playout import Playout
-    from gateway.session import CallSession
 
     class Sink(EngineSession):
         def send_audio(self, pcm: bytes) -> None:

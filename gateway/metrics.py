@@ -17,8 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from gateway.admission import Admission
+from gateway.call.ledger import CallLedger
 from gateway.histogram import LATENESS_BUCKETS, Histogram
-from gateway.ledger import CallLedger
 
 #: Seconds: turn latencies live around 0.1-1 s.
 LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)

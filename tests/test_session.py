@@ -19,9 +19,9 @@ from engine.base import (
     Transfer,
 )
 from gateway.audio.g711 import ulaw_decode
-from gateway.ledger import CallLedger
-from gateway.playout import Playout
-from gateway.session import MAX_HOLD, CallSession
+from gateway.call.ledger import CallLedger
+from gateway.call.playout import Playout
+from gateway.call.session import MAX_HOLD, CallSession
 
 
 class FakeTransport:
@@ -367,7 +367,7 @@ async def test_gateway_engine_hangup_during_hold_waits_for_the_decision():
 
 
 async def test_gateway_commits_a_hold_the_engine_leaves_open(monkeypatch):
-    monkeypatch.setattr("gateway.session.MAX_HOLD", 0.01)
+    monkeypatch.setattr("gateway.call.session.MAX_HOLD", 0.01)
     session, engine, transport, _, clock = make()
     session.handle_engine_event(Audio(speech(16000, 1.0)))
     session.handle_engine_event(Hold())

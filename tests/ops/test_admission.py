@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from engine.echo import EchoEngine
 from gateway.admission import Admission, default_capacity, parse_capacity
 from gateway.app import create_app
+from gateway.call.ledger import CallLedger
 from gateway.config import ConfigError, Settings
-from gateway.ledger import CallLedger
 
 
 def _sid(n: int) -> str:

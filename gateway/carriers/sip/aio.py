@@ -10,7 +10,7 @@ The protocol lives in the sans-I/O modules (``ua.py`` over ``transaction.py``, `
   ticks every call's :class:`~gateway.carriers.sip.media.RtpStream` (a call costs no timer of
   its own);
 - per answered call, an RTP/RTCP socket pair from the configured range, a
-  :class:`~gateway.session.CallSession` with the engine the dial plan named, and one task
+  :class:`~gateway.call.session.CallSession` with the engine the dial plan named, and one task
   pumping the engine's events. Everything a call holds is released when it ends.
 
 Inbound calls are routed through the dial plan by the dialled number (the Request-URI user;
@@ -45,7 +45,11 @@ from typing import Any
 
 from engine.base import CallContext, EngineError, EngineFailed, EngineSession
 from gateway.admission import Admission
-from gateway.calls import CallRegistry
+from gateway.call.ledger import CallLedger
+from gateway.call.playout import Playout
+from gateway.call.recording import CallRecorder
+from gateway.call.registry import CallRegistry
+from gateway.call.session import CallSession
 from gateway.carriers.sip.digest import Credentials
 from gateway.carriers.sip.errors import CallFailed, LocalProtocolError, RemoteProtocolError
 from gateway.carriers.sip.headers import Uri
@@ -89,12 +93,8 @@ from gateway.dialplan import (
     route,
 )
 from gateway.engines import EngineSet
-from gateway.ledger import CallLedger
 from gateway.lifecycle import CannotListen, Lifecycle
 from gateway.logs import call_id as current_call
-from gateway.playout import Playout
-from gateway.recording import CallRecorder
-from gateway.session import CallSession
 
 log = logging.getLogger("overtalk.sip")
 

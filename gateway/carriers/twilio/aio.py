@@ -1,7 +1,7 @@
 """Twilio over FastAPI: the voice, status, dial and voicemail webhooks and the Media Streams
 websocket.
 
-The protocol lives in ``stream.py`` (sans-I/O) and the call in ``gateway.session``; this module
+The protocol lives in ``stream.py`` (sans-I/O) and the call in ``gateway.call.session``; this module
 only pumps bytes between them and the sockets. Per call it runs three things under one
 TaskGroup: the reader (this endpoint), the writer (the only coroutine that writes the socket,
 so a ``clear`` can be put ahead of everything not yet written) and the engine-event pump.
@@ -26,7 +26,11 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from engine.base import CallContext, EngineError, EngineFailed
 from gateway.admission import Admission
-from gateway.calls import CallRegistry
+from gateway.call.ledger import CallLedger
+from gateway.call.playout import Playout
+from gateway.call.recording import CallRecorder
+from gateway.call.registry import CallRegistry
+from gateway.call.session import CallControl, CallSession
 from gateway.carriers.twilio.control import (
     StreamCloseControl,
     TwilioRestControl,
@@ -60,13 +64,9 @@ from gateway.dialplan import (
 )
 from gateway.engines import EngineSet
 from gateway.ids import ACCOUNT_SID, CALL_SID, InvalidIdentifier, is_twilio_sid, path_inside
-from gateway.ledger import CallLedger
 from gateway.lifecycle import Lifecycle
 from gateway.logs import call_id as current_call
 from gateway.logs import field as log_field
-from gateway.playout import Playout
-from gateway.recording import CallRecorder
-from gateway.session import CallControl, CallSession
 from gateway.voicemail import (
     BadCallback,
     RecordEnded,

@@ -1,7 +1,7 @@
 """CallSession: one call joined to one engine session, whatever carrier brought it.
 
 The session converts between the carrier's 8 kHz G.711 and the engine's PCM rate, paces the
-engine's speech out through :class:`~gateway.playout.Playout`, and carries out the engine's
+engine's speech out through :class:`~gateway.call.playout.Playout`, and carries out the engine's
 decisions: a ``Hold`` stops releasing the bot's audio at an exact sample (by default it also
 clears what the carrier has buffered, so the bot is quiet within a network trip, and keeps the
 unheard audio from the sample heard); a ``Release`` carries on from that sample; a ``Commit``
@@ -44,9 +44,9 @@ from engine.base import (
 from gateway.audio.dtmf import dtmf_pcm
 from gateway.audio.g711 import ULAW_SILENCE, ulaw_decode, ulaw_encode
 from gateway.audio.resample import StreamResampler
-from gateway.ledger import CallLedger
-from gateway.playout import Playout
-from gateway.recording import CallRecorder
+from gateway.call.ledger import CallLedger
+from gateway.call.playout import Playout
+from gateway.call.recording import CallRecorder
 
 log = logging.getLogger("overtalk.session")
 
