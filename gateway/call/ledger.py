@@ -76,9 +76,10 @@ class CallLedger:
         if len(self.mark_times) < MAX_EVENTS:
             self.mark_times.append(round(t, 4))
 
-    def violation(self, kind: str) -> None:
-        self.protocol_violations += 1
-        self.violations[kind] = self.violations.get(kind, 0) + 1
+    def violation(self, kind: str, count: int = 1) -> None:
+        """Count ``count`` ignored or fatal carrier messages of ``kind``."""
+        self.protocol_violations += count
+        self.violations[kind] = self.violations.get(kind, 0) + count
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
