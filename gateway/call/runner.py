@@ -20,9 +20,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from engine.base import EngineEvent, EngineFailed, EngineSession
+from engine.base import CallContext, EngineError, EngineEvent, EngineFailed, EngineSession
 from gateway.call.commands import (
     CallAction,
     ClearAudio,
@@ -31,10 +31,30 @@ from gateway.call.commands import (
     SendMark,
     TransferCall,
 )
+from gateway.call.ledger import CallLedger
 from gateway.call.registry import CallRegistry
 from gateway.call.session import CallSession
 
+if TYPE_CHECKING:
+    from gateway.engines import EngineSet
+
 log = logging.getLogger("overtalk.session")
+
+
+async def open_engine(
+    engines: EngineSet, ledger: CallLedger, context: CallContext
+) -> EngineSession | None:
+    """Open the engine the ledger names; None when it is unavailable, with the ledger saying
+    so. The carrier then runs its own fallback (Twilio the TwiML after ``</Connect>``, SIP a
+    503 that sends the trunk to its next gateway)."""
+    try:
+        return await engines.get(ledger.engine).open(context)
+    except EngineError as exc:
+        log.error("x engine %s unavailable for call %s: %s", ledger.engine, ledger.call_id, exc)
+        ledger.engine_errors += 1
+        ledger.end_reason = f"engine unavailable: {exc}"
+        ledger.outcome = "engine-unavailable"
+        return None
 
 
 class Carrier(Protocol):

@@ -43,13 +43,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.base import CallContext, EngineError, EngineFailed, EngineSession
+from engine.base import CallContext, EngineFailed, EngineSession
 from gateway.admission import Admission
 from gateway.call.ledger import CallLedger
 from gateway.call.playout import Playout
 from gateway.call.recording import CallRecorder, recording_path
 from gateway.call.registry import CallRegistry
-from gateway.call.runner import CallRunner
+from gateway.call.runner import CallRunner, open_engine
 from gateway.call.session import CallSession
 from gateway.carriers.sip.digest import Credentials
 from gateway.carriers.sip.errors import CallFailed, LocalProtocolError, RemoteProtocolError
@@ -776,14 +776,9 @@ class SipGateway:
     async def _answer_bot(self, call: SipCall, context: CallContext, bot: BotAction | None) -> None:
         ua = self.ua
         assert ua is not None
-        try:
-            engine_session = await self.engines.get(call.ledger.engine).open(context)
-        except EngineError as exc:
-            log.error("x engine %s unavailable for call %s: %s", call.ledger.engine,
-                      call.call_id, exc)  # fmt: skip
-            call.ledger.engine_errors += 1
-            call.ledger.outcome = "engine-unavailable"
-            self._refuse(call, 503, f"engine unavailable: {exc}")
+        engine_session = await open_engine(self.engines, call.ledger, context)
+        if engine_session is None:
+            self._refuse(call, 503, call.ledger.end_reason)
             return
         if call.call_id not in self.calls:  # cancelled while the engine was opening
             await engine_session.close()

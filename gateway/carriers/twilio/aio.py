@@ -24,13 +24,13 @@ from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocketState
 from twilio.twiml.voice_response import VoiceResponse
 
-from engine.base import CallContext, EngineError, EngineFailed
+from engine.base import CallContext, EngineFailed
 from gateway.admission import Admission
 from gateway.call.ledger import CallLedger
 from gateway.call.playout import Playout
 from gateway.call.recording import CallRecorder, recording_path
 from gateway.call.registry import CallRegistry
-from gateway.call.runner import CallRunner
+from gateway.call.runner import CallRunner, open_engine
 from gateway.call.session import CallSession
 from gateway.carriers.twilio.control import (
     StreamCloseControl,
@@ -647,13 +647,8 @@ class _MediaCall:
             direction=params.get("direction", "inbound"),
             parameters={**params, **(bot.context_parameters() if bot is not None else {})},
         )
-        try:
-            engine_session = await engines.get(ledger.engine).open(context)
-        except EngineError as exc:
-            log.error("x engine %s unavailable for call %s: %s", ledger.engine, ledger.call_id, exc)
-            ledger.engine_errors += 1
-            ledger.end_reason = f"engine unavailable: {exc}"
-            ledger.outcome = "engine-unavailable"
+        engine_session = await open_engine(engines, ledger, context)
+        if engine_session is None:
             self.carrier.calls.ended(ledger)
             # Closing the stream makes Twilio run the TwiML after </Connect> (the fallback).
             await self._close(CLOSE_UNAVAILABLE)
