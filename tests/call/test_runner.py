@@ -9,12 +9,22 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from engine.base import Audio, EngineFailed, EngineSession, Hangup, Transfer
+from engine.base import (
+    Audio,
+    CallContext,
+    EngineFailed,
+    EngineSession,
+    EngineUnavailable,
+    Hangup,
+    Transfer,
+)
+from engine.base import Engine as EngineBase
 from gateway.call.ledger import CallLedger
 from gateway.call.playout import Playout
 from gateway.call.registry import CallRegistry
-from gateway.call.runner import CallRunner
+from gateway.call.runner import CallRunner, open_engine
 from gateway.call.session import CallSession
+from gateway.engines import EngineSet
 
 
 class Engine(EngineSession):
@@ -131,3 +141,15 @@ async def test_runner_reports_an_engine_failure_and_raises_it() -> None:
     await runner.close("engine failed")
     ledger = runner.session.ledger
     assert ledger.engine_errors == 1 and ledger.errors == ["engine failed: socket gone"]
+
+
+async def test_runner_records_an_unavailable_engine_for_the_carriers_fallback() -> None:
+    class Full(EngineBase):
+        async def open(self, context: CallContext) -> EngineSession:
+            raise EngineUnavailable("no GPU free")
+
+    ledger = CallLedger("CAfull", "fake", engine="echo")
+    engines = EngineSet("echo", prebuilt=Full())
+    assert await open_engine(engines, ledger, CallContext(call_id="CAfull")) is None
+    assert (ledger.outcome, ledger.engine_errors) == ("engine-unavailable", 1)
+    assert ledger.end_reason == "engine unavailable: no GPU free"
