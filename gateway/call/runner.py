@@ -208,11 +208,15 @@ class CallRunner:
             log.warning("x engine failed on call %s: %s", session.ledger.call_id, exc)
             raise
 
-    async def close(self, reason: str, recording: Path | None = None) -> None:
-        """End the call: settle the ledger, close the engine, write the recording, file it."""
+    async def close(
+        self, reason: str, outcome: str = "completed", recording: Path | None = None
+    ) -> None:
+        """End the call: settle the ledger (``outcome`` unless one was set already), close the
+        engine, write the recording, file the call."""
         session = self.session
         if session.closed:
             return
+        session.ledger.settle(outcome)
         if self._limit is not None:
             self._limit.cancel()
         if self._timer is not None:

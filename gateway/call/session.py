@@ -114,6 +114,9 @@ class CallSession:
         self._out_base_ms = 0.0
         self._out_samples = 0
         self._pending = b""  # mu-law bytes short of a whole frame
+        # The outbound resampler holds speech a clear threw away: reset it before the next
+        # audio rather than on the clear's path (a new soxr stream costs a fifth of a ms).
+        self._out_stale = False
         self._commands: list[Command] = []
         # Timers, as deadlines on the caller's monotonic clock: pacing, the open hold's limit,
         # and how long a hang-up or transfer waits for the speech before it.
@@ -265,6 +268,9 @@ class CallSession:
         self.ledger.event(now - self.origin, f"said-{role}", text)
 
     def _emit(self, audio: bytes, now: float) -> None:
+        if self._out_stale:
+            self._out_resampler.reset()
+            self._out_stale = False
         self._emitted_ms += len(audio) / self._engine_bytes_per_ms
         if self._passthrough:
             self._frame(audio)
@@ -344,7 +350,7 @@ class CallSession:
             self._clear_carrier(now)
         self._bot_playing = False
         self._bot_stopped_at = None  # the clear ends the run on the timeline
-        self._out_resampler.reset()
+        self._out_stale = True
         self._pending = b""
         self._out_base_ms = self._emitted_ms
         self._out_samples = 0
@@ -370,7 +376,9 @@ class CallSession:
         play_at = max(playout.play_end, now)  # when the first frame polled now starts playing
         items = playout.poll(now)
         deadline = playout.next_deadline()
-        if deadline is None and (self._pending or self._out_resampler.pending):
+        if deadline is None and (
+            self._pending or (self._out_resampler.pending and not self._out_stale)
+        ):
             # Queue empty but the resampler and framer hold the end of the speech. Release it
             # just before the carrier runs dry: sooner would cut a stream the engine is still
             # feeding (a restart mid-utterance clicks), later would leave the tail unplayed.

@@ -650,11 +650,11 @@ class SipGateway:
             case CallEnded(call_id=call_id, reason=reason, by=by):
                 log.info("= SIP call %s ended (%s, by %s)", call_id, reason, by)
                 call = self.calls.get(call_id)
-                if call is not None and not call.ledger.outcome:
+                if call is not None:
                     if reason == NO_ACK:
-                        call.ledger.outcome = "no-ack"  # the caller never had the answer
+                        call.ledger.settle("no-ack")  # the caller never had the answer
                     else:
-                        call.ledger.outcome = "caller-hung-up" if by == "remote" else "completed"
+                        call.ledger.settle("caller-hung-up" if by == "remote" else "completed")
                 self._finish(call_id, reason)
             case CallAnswered() | UaCallFailed():
                 future = self._outbound.pop(event.call_id, None)
@@ -895,7 +895,7 @@ class SipGateway:
         try:
             await runner.pump_engine()
         except EngineFailed:
-            call.ledger.outcome = "engine-failed"
+            call.ledger.settle("engine-failed")
             self.hangup(call.call_id, "engine failed")
             return
         # The engine ended its stream: the conversation is over from its side.
@@ -983,16 +983,15 @@ class SipGateway:
                 task.cancel()
         await asyncio.gather(*(t for t in call.tasks if t is not current), return_exceptions=True)
         call.settle_ledger()
-        call.ledger.outcome = call.ledger.outcome or "completed"
         for transport in (call.rtp, call.rtcp):
             if transport is not None:
                 transport.close()
         if call.port is not None:
             self.ports.release(call.port)
         if call.runner is not None:  # settles the ledger, writes the recording, files the call
-            await call.runner.close(reason, call.recording)
+            await call.runner.close(reason, "completed", call.recording)
         else:
-            call.ledger.end_reason = call.ledger.end_reason or reason
+            call.ledger.settle("completed", reason)
             call.ledger.ended_at = time.time()
             self.registry.ended(call.ledger)
         call.ended.set()

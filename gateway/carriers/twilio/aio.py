@@ -700,8 +700,7 @@ class _MediaCall:
             ledger.errors.append(reason)
             log.exception("x call %s failed", ledger.call_id, exc_info=group.exceptions[0])
         finally:
-            ledger.outcome = ledger.outcome or outcome
-            await runner.close(reason, recording)
+            await runner.close(reason, outcome, recording)
             await self._close(CLOSE_NORMAL)
 
     async def _pump_engine(self, runner: CallRunner) -> None:
