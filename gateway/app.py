@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 
 from engine.base import Engine
 from engine.registry import ENGINE_NAMES
-from gateway.calls import CallRegistry
+from gateway.call.registry import CallRegistry
 from gateway.callstore.service import call_data_for
 from gateway.carriers.sip import SipSettings, sip_server
 from gateway.carriers.twilio.aio import TwilioCarrier

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.audio.g711 import ulaw_decode
-from gateway.playout import Playout
+from gateway.call.playout import Playout
 
 FRAME = b"\xff" * 160
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import wave
 
-from gateway.recording import BYTES_PER_SECOND, CallRecorder
+from gateway.call.recording import BYTES_PER_SECOND, CallRecorder
 
 
 def test_recording_caller_channel_stops_at_the_cap(tmp_path):

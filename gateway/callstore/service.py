@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
+from gateway.call.ledger import CallLedger
 from gateway.callstore.audio import AudioStore, open_audio_store
 from gateway.callstore.errors import StoreUnavailable
 from gateway.callstore.page import calls_router
@@ -25,7 +26,6 @@ from gateway.callstore.spool import Spool
 from gateway.callstore.store import CallStore, open_call_store, store_dsn
 from gateway.callstore.writer import RecordWriter
 from gateway.config import Settings
-from gateway.ledger import CallLedger
 
 __all__ = ["CallData", "call_data_for", "store_dsn"]
 

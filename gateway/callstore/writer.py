@@ -21,12 +21,12 @@ from typing import Any
 
 import orjson
 
+from gateway.call.ledger import CallLedger
 from gateway.callstore.audio import AudioStore
 from gateway.callstore.errors import BadRecord, StoreUnavailable
 from gateway.callstore.record import row_from_record, valid_call_id
 from gateway.callstore.spool import Spool
 from gateway.callstore.store import CallStore
-from gateway.ledger import CallLedger
 
 __all__ = ["RecordWriter"]
 

@@ -24,8 +24,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.call.ledger import CallLedger
 from gateway.config import ConfigError
-from gateway.ledger import CallLedger
 
 __all__ = ["Admission", "EngineLoad", "default_capacity", "parse_capacity"]
 

@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.call.ledger import CallLedger
 from gateway.histogram import LATENESS_BUCKETS, Histogram
-from gateway.ledger import CallLedger
 from gateway.ops.admission import Admission
 
 #: Seconds: turn latencies live around 0.1-1 s.

@@ -412,10 +412,11 @@ def flatness(samples: list[dict[str, float]], warmup: float = 0.2) -> dict[str, 
 
 def _inprocess(sessions: int = 100, frames: int = 500) -> dict[str, float]:
     from engine.base import Audio, EngineSession
+    from gateway.call.ledger import CallLedger
+    from gateway.call.playout import Playout
+    from gateway.call.runner import CallRunner
+    from gateway.call.session import CallSession
     from gateway.carriers.twilio.stream import AudioChunk, TwilioStream
-    from gateway.ledger import CallLedger
-    from gateway.playout import Playout
-    from gateway.session import CallSession
 
     class Sink(EngineSession):
         def send_audio(self, pcm: bytes) -> None:
@@ -424,11 +425,17 @@ def _inprocess(sessions: int = 100, frames: int = 500) -> dict[str, float]:
     class Transport:
         def __init__(self, stream: TwilioStream) -> None:
             self.stream = stream
-            self.send_audio = stream.send_audio
+            self.send_frame = stream.send_audio
             self.send_mark = stream.send_mark
             self.send_clear = stream.send_clear
 
-        def wake(self) -> None:
+        def flush(self) -> None:
+            pass
+
+        async def hangup(self) -> None:
+            pass
+
+        async def transfer(self, target: str) -> None:
             pass
 
     async def run() -> dict[str, float]:
@@ -443,10 +450,10 @@ def _inprocess(sessions: int = 100, frames: int = 500) -> dict[str, float]:
             )
             stream.events_received()
             session = CallSession(
-                Sink(16000), Transport(stream), None, CallLedger(f"CA{n}", "bench"),  # type: ignore[arg-type]
+                Sink(16000), CallLedger(f"CA{n}", "bench"), origin=time.monotonic(),
                 playout=Playout(lead=1e6),
             )  # fmt: skip
-            pairs.append((stream, session))
+            pairs.append((stream, CallRunner(session, Transport(stream))))
         inbound = (
             '{"event":"media","sequenceNumber":"3","streamSid":"' + SID + '","media":{"track":'
             '"inbound","chunk":"1","timestamp":"0","payload":"'
@@ -458,20 +465,20 @@ def _inprocess(sessions: int = 100, frames: int = 500) -> dict[str, float]:
         t_out: list[float] = []
         clock = time.perf_counter_ns
         for _ in range(frames):
-            for stream, session in pairs:
+            for stream, runner in pairs:
                 a = clock()
                 stream.receive_message(inbound, 0.0)
                 for event in stream.events_received():
                     if type(event) is AudioChunk:
-                        session.receive_audio(event.payload, event.timestamp)
+                        runner.receive_audio(event.payload, event.timestamp)
                 b = clock()
-                session.handle_engine_event(Audio(pcm16k))
+                runner.engine_event(Audio(pcm16k))
                 stream.messages_to_send()
                 c = clock()
                 t_in.append((b - a) / 1000)
                 t_out.append((c - b) / 1000)
-        for _, session in pairs:
-            await session.close("bench")
+        for _, runner in pairs:
+            await runner.close("bench")
         return {
             "sessions": sessions,
             "in_p50_us": _pct(t_in, 50),
@@ -488,11 +495,12 @@ def _inprocess(sessions: int = 100, frames: int = 500) -> dict[str, float]:
 
 def _interrupts(sessions: int = 100, rounds: int = 20) -> dict[str, float]:
     from engine.base import Audio, EngineSession, Interrupt
+    from gateway.call.ledger import CallLedger
+    from gateway.call.playout import Playout
+    from gateway.call.runner import CallRunner
+    from gateway.call.session import CallSession
     from gateway.carriers.twilio.aio import _TwilioTransport
     from gateway.carriers.twilio.stream import TwilioStream
-    from gateway.ledger import CallLedger
-    from gateway.playout import Playout
-    from gateway.session import CallSession
 
     class Sink(EngineSession):
         def send_audio(self, pcm: bytes) -> None:
@@ -529,26 +537,25 @@ def _interrupts(sessions: int = 100, rounds: int = 20) -> dict[str, float]:
                 sock = Socket()
                 transport = _TwilioTransport(stream, sock)  # type: ignore[arg-type]
                 session = CallSession(
-                    Sink(16000), transport, None, CallLedger(f"CA{n}", "bench"),  # type: ignore[arg-type]
+                    Sink(16000), CallLedger(f"CA{n}", "bench"), origin=time.monotonic(),
                     playout=Playout(lead=0.2),
                 )  # fmt: skip
-                transport.session = session
-                items.append(
-                    (session, transport, sock, asyncio.create_task(transport.run_writer()))
-                )
-            for session, *_ in items:
-                session.handle_engine_event(Audio(speech))
+                runner = CallRunner(session, transport)
+                transport.runner = runner
+                items.append((runner, transport, sock, asyncio.create_task(transport.run_writer())))
+            for runner, *_ in items:
+                runner.engine_event(Audio(speech))
             await asyncio.sleep(0.05)
             # Interrupts arrive spread over time while every other session keeps streaming.
-            for session, *_ in items:
-                session.handle_engine_event(Interrupt())
+            for runner, *_ in items:
+                runner.engine_event(Interrupt())
                 await asyncio.sleep(0.0005)
             await asyncio.sleep(0.05)
-            for session, _, sock, task in items:
-                latencies.extend(session.ledger.clear_latencies)
+            for runner, _, sock, task in items:
+                latencies.extend(runner.session.ledger.clear_latencies)
                 stale += sock.stale
                 task.cancel()
-                await session.close("bench")
+                await runner.close("bench")
         ms = [x * 1000 for x in latencies]
         return {
             "sessions": sessions,

@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
 
+from gateway.call.ledger import CallLedger  # noqa: E402
 from gateway.callstore.spool import Spool  # noqa: E402
 from gateway.callstore.store import open_call_store  # noqa: E402
 from gateway.callstore.writer import RecordWriter  # noqa: E402
-from gateway.ledger import CallLedger  # noqa: E402
 
 
 def ledgers(n: int) -> list[CallLedger]:

@@ -63,9 +63,9 @@ from engine.base import CallContext, EventChannel, Metric  # noqa: E402
 from engine.local import LocalEngine  # noqa: E402
 from engine.local.asr import AsrRequest, WhisperRecognizer  # noqa: E402
 from gateway.app import create_app  # noqa: E402
+from gateway.call.playout import Playout  # noqa: E402
 from gateway.config import Settings  # noqa: E402
 from gateway.ops.server import serve  # noqa: E402
-from gateway.playout import Playout  # noqa: E402
 from gateway.sim.media import PlayedAudio  # noqa: E402
 from gateway.sim.script import BotActivity, CallerScript, FrameOut, ScriptRunner  # noqa: E402
 from gateway.sim.script import synthesize as piper_8k  # noqa: E402

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from engine.echo import EchoEngine  # noqa: E402
 from gateway.audio.g711 import ulaw_encode  # noqa: E402
-from gateway.calls import CallRegistry  # noqa: E402
+from gateway.call.registry import CallRegistry  # noqa: E402
 from gateway.carriers.sip import RtpPacket, SipGateway, SipSettings  # noqa: E402
 from gateway.carriers.sip.sdp import SessionDescription  # noqa: E402
 from gateway.engines import EngineSet  # noqa: E402

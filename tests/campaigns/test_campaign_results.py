@@ -35,7 +35,7 @@ def dialler_for(store: Store, root: Path, name: str, records: Path) -> tuple[Dia
 
 
 def write_record(records: Path, sid: str, results: dict[str, str]) -> None:
-    """A call record as the gateway writes it (gateway/calls.py), reduced to what is read."""
+    """A call record as the gateway writes it (gateway/call/registry.py), cut to what is read."""
     record = {"call_id": sid, "transcript": [["bot", "Will you make it?"], ["caller", "Yes."]],
               "results": results}  # fmt: skip
     (records / f"{sid}.json").write_text(json.dumps(record), encoding="utf-8")

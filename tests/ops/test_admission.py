@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from engine.echo import EchoEngine
 from gateway.app import create_app
+from gateway.call.ledger import CallLedger
 from gateway.config import ConfigError, Settings
-from gateway.ledger import CallLedger
 from gateway.ops.admission import Admission, default_capacity, parse_capacity
 
 

@@ -15,10 +15,10 @@ import pytest
 
 from engine.base import CallContext, EngineSession
 from engine.echo import EchoEngine, EchoSession
-from gateway.calls import CallRegistry
+from gateway.call.ledger import CallLedger
+from gateway.call.registry import CallRegistry
 from gateway.carriers.sip import SipGateway, SipSettings
 from gateway.engines import EngineSet
-from gateway.ledger import CallLedger
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 DEADLINE = 20.0

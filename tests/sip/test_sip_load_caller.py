@@ -39,9 +39,9 @@ def test_soak_flatness_measures_rise_after_warmup() -> None:
 async def test_gateway_keeps_nothing_of_ended_calls(start_gateway: StartGateway) -> None:
     import gc
 
+    from gateway.call.session import CallSession
     from gateway.carriers.sip.aio import SipCall
     from gateway.carriers.sip.transaction import Timings
-    from gateway.session import CallSession
 
     gateway, _, calls = await start_gateway()
     assert gateway.ua is not None

@@ -6,9 +6,9 @@ import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway.call.ledger import CallLedger
 from gateway.campaigns.setup import create_campaign
 from gateway.campaigns.store import Claimed, Store
-from gateway.ledger import CallLedger
 
 
 def finished_call(

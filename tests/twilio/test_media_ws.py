@@ -314,7 +314,7 @@ def test_gateway_transport_drops_output_once_twilio_stopped():
     stream.receive_message(orjson.dumps({"event": "stop", "streamSid": SID}).decode(), 0.0)
     transport = _TwilioTransport(stream, ws=None)  # type: ignore[arg-type]
     # A pacing timer that fires between Twilio's stop and the session's close:
-    transport.send_audio(b"\xff" * 160)
+    transport.send_frame(b"\xff" * 160)
     transport.send_mark("0:20")
     transport.send_clear()
     assert stream.messages_to_send() == []

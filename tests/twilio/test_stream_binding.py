@@ -197,7 +197,7 @@ async def test_gateway_media_writer_ends_quietly_when_the_peer_is_gone():
     stream.receive_message(start(call_sid(8)), 0.0)
     transport = _TwilioTransport(stream, GoneSocket())  # type: ignore[arg-type]
     stream.send_audio(b"\xff" * 160)
-    transport.wake()
+    transport.flush()
     await asyncio.wait_for(transport.run_writer(), 1)  # returns; raised into the TaskGroup before
 
 

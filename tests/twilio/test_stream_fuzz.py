@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.call.playout import Playout
 from gateway.carriers.twilio.stream import (
     AudioChunk,
     MarkReached,
@@ -23,7 +24,6 @@ from gateway.carriers.twilio.stream import (
     TwilioStream,
 )
 from gateway.ids import CALL_SID, STREAM_SID, is_twilio_sid
-from gateway.playout import Playout
 
 SID = "MZ" + "0" * 32
 CALL = "CA" + "1" * 32

@@ -10,12 +10,12 @@ The protocol lives in the sans-I/O modules (``ua.py`` over ``transaction.py``, `
   ticks every call's :class:`~gateway.carriers.sip.media.RtpStream` (a call costs no timer of
   its own);
 - per answered call, an RTP/RTCP socket pair from the configured range, a
-  :class:`~gateway.session.CallSession` with the engine the dial plan named, and one task
+  :class:`~gateway.call.session.CallSession` with the engine the dial plan named, and one task
   pumping the engine's events. Everything a call holds is released when it ends.
 
 Inbound calls are routed through the dial plan by the dialled number (the Request-URI user;
 the To user when the Request-URI is our registered contact or has no user) and the From user.
-A bot is answered and streamed to its engine; when that engine is full (gateway/admission.py)
+A bot is answered and streamed to its engine; when that engine is full (gateway/ops/admission.py)
 the route's fallback is taken, or without one the call gets ``busy_status`` (503 with
 Retry-After, or 486). A transfer is answered ``302`` to the target before answering;
 ``reject`` is ``486`` (busy) or ``603``; ``hangup`` before answering is ``603``. ``say``,
@@ -43,8 +43,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.base import CallContext, EngineError, EngineFailed, EngineSession
-from gateway.calls import CallRegistry
+from engine.base import CallContext, EngineFailed, EngineSession
+from gateway.call.ledger import CallLedger
+from gateway.call.playout import Playout
+from gateway.call.recording import CallRecorder, recording_path
+from gateway.call.registry import CallRegistry
+from gateway.call.runner import CallRunner, open_engine
+from gateway.call.session import CallSession
 from gateway.carriers.sip.digest import Credentials
 from gateway.carriers.sip.errors import CallFailed, LocalProtocolError, RemoteProtocolError
 from gateway.carriers.sip.headers import Uri
@@ -88,13 +93,10 @@ from gateway.dialplan import (
     route,
 )
 from gateway.engines import EngineSet
-from gateway.ledger import CallLedger
+from gateway.ids import InvalidIdentifier
 from gateway.ops.admission import Admission
 from gateway.ops.lifecycle import CannotListen, Lifecycle
 from gateway.ops.logs import call_id as current_call
-from gateway.playout import Playout
-from gateway.recording import CallRecorder
-from gateway.session import CallSession
 
 log = logging.getLogger("overtalk.sip")
 
@@ -214,14 +216,15 @@ class _Datagrams(asyncio.DatagramProtocol):
 
 
 class _RtpTransport:
-    """The session's MediaTransport on RTP: frames and marks go into the stream's queue."""
+    """The call's :class:`~gateway.call.runner.Carrier` on SIP: frames and marks go into the
+    RTP stream's queue for the media clock; BYE hangs up, REFER transfers."""
 
     __slots__ = ("call",)
 
     def __init__(self, call: SipCall) -> None:
         self.call = call
 
-    def send_audio(self, frame: bytes) -> None:
+    def send_frame(self, frame: bytes) -> None:
         stream = self.call.stream
         if stream is not None:
             stream.queue_frame(frame)
@@ -232,27 +235,15 @@ class _RtpTransport:
             stream.queue_mark(name)
 
     def send_clear(self) -> None:
-        stream = self.call.stream
-        if stream is not None:
-            stream.clear()
+        """Drop the stream's queue: synchronous, so the clear is written when this returns."""
+        call = self.call
+        if call.stream is not None:
+            call.stream.clear()
+        if call.runner is not None:
+            call.runner.clear_written()
 
-    def wake(self) -> None:
-        """The media clock sends the next frame when due; after a clear, the clear is done.
-
-        The session asks for a clear before it stamps ``clear_requested_at`` and wakes us, so
-        its latency is taken here: the queue was dropped in ``send_clear``, synchronously.
-        """
-        session = self.call.session
-        if session is not None and session.clear_requested_at is not None:
-            session.ledger.clear_latencies.append(time.monotonic() - session.clear_requested_at)
-            session.clear_requested_at = None
-
-
-class _SipControl:
-    """The session's CallControl on SIP: BYE, and REFER for transfers."""
-
-    def __init__(self, call: SipCall) -> None:
-        self.call = call
+    def flush(self) -> None:
+        """Nothing to wake: the media clock sends the next frame when it is due."""
 
     async def hangup(self) -> None:
         self.call.gateway.hangup(self.call.call_id, "engine hung up")
@@ -280,7 +271,7 @@ class SipCall:
         self.context.run(current_call.set, call_id)
         self.ledger = ledger
         self.stream: RtpStream | None = None
-        self.session: CallSession | None = None
+        self.runner: CallRunner | None = None
         self.port: int | None = None
         self.rtp: asyncio.DatagramTransport | None = None
         self.rtcp: asyncio.DatagramTransport | None = None
@@ -291,23 +282,21 @@ class SipCall:
         self.ended = asyncio.Event()
         self.end_reason = ""
         self.tasks: list[asyncio.Task[Any]] = []
-        self.limit: asyncio.TimerHandle | None = None
-        self.record = False
         self.recording: Path | None = None
 
     # -- media -------------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        stream, session, rtp = self.stream, self.session, self.rtp
+        stream, runner, rtp = self.stream, self.runner, self.rtp
         if stream is None or rtp is None:
             return
         packets, marks = stream.tick(now)
         remote = stream.remote
         for packet in packets:
             rtp.sendto(packet, remote)
-        if session is not None:
+        if runner is not None:
             for name in marks:
-                session.receive_mark(name)
+                runner.receive_mark(name)
         self._deliver(now)
         report = stream.rtcp_due(now, time.time())
         if report is not None and self.rtcp is not None:
@@ -326,13 +315,13 @@ class SipCall:
             self.stream.receive_rtcp(data, addr, time.monotonic())
 
     def _deliver(self, now: float) -> None:
-        stream, session = self.stream, self.session
-        if stream is None or session is None:
+        stream, runner = self.stream, self.runner
+        if stream is None or runner is None:
             return
         for ulaw, timestamp_ms in stream.audio_ready(now):
-            session.receive_audio(ulaw, timestamp_ms)
+            runner.receive_audio(ulaw, timestamp_ms)
         for digit in stream.dtmf_received():
-            session.receive_dtmf(digit)
+            runner.receive_dtmf(digit)
 
     def send_dtmf(self, digits: str) -> bool:
         """Send DTMF as RFC 4733 events; False if the call did not negotiate them."""
@@ -355,8 +344,7 @@ class SipCall:
             ("rtp-unknown-payload", stats.unknown_payload),
         ):
             if count:
-                ledger.protocol_violations += count
-                ledger.violations[kind] = ledger.violations.get(kind, 0) + count
+                ledger.violation(kind, count)
         ledger.event(
             time.time() - ledger.started_at,
             "rtp",
@@ -662,11 +650,11 @@ class SipGateway:
             case CallEnded(call_id=call_id, reason=reason, by=by):
                 log.info("= SIP call %s ended (%s, by %s)", call_id, reason, by)
                 call = self.calls.get(call_id)
-                if call is not None and not call.ledger.outcome:
+                if call is not None:
                     if reason == NO_ACK:
-                        call.ledger.outcome = "no-ack"  # the caller never had the answer
+                        call.ledger.settle("no-ack")  # the caller never had the answer
                     else:
-                        call.ledger.outcome = "caller-hung-up" if by == "remote" else "completed"
+                        call.ledger.settle("caller-hung-up" if by == "remote" else "completed")
                 self._finish(call_id, reason)
             case CallAnswered() | UaCallFailed():
                 future = self._outbound.pop(event.call_id, None)
@@ -678,8 +666,8 @@ class SipGateway:
                 self._on_offer(event)
             case DtmfReceived(call_id=call_id, digit=digit):
                 call = self.calls.get(call_id)
-                if call is not None and call.session is not None:
-                    call.session.receive_dtmf(digit)
+                if call is not None and call.runner is not None:
+                    call.runner.receive_dtmf(digit)
             case ReferStatus(call_id=call_id, status=status):
                 refer = self._refers.get(call_id)
                 if refer is not None and not refer.done() and status >= 200:
@@ -774,7 +762,6 @@ class SipGateway:
     def _start_bot(self, event: IncomingCall, bot: BotAction | None, route_name: str) -> None:
         engine = (bot.engine if bot is not None else None) or self.engines.default
         call = self._new_call(event, engine, route_name)
-        call.record = bot is not None and bool(bot.record)
         context = CallContext(
             call_id=event.call_id,
             caller=event.caller,
@@ -789,14 +776,9 @@ class SipGateway:
     async def _answer_bot(self, call: SipCall, context: CallContext, bot: BotAction | None) -> None:
         ua = self.ua
         assert ua is not None
-        try:
-            engine_session = await self.engines.get(call.ledger.engine).open(context)
-        except EngineError as exc:
-            log.error("x engine %s unavailable for call %s: %s", call.ledger.engine,
-                      call.call_id, exc)  # fmt: skip
-            call.ledger.engine_errors += 1
-            call.ledger.outcome = "engine-unavailable"
-            self._refuse(call, 503, f"engine unavailable: {exc}")
+        engine_session = await open_engine(self.engines, call.ledger, context)
+        if engine_session is None:
+            self._refuse(call, 503, call.ledger.end_reason)
             return
         if call.call_id not in self.calls:  # cancelled while the engine was opening
             await engine_session.close()
@@ -809,15 +791,9 @@ class SipGateway:
             self._refuse(call, 503, str(exc))
             return
         sdp = self._local_answer(call, call.offer)
-        self._start_session(call, engine_session)
+        self._start_session(call, engine_session, bot)
         ua.answer(call.call_id, sdp, time.monotonic())
         self._flush()
-        if bot is not None and bot.max_duration:
-            session = call.session
-            assert session is not None
-            call.limit = asyncio.get_running_loop().call_later(
-                bot.max_duration, session.end_call, f"call length limit {bot.max_duration} s"
-            )
 
     def _refuse(self, call: SipCall, status: int, reason: str) -> None:
         assert self.ua is not None
@@ -886,35 +862,40 @@ class SipGateway:
         assert call.stream is not None
         call.stream.update(params)
 
-    def _start_session(self, call: SipCall, engine_session: EngineSession) -> None:
-        recording = self._recording_path(call)
+    def _start_session(
+        self, call: SipCall, engine_session: EngineSession, bot: BotAction | None
+    ) -> None:
+        try:
+            recording = recording_path(
+                call.call_id,
+                recordings_dir=self.recordings_dir,
+                records_dir=self.registry.records_dir,
+                record=bot is not None and bool(bot.record),
+            )
+        except InvalidIdentifier as exc:  # a Call-ID unfit for a file name is not recorded
+            log.warning("x call %s not recorded: %s", call.call_id, exc)
+            recording = None
+        origin = time.monotonic()
         session = CallSession(
             engine_session,
-            _RtpTransport(call),
-            _SipControl(call),
             call.ledger,
+            origin=origin,
             playout=Playout(lead=self.settings.lead_ms / 1000.0, mark_every=self.mark_every),
-            recorder=CallRecorder(time.monotonic()) if recording is not None else None,
+            recorder=CallRecorder(origin) if recording is not None else None,
         )
-        call.session = session
+        runner = CallRunner(session, _RtpTransport(call))
+        call.runner = runner
         call.recording = recording
-        self.registry.started(call.ledger, session.end_call)
+        runner.start(self.registry, (bot.max_duration or 0) if bot is not None else 0)
         self.media.attach(call)
-        call.tasks.append(self._spawn(self._pump_engine(call, session), call))
+        call.tasks.append(self._spawn(self._pump_engine(call, runner), call))
         log.info("= call %s streaming to engine %s", call.call_id, call.ledger.engine)
 
-    def _recording_path(self, call: SipCall) -> Path | None:
-        if self.recordings_dir:
-            return Path(self.recordings_dir) / f"{call.call_id}.wav"
-        if call.record:
-            log.warning("x call %s asks to be recorded but no recordings_dir is set", call.call_id)
-        return None
-
-    async def _pump_engine(self, call: SipCall, session: CallSession) -> None:
+    async def _pump_engine(self, call: SipCall, runner: CallRunner) -> None:
         try:
-            await session.run_engine_events()
+            await runner.pump_engine()
         except EngineFailed:
-            call.ledger.outcome = "engine-failed"
+            call.ledger.settle("engine-failed")
             self.hangup(call.call_id, "engine failed")
             return
         # The engine ended its stream: the conversation is over from its side.
@@ -993,8 +974,6 @@ class SipGateway:
         refer = self._refers.pop(call_id, None)
         if refer is not None and not refer.done():
             refer.set_result(487)
-        if call.limit is not None:
-            call.limit.cancel()
         self._spawn(self._close_call(call, reason), call)
 
     async def _close_call(self, call: SipCall, reason: str) -> None:
@@ -1004,24 +983,17 @@ class SipGateway:
                 task.cancel()
         await asyncio.gather(*(t for t in call.tasks if t is not current), return_exceptions=True)
         call.settle_ledger()
-        call.ledger.outcome = call.ledger.outcome or "completed"
-        if call.session is not None:
-            await call.session.close(reason)
-            recorder = call.session.recorder
-            if call.recording is not None and recorder is not None:
-                try:
-                    await asyncio.to_thread(recorder.write, call.recording)
-                except OSError as exc:
-                    call.ledger.errors.append(f"recording not written: {exc}")
-        else:
-            call.ledger.end_reason = call.ledger.end_reason or reason
-            call.ledger.ended_at = time.time()
         for transport in (call.rtp, call.rtcp):
             if transport is not None:
                 transport.close()
         if call.port is not None:
             self.ports.release(call.port)
-        self.registry.ended(call.ledger)
+        if call.runner is not None:  # settles the ledger, writes the recording, files the call
+            await call.runner.close(reason, "completed", call.recording)
+        else:
+            call.ledger.settle("completed", reason)
+            call.ledger.ended_at = time.time()
+            self.registry.ended(call.ledger)
         call.ended.set()
 
     # -- transfers and outbound calls --------------------------------------------------------

@@ -3,7 +3,7 @@
 :class:`RtpStream` is driven by the gateway's own 20 ms clock: each :meth:`RtpStream.tick`
 (``now`` passed in) returns the RTP datagrams due and the marks whose preceding frame has just
 gone out. The outbound queue holds mu-law frames and mark names in order, as the
-:class:`~gateway.session.CallSession` hands them over; :meth:`RtpStream.clear` empties it at
+:class:`~gateway.call.session.CallSession` hands them over; :meth:`RtpStream.clear` empties it at
 once. A SIP line has no carrier-side buffer, so a mark is "played" exactly when the frame before
 it is put on the wire, and the session's playout ledger stays exact.
 

@@ -1,7 +1,7 @@
 """Twilio over FastAPI: the voice, status, dial and voicemail webhooks and the Media Streams
 websocket.
 
-The protocol lives in ``stream.py`` (sans-I/O) and the call in ``gateway.session``; this module
+The protocol lives in ``stream.py`` (sans-I/O) and the call in ``gateway.call.session``; this module
 only pumps bytes between them and the sockets. Per call it runs three things under one
 TaskGroup: the reader (this endpoint), the writer (the only coroutine that writes the socket,
 so a ``clear`` can be put ahead of everything not yet written) and the engine-event pump.
@@ -24,8 +24,13 @@ from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocketState
 from twilio.twiml.voice_response import VoiceResponse
 
-from engine.base import CallContext, EngineError, EngineFailed
-from gateway.calls import CallRegistry
+from engine.base import CallContext, EngineFailed
+from gateway.call.ledger import CallLedger
+from gateway.call.playout import Playout
+from gateway.call.recording import CallRecorder, recording_path
+from gateway.call.registry import CallRegistry
+from gateway.call.runner import CallRunner, open_engine
+from gateway.call.session import CallSession
 from gateway.carriers.twilio.control import (
     StreamCloseControl,
     TwilioRestControl,
@@ -66,15 +71,11 @@ from gateway.dialplan import (
     route,
 )
 from gateway.engines import EngineSet
-from gateway.ids import ACCOUNT_SID, CALL_SID, InvalidIdentifier, is_twilio_sid, path_inside
-from gateway.ledger import CallLedger
+from gateway.ids import ACCOUNT_SID, CALL_SID, InvalidIdentifier, is_twilio_sid
 from gateway.ops.admission import Admission
 from gateway.ops.lifecycle import Lifecycle
 from gateway.ops.logs import call_id as current_call
 from gateway.ops.logs import field as log_field
-from gateway.playout import Playout
-from gateway.recording import CallRecorder
-from gateway.session import CallControl, CallSession
 
 log = logging.getLogger("overtalk.twilio")
 
@@ -82,7 +83,7 @@ MEDIA_PATH = "/twilio/media"
 #: Where Twilio reports how a dial-plan transfer ended (``<Dial action>``).
 DIAL_PATH = "/twilio/dial"
 #: Where a dial-plan voicemail reports: ``<Record action>``, recording and transcription
-#: callbacks (see ``gateway.voicemail``).
+#: callbacks (see ``gateway.carriers.twilio.voicemail``).
 VOICEMAIL_PATH = "/twilio/voicemail"
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
@@ -161,7 +162,7 @@ class TwilioCarrier:
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     #: Told of each refusal by kind (``GatewayMetrics.refused``).
     refused: Callable[[str], None] = lambda kind: None
-    #: Places per engine (gateway/admission.py); unset: unlimited.
+    #: Places per engine (gateway/ops/admission.py); unset: unlimited.
     admission: Admission | None = None
 
     def __post_init__(self) -> None:
@@ -448,14 +449,12 @@ class TwilioCarrier:
 
     def recording_path(self, call_id: str, bot: BotAction | None) -> Path | None:
         """Where this call's stereo recording goes, or None when it is not recorded."""
-        settings = self.settings
-        if settings.recordings_dir:
-            return path_inside(settings.recordings_dir, call_id, ".wav")
-        if bot is not None and bot.record:
-            if settings.records_dir:
-                return path_inside(settings.records_dir, call_id, ".wav")
-            log.warning("x call %s asks to be recorded but no recordings_dir is set", call_id)
-        return None
+        return recording_path(
+            call_id,
+            recordings_dir=self.settings.recordings_dir,
+            records_dir=self.settings.records_dir,
+            record=bot is not None and bool(bot.record),
+        )
 
     def _upgrade_allowed(self, ws: WebSocket) -> bool:
         if self.checker is None:
@@ -477,20 +476,22 @@ class TwilioCarrier:
 
 
 class _TwilioTransport:
-    """MediaTransport over a TwilioStream; the writer coroutine drains it to the socket."""
+    """The call's :class:`~gateway.call.runner.Carrier` over a TwilioStream: the writer
+    coroutine drains it to the socket; hang-up and transfer go to ``control``."""
 
-    __slots__ = ("stream", "ws", "_wakeup", "session")
+    __slots__ = ("stream", "ws", "_wakeup", "runner", "control")
 
     def __init__(self, stream: TwilioStream, ws: WebSocket) -> None:
         self.stream = stream
         self.ws = ws
         self._wakeup = asyncio.Event()
-        self.session: CallSession | None = None
+        self.runner: CallRunner | None = None
+        self.control: TwilioRestControl | StreamCloseControl | None = None
 
     # Once Twilio has sent ``stop`` the call is ending: a pacing timer or engine event that
     # fires before the session closes has nowhere to send to, and is dropped.
 
-    def send_audio(self, frame: bytes) -> None:
+    def send_frame(self, frame: bytes) -> None:
         if self.stream.state is StreamState.STREAMING:
             self.stream.send_audio(frame)
 
@@ -502,8 +503,16 @@ class _TwilioTransport:
         if self.stream.state is StreamState.STREAMING:
             self.stream.send_clear()
 
-    def wake(self) -> None:
+    def flush(self) -> None:
         self._wakeup.set()
+
+    async def hangup(self) -> None:
+        if self.control is not None:
+            await self.control.hangup()
+
+    async def transfer(self, target: str) -> None:
+        if self.control is not None:
+            await self.control.transfer(target)
 
     async def run_writer(self) -> None:
         """Write queued frames until cancelled, or until the peer is gone (then quietly: the
@@ -522,12 +531,9 @@ class _TwilioTransport:
             wakeup.clear()
             while (message := stream.next_message()) is not None:
                 await send(message)
-                session = self.session
-                if session is not None and stream.is_clear(message):
-                    requested = session.clear_requested_at
-                    if requested is not None:
-                        session.ledger.clear_latencies.append(time.monotonic() - requested)
-                        session.clear_requested_at = None
+                runner = self.runner
+                if runner is not None and stream.is_clear(message):
+                    runner.clear_written()
 
 
 class _MediaCall:
@@ -641,18 +647,13 @@ class _MediaCall:
             direction=params.get("direction", "inbound"),
             parameters={**params, **(bot.context_parameters() if bot is not None else {})},
         )
-        try:
-            engine_session = await engines.get(ledger.engine).open(context)
-        except EngineError as exc:
-            log.error("x engine %s unavailable for call %s: %s", ledger.engine, ledger.call_id, exc)
-            ledger.engine_errors += 1
-            ledger.end_reason = f"engine unavailable: {exc}"
-            ledger.outcome = "engine-unavailable"
+        engine_session = await open_engine(engines, ledger, context)
+        if engine_session is None:
             self.carrier.calls.ended(ledger)
             # Closing the stream makes Twilio run the TwiML after </Connect> (the fallback).
             await self._close(CLOSE_UNAVAILABLE)
             return
-        control: CallControl
+        control: TwilioRestControl | StreamCloseControl
         rest = self.carrier.rest
         if rest is not None:
             control = TwilioRestControl(rest, started.call_sid)
@@ -663,34 +664,31 @@ class _MediaCall:
         except InvalidIdentifier as exc:  # a SID never gets here unchecked; defence in depth
             log.error("x call %s not recorded: %s", ledger.call_id, exc)
             recording = None
+        origin = time.monotonic()
         session = CallSession(
             engine_session,
-            self.transport,
-            control,
             ledger,
+            origin=origin,
             playout=Playout(lead=settings.lead_ms / 1000.0, mark_every=settings.mark_every),
             recorder=(
-                CallRecorder(time.monotonic(), settings.max_recording_seconds)
+                CallRecorder(origin, settings.max_recording_seconds)
                 if recording is not None
                 else None
             ),
         )
-        self.transport.session = session
-        self.carrier.calls.started(ledger, session.end_call)
+        runner = CallRunner(session, self.transport)
+        self.transport.runner = runner
+        self.transport.control = control
+        runner.start(self.carrier.calls, (bot.max_duration or 0) if bot is not None else 0)
         log.info("= call %s streaming to engine %s", ledger.call_id, ledger.engine)
-        limit = None
-        if bot is not None and bot.max_duration:
-            limit = asyncio.get_running_loop().call_later(
-                bot.max_duration, session.end_call, f"call length limit {bot.max_duration} s"
-            )
         reason, outcome = "stream closed", "completed"
         try:
             async with asyncio.TaskGroup() as tasks:
                 writer = tasks.create_task(self.transport.run_writer())
-                pump = tasks.create_task(self._pump_engine(session))
+                pump = tasks.create_task(self._pump_engine(runner))
                 watchdog = tasks.create_task(self._watch_media())
                 try:
-                    reason, outcome = await self._read(session)
+                    reason, outcome = await self._read(runner)
                 finally:
                     writer.cancel()
                     pump.cancel()
@@ -702,20 +700,11 @@ class _MediaCall:
             ledger.errors.append(reason)
             log.exception("x call %s failed", ledger.call_id, exc_info=group.exceptions[0])
         finally:
-            if limit is not None:
-                limit.cancel()
-            ledger.outcome = ledger.outcome or outcome
-            await session.close(reason)
-            if recording is not None and session.recorder is not None:
-                try:
-                    await asyncio.to_thread(session.recorder.write, recording)
-                except OSError as exc:
-                    ledger.errors.append(f"recording not written: {exc}")
-            self.carrier.calls.ended(ledger)
+            await runner.close(reason, outcome, recording)
             await self._close(CLOSE_NORMAL)
 
-    async def _pump_engine(self, session: CallSession) -> None:
-        await session.run_engine_events()
+    async def _pump_engine(self, runner: CallRunner) -> None:
+        await runner.pump_engine()
         # The engine ended its stream: the conversation is over from its side.
         await self._close(CLOSE_NORMAL)
 
@@ -740,10 +729,10 @@ class _MediaCall:
             await self._close(CLOSE_POLICY)
             return
 
-    async def _read(self, session: CallSession) -> tuple[str, str]:
-        """Feed the session until the stream stops; returns why it ended and the outcome."""
+    async def _read(self, runner: CallRunner) -> tuple[str, str]:
+        """Feed the call until the stream stops; returns why it ended and the outcome."""
         stream = self.stream
-        ledger = session.ledger
+        ledger = runner.session.ledger
         clock = time.monotonic
         while True:
             data = await self._receive()
@@ -764,11 +753,11 @@ class _MediaCall:
                 if type(event) is AudioChunk:
                     self._last_audio = now
                     self._had_audio = True
-                    session.receive_audio(event.payload, event.timestamp)
+                    runner.receive_audio(event.payload, event.timestamp)
                 elif type(event) is MarkReached:
-                    session.receive_mark(event.name)
+                    runner.receive_mark(event.name)
                 elif type(event) is Dtmf:
-                    session.receive_dtmf(event.digit)
+                    runner.receive_dtmf(event.digit)
                 elif type(event) is StreamStopped:
                     return "stream stopped", "completed"
                 elif type(event) is ProtocolViolation:

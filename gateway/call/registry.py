@@ -10,8 +10,8 @@ from pathlib import Path
 
 import orjson
 
+from gateway.call.ledger import CallLedger
 from gateway.ids import InvalidIdentifier, path_inside
-from gateway.ledger import CallLedger
 from gateway.ops.logs import field
 
 log = logging.getLogger("overtalk.calls")

@@ -76,9 +76,16 @@ class CallLedger:
         if len(self.mark_times) < MAX_EVENTS:
             self.mark_times.append(round(t, 4))
 
-    def violation(self, kind: str) -> None:
-        self.protocol_violations += 1
-        self.violations[kind] = self.violations.get(kind, 0) + 1
+    def settle(self, outcome: str, reason: str = "") -> None:
+        """How the call ended: the first outcome and the first reason given stand (a hang-up
+        the engine asked for is not turned into the caller's by the stream closing after)."""
+        self.outcome = self.outcome or outcome
+        self.end_reason = self.end_reason or reason
+
+    def violation(self, kind: str, count: int = 1) -> None:
+        """Count ``count`` ignored or fatal carrier messages of ``kind``."""
+        self.protocol_violations += count
+        self.violations[kind] = self.violations.get(kind, 0) + count
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -9,17 +9,39 @@ channel) and converted once, off the event loop, when the call ends.
 
 from __future__ import annotations
 
+import logging
 import wave
 from pathlib import Path
 
 import numpy as np
 
 from gateway.audio.g711 import ULAW_SILENCE, ulaw_decode
+from gateway.ids import path_inside
+
+log = logging.getLogger("overtalk.session")
 
 BYTES_PER_SECOND = 8000
 #: A recording stops growing past this length by default (a runaway call must not eat memory;
 #: the gateway's ``max_recording_seconds`` sets it).
 MAX_SECONDS = 3600.0
+
+
+def recording_path(
+    call_id: str, *, recordings_dir: str | Path, records_dir: str | Path | None, record: bool
+) -> Path | None:
+    """Where a call's recording goes, or None when it is not recorded; the same on every carrier.
+
+    Every call goes into ``recordings_dir`` when it is set; otherwise a bot with
+    ``record: true`` goes beside the call records. ``call_id`` comes from the wire: it must be
+    a plain token that stays inside the folder (:class:`~gateway.ids.InvalidIdentifier` if not).
+    """
+    if recordings_dir:
+        return path_inside(recordings_dir, call_id, ".wav")
+    if record:
+        if records_dir:
+            return path_inside(records_dir, call_id, ".wav")
+        log.warning("x call %s asks to be recorded but no recordings_dir is set", call_id)
+    return None
 
 
 class CallRecorder:

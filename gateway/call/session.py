@@ -1,7 +1,7 @@
 """CallSession: one call joined to one engine session, whatever carrier brought it.
 
 The session converts between the carrier's 8 kHz G.711 and the engine's PCM rate, paces the
-engine's speech out through :class:`~gateway.playout.Playout`, and carries out the engine's
+engine's speech out through :class:`~gateway.call.playout.Playout`, and carries out the engine's
 decisions: a ``Hold`` stops releasing the bot's audio at an exact sample (by default it also
 clears what the carrier has buffered, so the bot is quiet within a network trip, and keeps the
 unheard audio from the sample heard); a ``Release`` carries on from that sample; a ``Commit``
@@ -11,25 +11,22 @@ the carrier's call control once the speech before them has played.
 A hold the engine leaves open past :data:`MAX_HOLD` is committed: the caller has been talking
 that long, and the engine learns where it was cut.
 
-It knows no carrier: a carrier adapter feeds it (``receive_*``) and gives it two seams, a
-:class:`MediaTransport` (where frames, marks and clears go) and a :class:`CallControl` (REST
-or signalling actions). Per-frame work is synchronous and allocation-light; the only tasks a
-call owns are the engine-event pump here and the adapter's reader and writer.
+It knows no carrier and does no I/O, in the aioquic way: a carrier feeds it (``receive_*``,
+``engine_event``, ``handle_timer(now)``, ``clear_written(now)``) with the time passed in, and
+reads what to do from :meth:`CallSession.commands_to_send` (frames, marks, clears, hang-up and
+transfer, see :mod:`gateway.call.commands`) and when to call back from
+:meth:`CallSession.next_deadline`. :mod:`gateway.call.runner` is the asyncio side. Per-frame
+work is synchronous and allocation-light.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Callable
-from typing import Protocol
 
 from engine.base import (
     Audio,
     Commit,
     EngineEvent,
-    EngineFailed,
     EngineSession,
     Hangup,
     Hold,
@@ -44,9 +41,18 @@ from engine.base import (
 from gateway.audio.dtmf import dtmf_pcm
 from gateway.audio.g711 import ULAW_SILENCE, ulaw_decode, ulaw_encode
 from gateway.audio.resample import StreamResampler
-from gateway.ledger import CallLedger
-from gateway.playout import Playout
-from gateway.recording import CallRecorder
+from gateway.call.commands import (
+    CallAction,
+    ClearAudio,
+    Command,
+    HangUp,
+    SendFrame,
+    SendMark,
+    TransferCall,
+)
+from gateway.call.ledger import CallLedger
+from gateway.call.playout import Playout
+from gateway.call.recording import CallRecorder
 
 log = logging.getLogger("overtalk.session")
 
@@ -66,51 +72,30 @@ MAX_HOLD = 3.0
 FLUSH_MARGIN = 0.040
 
 
-class MediaTransport(Protocol):
-    """Where the session's outbound media goes (a carrier connection). Calls never block."""
-
-    def send_audio(self, frame: bytes) -> None: ...
-
-    def send_mark(self, name: str) -> None: ...
-
-    def send_clear(self) -> None:
-        """Drop whatever is buffered for the caller, ahead of anything not yet written."""
-
-    def wake(self) -> None:
-        """Messages are ready: have the writer flush them."""
-
-
-class CallControl(Protocol):
-    """Call actions outside the media path (Twilio REST, SIP signalling)."""
-
-    async def hangup(self) -> None: ...
-
-    async def transfer(self, target: str) -> None: ...
-
-
 class CallSession:
-    """One call <-> one engine session. See the module docstring."""
+    """One call <-> one engine session, sans-I/O. See the module docstring.
+
+    Inputs: :meth:`receive_audio`, :meth:`receive_mark`, :meth:`receive_dtmf`,
+    :meth:`engine_event`, :meth:`handle_timer` and :meth:`clear_written`, each with the time
+    it happened where time matters. Outputs: :meth:`commands_to_send` (read after every
+    input) and :meth:`next_deadline` (when to call :meth:`handle_timer`).
+    """
 
     def __init__(
         self,
         engine: EngineSession,
-        transport: MediaTransport,
-        control: CallControl,
         ledger: CallLedger,
         *,
+        origin: float,
         playout: Playout | None = None,
-        clock: Callable[[], float] = time.monotonic,
         recorder: CallRecorder | None = None,
     ) -> None:
         self.engine = engine
-        self.transport = transport
-        self.control = control
         self.ledger = ledger
         self.playout = playout or Playout()
-        self.clock = clock
         self.recorder = recorder
         #: Monotonic time the call started: the origin of the ledger's timeline.
-        self.origin = clock()
+        self.origin = origin
         # Playback runs for the timeline: a run ends when everything sent has played, and a gap
         # shorter than RUN_GAP before the next audio continues it (streamed speech arrives in
         # chunks, and a timeline entry per chunk would cost work per frame and say nothing).
@@ -129,14 +114,65 @@ class CallSession:
         self._out_base_ms = 0.0
         self._out_samples = 0
         self._pending = b""  # mu-law bytes short of a whole frame
-        self._timer: asyncio.TimerHandle | None = None
+        # The outbound resampler holds speech a clear threw away: reset it before the next
+        # audio rather than on the clear's path (a new soxr stream costs a fifth of a ms).
+        self._out_stale = False
+        self._commands: list[Command] = []
+        # Timers, as deadlines on the caller's monotonic clock: pacing, the open hold's limit,
+        # and how long a hang-up or transfer waits for the speech before it.
         self._deadline: float | None = None
-        self._after_playout: list[tuple[str, str]] = []
-        self._action_task: asyncio.Task[None] | None = None
-        self._hold_timer: asyncio.TimerHandle | None = None
+        self._hold_deadline: float | None = None
+        self._action_deadline: float | None = None
+        self._after_playout: list[CallAction] = []
         self.closed = False
-        #: Set to the monotonic time of the last clear requested, until the writer reports it.
-        self.clear_requested_at: float | None = None
+        # When the last clear was asked for, until the carrier reports it written.
+        self._clear_requested_at: float | None = None
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    def commands_to_send(self) -> list[Command]:
+        """What the carrier must do, in order; each command is handed out once."""
+        commands = self._commands
+        if not commands:
+            return commands
+        self._commands = []
+        return commands
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must next run, or None when nothing is timed."""
+        if self.closed:
+            return None
+        soonest = self._deadline
+        for deadline in (self._hold_deadline, self._action_deadline):
+            if deadline is not None and (soonest is None or deadline < soonest):
+                soonest = deadline
+        return soonest
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever was due by ``now``: pacing, an expired hold, a drained wait."""
+        if self.closed:
+            return
+        hold_deadline = self._hold_deadline
+        if hold_deadline is not None and now >= hold_deadline:
+            self._hold_deadline = None
+            if self.playout.held:
+                self.ledger.errors.append(f"hold left open {MAX_HOLD:.0f} s: committed")
+                self._interrupt(now)
+        action_deadline = self._action_deadline
+        if action_deadline is not None and now >= action_deadline:
+            self._release_actions()
+        deadline = self._deadline
+        if deadline is not None and now >= deadline:
+            self.ledger.frame_lateness.observe(now - deadline)
+            self._deadline = None
+            self.pump(now)
+
+    def clear_written(self, now: float) -> None:
+        """The carrier has written the last clear asked for: its latency goes in the ledger."""
+        requested = self._clear_requested_at
+        if requested is not None:
+            self.ledger.clear_latencies.append(now - requested)
+            self._clear_requested_at = None
 
     # -- inbound: caller -> engine (per frame, synchronous) ----------------------------------
 
@@ -164,14 +200,13 @@ class CallSession:
         if pcm:
             self.engine.send_audio(pcm)
 
-    def receive_dtmf(self, digit: str) -> None:
+    def receive_dtmf(self, digit: str, now: float) -> None:
         self.ledger.dtmf_in += 1
-        self.ledger.event(self.clock() - self.origin, "dtmf", digit)
+        self.ledger.event(now - self.origin, "dtmf", digit)
         self.engine.dtmf(digit)
 
-    def receive_mark(self, name: str) -> None:
+    def receive_mark(self, name: str, now: float) -> None:
         """A mark echo: update the ledger, and send more if playback made room."""
-        now = self.clock()
         playout = self.playout
         if playout.mark_echoed(name, now):
             self.ledger.mark(now - self.origin)
@@ -180,31 +215,30 @@ class CallSession:
                 if self._bot_playing:
                     self._bot_playing = False
                     self._bot_stopped_at = now
-                if self._after_playout:
-                    self._start_pending_action()
+                self._release_actions()
 
     # -- outbound: engine -> caller ----------------------------------------------------------
 
-    def handle_engine_event(self, event: EngineEvent) -> None:
+    def engine_event(self, event: EngineEvent, now: float) -> None:
         """Act on one engine event; synchronous, so an Interrupt clears with no task hop."""
         match event:
             case Audio(pcm=pcm):
-                self._emit(pcm)
+                self._emit(pcm, now)
             case Hold():
-                self._hold()
+                self._hold(now)
             case Release():
-                self._release()
+                self._release(now)
             case Commit() | Interrupt():
-                self._interrupt()
+                self._interrupt(now)
             case Transcript(role=role, text=text, final=final, revises=revises):
                 if final:
-                    self._transcribe(role, text, revises)
+                    self._transcribe(role, text, revises, now)
             case Metric(name=name, value=value):
                 self.ledger.metrics.setdefault(name, []).append(value)
             case Result(values=values):
                 self.ledger.results = dict(values)
                 self.ledger.event(
-                    self.clock() - self.origin,
+                    now - self.origin,
                     "results",
                     ", ".join(f"{k}={v}" for k, v in values.items()),
                 )
@@ -214,29 +248,35 @@ class CallSession:
                 except ValueError as exc:
                     self.ledger.errors.append(f"engine SendDtmf: {exc}")
                     return
-                self._emit(ulaw_encode(pcm) if self._passthrough else pcm)
+                self._emit(ulaw_encode(pcm) if self._passthrough else pcm, now)
             case Hangup():
-                self._after_playout.append(("hangup", ""))
-                self._arm_pending_action()
+                self._after_speech(HangUp(), now)
             case Transfer(target=target):
-                self._after_playout.append(("transfer", target))
-                self._arm_pending_action()
+                self._after_speech(TransferCall(target), now)
 
-    def _transcribe(self, role: str, text: str, revises: bool) -> None:
+    def engine_failed(self, reason: str) -> None:
+        """The engine's stream broke: the call ends, and the ledger says why."""
+        self.ledger.engine_errors += 1
+        self.ledger.errors.append(f"engine failed: {reason}")
+
+    def _transcribe(self, role: str, text: str, revises: bool, now: float) -> None:
         lines = self.ledger.transcript
         at = len(lines)
         if revises:  # in place of that side's last line, wherever the other side spoke since
             at = next((i for i in range(len(lines) - 1, -1, -1) if lines[i][0] == role), at)
         lines[at : at + 1] = [(role, text)]
-        self.ledger.event(self.clock() - self.origin, f"said-{role}", text)
+        self.ledger.event(now - self.origin, f"said-{role}", text)
 
-    def _emit(self, audio: bytes) -> None:
+    def _emit(self, audio: bytes, now: float) -> None:
+        if self._out_stale:
+            self._out_resampler.reset()
+            self._out_stale = False
         self._emitted_ms += len(audio) / self._engine_bytes_per_ms
         if self._passthrough:
             self._frame(audio)
         else:
             self._frame(ulaw_encode(self._out_resampler.process(audio)))
-        self.pump(self.clock())
+        self.pump(now)
 
     def _frame(self, ulaw: bytes) -> None:
         """Cut mu-law into 20 ms frames, each tagged with where it ends on the timeline."""
@@ -263,46 +303,32 @@ class CallSession:
             # Padding is silence the engine never emitted: keep the timeline on its own clock.
             self._out_base_ms -= pad / 8.0
 
-    def _hold(self) -> None:
+    def _hold(self, now: float) -> None:
         """Stop releasing the bot's audio; what the carrier has plays out."""
         if self.playout.held or self.closed:
             return
-        now = self.clock()
         held_ms = self.playout.hold(now)
         if self.playout.hold_clears:  # quiet within a network trip; the rest is kept
             self._clear_carrier(now)
-        self._cancel_timer()
+        self._deadline = None
         ledger = self.ledger
         ledger.holds += 1
         ledger.event(now - self.origin, "hold", f"{held_ms:.0f}")
-        self._hold_timer = asyncio.get_running_loop().call_later(MAX_HOLD, self._hold_expired)
+        self._hold_deadline = now + MAX_HOLD
         self.pump(now)  # a ducking hold keeps sending, attenuated
-
-    def _hold_expired(self) -> None:
-        self._hold_timer = None
-        if self.playout.held and not self.closed:
-            self.ledger.errors.append(f"hold left open {MAX_HOLD:.0f} s: committed")
-            self._interrupt()
-
-    def _end_hold(self) -> None:
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._hold_timer = None
 
     def _clear_carrier(self, now: float) -> None:
         if self.recorder is not None:
             self.recorder.cut_bot(now)
-        self.transport.send_clear()
-        self.clear_requested_at = now
-        self.transport.wake()
+        self._commands.append(ClearAudio())
+        self._clear_requested_at = now
 
-    def _release(self) -> None:
+    def _release(self, now: float) -> None:
         """Carry on from the exact sample held at: the queued frames go out as they were."""
-        now = self.clock()
         releasing = self.playout.release(now)
         if releasing is None:
             return  # no hold open (already committed): nothing to carry on
-        self._end_hold()
+        self._hold_deadline = None
         ledger = self.ledger
         ledger.releases += 1
         ledger.hold_gaps.append(round(releasing.gap_s, 4))
@@ -310,14 +336,13 @@ class CallSession:
             ledger.ducks.append((self.playout.duck_db, round(releasing.ducked_s, 4)))
         ledger.event(now - self.origin, "release", f"{releasing.gap_s * 1000:.0f}")
         self.pump(now)
-        if self.playout.idle and self._after_playout:
-            self._start_pending_action()
+        if self.playout.idle:
+            self._release_actions()
 
-    def _interrupt(self) -> None:
-        now = self.clock()
+    def _interrupt(self, now: float) -> None:
         cleared = False  # the carrier's buffer is empty already (a hold that cleared it)
         if self.playout.held:
-            self._end_hold()
+            self._hold_deadline = None
             self.ledger.commits += 1
             cleared = self.playout.hold_clears
         clearing = self.playout.clear(now)
@@ -325,32 +350,35 @@ class CallSession:
             self._clear_carrier(now)
         self._bot_playing = False
         self._bot_stopped_at = None  # the clear ends the run on the timeline
-        self._out_resampler.reset()
+        self._out_stale = True
         self._pending = b""
         self._out_base_ms = self._emitted_ms
         self._out_samples = 0
-        self._cancel_timer()
+        self._deadline = None
         ledger = self.ledger
         ledger.clears += 1
         ledger.discarded_frames += clearing.discarded_frames
         ledger.heard_at_clear.append(clearing.heard_ms)
         ledger.event(now - self.origin, "clear", f"{clearing.heard_ms:.0f}")
         self.engine.played(int(clearing.heard_ms))
-        if self._after_playout:  # a hangup or transfer waited for speech that is now cut
-            self._start_pending_action()
+        self._release_actions()  # a hangup or transfer waited for speech that is now cut
 
     # -- pacing ------------------------------------------------------------------------------
 
     def pump(self, now: float) -> None:
-        """Hand the transport every frame and mark due by ``now``; arm the timer for the next."""
+        """Queue every frame and mark due by ``now``; set the pacing deadline for the next."""
+        if self.closed:
+            return
         playout = self.playout
         if playout.held and playout.duck_db is None:
-            self._arm(None)  # nothing goes out, and the tail stays with the rest of the speech
+            self._deadline = None  # nothing goes out; the tail stays with the rest of the speech
             return
         play_at = max(playout.play_end, now)  # when the first frame polled now starts playing
         items = playout.poll(now)
         deadline = playout.next_deadline()
-        if deadline is None and (self._pending or self._out_resampler.pending):
+        if deadline is None and (
+            self._pending or (self._out_resampler.pending and not self._out_stale)
+        ):
             # Queue empty but the resampler and framer hold the end of the speech. Release it
             # just before the carrier runs dry: sooner would cut a stream the engine is still
             # feeding (a restart mid-utterance clicks), later would leave the tail unplayed.
@@ -370,46 +398,17 @@ class CallSession:
                         self.ledger.event(stopped - self.origin, "bot-stop")
                     self.ledger.event(play_at - self.origin, "bot-start")
                 self._bot_stopped_at = None
-            transport = self.transport
+            commands = self._commands
             recorder = self.recorder
             for item in items:
                 if type(item) is bytes:
-                    transport.send_audio(item)
+                    commands.append(SendFrame(item))
                     if recorder is not None:
                         recorder.bot(play_at, item)
                         play_at += len(item) / 8000.0
                 else:
-                    transport.send_mark(item)  # type: ignore[arg-type]
-            transport.wake()
-        self._arm(deadline)
-
-    def _arm(self, deadline: float | None) -> None:
-        if deadline == self._deadline or self.closed:
-            return
-        self._cancel_timer()
-        if deadline is None:
-            return
+                    commands.append(SendMark(item))  # type: ignore[arg-type]
         self._deadline = deadline
-        loop = asyncio.get_running_loop()
-        # The playout deadline is on self.clock; the loop's timer on loop.time().
-        delay = deadline - self.clock()
-        self._timer = loop.call_at(loop.time() + max(0.0, delay), self._on_timer)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadline = None
-
-    def _on_timer(self) -> None:
-        now = self.clock()
-        deadline = self._deadline
-        if deadline is not None:
-            lateness = now - deadline
-            self.ledger.frame_lateness.observe(lateness if lateness > 0 else 0.0)
-        self._timer = None
-        self._deadline = None
-        self.pump(now)
 
     # -- control actions after playout -------------------------------------------------------
 
@@ -420,64 +419,46 @@ class CallSession:
         log.info("= ending call %s: %s", self.ledger.call_id, reason)
         self.ledger.end_reason = reason
         self.ledger.outcome = outcome
-        self._after_playout.insert(0, ("hangup", ""))
-        self._start_pending_action()
+        self._after_playout.insert(0, HangUp())
+        self._release_actions()
 
-    def _arm_pending_action(self) -> None:
-        self.pump(self.clock())
+    def _after_speech(self, action: CallAction, now: float) -> None:
+        self._after_playout.append(action)
+        self.pump(now)
         if self.playout.idle:
-            self._start_pending_action()
-        else:
-            asyncio.get_running_loop().call_later(
-                MAX_DRAIN_BEFORE_ACTION, self._start_pending_action
-            )
+            self._release_actions()
+        elif self._action_deadline is None:
+            self._action_deadline = now + MAX_DRAIN_BEFORE_ACTION
 
-    def _start_pending_action(self) -> None:
+    def _release_actions(self) -> None:
+        """Hand the waiting hang-up or transfer to the carrier, in the order they came."""
         if not self._after_playout or self.closed:
             return
-        if self._action_task is not None and not self._action_task.done():
-            return
-        self._action_task = asyncio.get_running_loop().create_task(self._run_actions())
-
-    async def _run_actions(self) -> None:
-        while self._after_playout:
-            kind, target = self._after_playout.pop(0)
-            try:
-                if kind == "hangup":
+        self._action_deadline = None
+        for action in self._after_playout:
+            match action:
+                case HangUp():
                     log.info("= engine hangs up call %s", self.ledger.call_id)
                     # Settled first: closing the stream to hang up reads like the caller going.
                     self.ledger.outcome = self.ledger.outcome or "completed"
-                    await self.control.hangup()
-                else:
+                case TransferCall(target=target):
                     log.info("= engine transfers call %s to %s", self.ledger.call_id, target)
-                    await self.control.transfer(target)
-            except Exception as exc:  # a failed REST call must not end the media path
-                self.ledger.errors.append(f"{kind} failed: {exc}")
-                log.warning("x %s of call %s failed: %s", kind, self.ledger.call_id, exc)
+            self._commands.append(action)
+        self._after_playout.clear()
 
     # -- lifetime ----------------------------------------------------------------------------
 
-    async def run_engine_events(self) -> None:
-        """Pump the engine's events until its stream ends; an engine failure ends the call."""
-        try:
-            async for event in self.engine.events():
-                self.handle_engine_event(event)
-        except EngineFailed as exc:
-            self.ledger.engine_errors += 1
-            self.ledger.errors.append(f"engine failed: {exc}")
-            log.warning("x engine failed on call %s: %s", self.ledger.call_id, exc)
-            raise
+    def close(self, reason: str, now: float, wall: float) -> None:
+        """End the call's media: no more commands or timers; settle the ledger.
 
-    async def close(self, reason: str) -> None:
-        """End the call's media: stop timers, close the engine, settle the ledger."""
+        ``now`` is the monotonic clock, ``wall`` seconds since the epoch (the record's end).
+        """
         if self.closed:
             return
         self.closed = True
-        self._cancel_timer()
-        self._end_hold()
+        self._deadline = self._hold_deadline = self._action_deadline = None
         ledger = self.ledger
         playout = self.playout
-        now = self.clock()
         if self._bot_playing:
             ledger.event(min(now, playout.play_end) - self.origin, "bot-stop")
         elif self._bot_stopped_at is not None:
@@ -486,15 +467,9 @@ class CallSession:
             ledger.event(now - self.origin, "hold-open-at-end")
         ledger.event(now - self.origin, "end", reason)
         ledger.end_reason = ledger.end_reason or reason
-        ledger.ended_at = time.time()
+        ledger.ended_at = wall
         ledger.frames_out = playout.frames_sent
         ledger.audio_out_seconds = playout.frames_sent * 0.02
         ledger.marks_sent = playout.marks_sent
         ledger.marks_echoed = playout.marks_echoed
         ledger.stale_marks = playout.stale_marks
-        try:
-            await self.engine.close()
-        except Exception as exc:  # the engine's own cleanup failing must not leak the call
-            ledger.errors.append(f"engine close failed: {exc}")
-        if self._action_task is not None and not self._action_task.done():
-            await asyncio.gather(self._action_task, return_exceptions=True)
