@@ -1111,7 +1111,7 @@ class SipGateway:
             self.hangup(call_id, f"unusable SDP answer: {exc.reason}")
             raise CallFailed(488, exc.reason) from exc
         call.stream = RtpStream(params, self.media.next_tick())
-        self._start_session(call, engine_session)
+        self._start_session(call, engine_session, None)
         return call
 
 
