@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import platform
 import weakref
 
 import numpy as np
+import pytest
 
+from engine.local.heap import fix_mmap_threshold
 from engine.local.tts import piper_session_options
 from engine.local.vad import WINDOW, VadState
 from engine.local.workers import VadResult, VadStream, VadWorker
@@ -52,3 +55,9 @@ async def test_vad_worker_lets_go_of_the_last_batch() -> None:
         assert gone() is None
     finally:
         worker.stop()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_mmap_threshold_is_fixed() -> None:
+    """glibc accepts the fixed threshold (which also turns its dynamic raising off)."""
+    assert fix_mmap_threshold() is True
