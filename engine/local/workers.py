@@ -111,13 +111,19 @@ class _Thread:
             self._wake.wait()
             self._wake.clear()
             while queue and not self._stop:
-                items = []
-                while queue and len(items) < self._max_items():
-                    items.append(queue.popleft())
-                try:
-                    self._work(items)
-                except Exception:  # one bad batch must not kill the worker for every call
-                    log.exception("x %s failed on a batch of %d", self.name, len(items))
+                self._work_once()
+
+    def _work_once(self) -> None:
+        """Take one batch and work it; its items (sessions' streams, audio) are released on
+        return, not held by the idle thread until the next batch."""
+        queue = self._queue
+        items = []
+        while queue and len(items) < self._max_items():
+            items.append(queue.popleft())
+        try:
+            self._work(items)
+        except Exception:  # one bad batch must not kill the worker for every call
+            log.exception("x %s failed on a batch of %d", self.name, len(items))
 
     def _max_items(self) -> int:
         return 1 << 30
