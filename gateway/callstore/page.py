@@ -159,11 +159,15 @@ def calls_router(
             return None
         return audio.local_path(str(url))
 
-    @router.get("/calls/{call_id}")
-    async def timeline(call_id: str, request: Request) -> Response:
+    async def _allowed_record(call_id: str, request: Request) -> dict[str, Any] | Response:
+        """The call's record for a client the page serves, else the refusal to send."""
         if (no := refused(request)) is not None:
             return no
-        record = await _record(call_id)
+        return await _record(call_id)
+
+    @router.get("/calls/{call_id}")
+    async def timeline(call_id: str, request: Request) -> Response:
+        record = await _allowed_record(call_id, request)
         if isinstance(record, Response):
             return record
         path = _audio_path(record)
@@ -178,9 +182,7 @@ def calls_router(
 
     @router.get("/calls/{call_id}/audio")
     async def recording(call_id: str, request: Request) -> Response:
-        if (no := refused(request)) is not None:
-            return no
-        record = await _record(call_id)
+        record = await _allowed_record(call_id, request)
         if isinstance(record, Response):
             return record
         path = _audio_path(record)
