@@ -17,7 +17,7 @@ import orjson
 from gateway.callstore.errors import BadRecord
 from gateway.ids import is_file_token
 
-__all__ = ["MAX_RECORD_BYTES", "CallRow", "row_from_record", "valid_call_id"]
+__all__ = ["MAX_RECORD_BYTES", "CallRow", "CallSummary", "row_from_record", "valid_call_id"]
 
 #: A record's encoded size bound; the ledger's timeline is itself bounded (MAX_EVENTS), so only
 #: a corrupt or hostile file comes near it.
@@ -32,9 +32,9 @@ RESPONSE_METRIC = "turn.first_audio_ms"
 valid_call_id = is_file_token
 
 
-@dataclass(frozen=True, slots=True)
-class CallRow:
-    """One call in the store."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallSummary:
+    """What a listing shows of one call: the whole record stays out of lists."""
 
     call_id: str
     carrier: str
@@ -49,12 +49,18 @@ class CallRow:
     interruptions: int
     response_ms: float | None
     clear_ms: float | None
-    transcript: list[tuple[str, str]]
-    results: dict[str, str]
-    record: bytes  # the whole ledger, JSON
     audio_url: str | None
     gateway: str
     campaign: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRow(CallSummary):
+    """One call in the store: its summary, and what only the call's own page shows."""
+
+    transcript: list[tuple[str, str]]
+    results: dict[str, str]
+    record: bytes  # the whole ledger, JSON
 
 
 def _text(record: Mapping[str, Any], name: str) -> str:

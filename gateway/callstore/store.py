@@ -15,12 +15,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from gateway.callstore.errors import StoreUnavailable
-from gateway.callstore.record import CallRow
+from gateway.callstore.record import CallRow, CallSummary
 from gateway.callstore.schema import MIGRATIONS, VERSION_TABLE
 from gateway.config import Settings
 from gateway.database import is_postgres, postgres_connection, sqlite_connection, sqlite_path
@@ -28,10 +28,7 @@ from gateway.database import is_postgres, postgres_connection, sqlite_connection
 __all__ = ["CallFilter", "CallStore", "CallSummary", "open_call_store", "store_dsn"]
 
 #: Columns a listing shows (the whole record stays out of lists).
-_SUMMARY = (
-    "call_id, carrier, route, caller, called, outcome, end_reason, started_at, ended_at, "
-    "duration, interruptions, response_ms, clear_ms, audio_url, gateway, campaign"
-)
+_SUMMARY = ", ".join(f.name for f in fields(CallSummary))
 #: Rows one listing returns at most.
 MAX_LIST = 1000
 
@@ -46,26 +43,6 @@ class CallFilter:
     campaign: str = ""
     caller: str = ""
     limit: int = 100
-
-
-@dataclass(frozen=True, slots=True)
-class CallSummary:
-    call_id: str
-    carrier: str
-    route: str
-    caller: str
-    called: str
-    outcome: str
-    end_reason: str
-    started_at: float
-    ended_at: float
-    duration: float
-    interruptions: int
-    response_ms: float | None
-    clear_ms: float | None
-    audio_url: str | None
-    gateway: str
-    campaign: str | None
 
 
 class CallStore:
