@@ -31,6 +31,7 @@ from gateway.call.commands import (
     SendMark,
     TransferCall,
 )
+from gateway.call.labels import CallOutcome
 from gateway.call.ledger import CallLedger
 from gateway.call.registry import CallRegistry
 from gateway.call.session import CallSession
@@ -53,7 +54,7 @@ async def open_engine(
         log.error("x engine %s unavailable for call %s: %s", ledger.engine, ledger.call_id, exc)
         ledger.engine_errors += 1
         ledger.end_reason = f"engine unavailable: {exc}"
-        ledger.outcome = "engine-unavailable"
+        ledger.outcome = CallOutcome.ENGINE_UNAVAILABLE
         return None
 
 
@@ -122,7 +123,7 @@ class CallRunner:
         """The carrier wrote the clear (to the socket, or dropped its queue)."""
         self.session.clear_written(self.clock())
 
-    def end_call(self, reason: str, outcome: str = "limit") -> None:
+    def end_call(self, reason: str, outcome: CallOutcome = CallOutcome.LIMIT) -> None:
         """Hang up now, whatever is playing (a limit, ``overtalk`` ending it, a drain)."""
         self.session.end_call(reason, outcome)
         self.transmit()
@@ -209,7 +210,10 @@ class CallRunner:
             raise
 
     async def close(
-        self, reason: str, outcome: str = "completed", recording: Path | None = None
+        self,
+        reason: str,
+        outcome: CallOutcome = CallOutcome.COMPLETED,
+        recording: Path | None = None,
     ) -> None:
         """End the call: settle the ledger (``outcome`` unless one was set already), close the
         engine, write the recording, file the call."""

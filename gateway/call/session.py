@@ -50,6 +50,7 @@ from gateway.call.commands import (
     SendMark,
     TransferCall,
 )
+from gateway.call.labels import AudioFormat, CallOutcome, Role
 from gateway.call.ledger import CallLedger
 from gateway.call.playout import Playout
 from gateway.call.recording import CallRecorder
@@ -103,7 +104,7 @@ class CallSession:
         self._bot_stopped_at: float | None = None
         rate = engine.sample_rate
         # An engine that speaks mu-law gets the carrier's bytes untouched, both ways.
-        self._passthrough = engine.audio_format == "mulaw"
+        self._passthrough = engine.audio_format == AudioFormat.MULAW
         self._in_resampler = StreamResampler(CARRIER_RATE, rate)
         self._out_resampler = StreamResampler(rate, CARRIER_RATE)
         self._engine_bytes_per_ms = 8.0 if self._passthrough else rate * 2 / 1000.0
@@ -259,7 +260,12 @@ class CallSession:
         self.ledger.engine_errors += 1
         self.ledger.errors.append(f"engine failed: {reason}")
 
-    def _transcribe(self, role: str, text: str, revises: bool, now: float) -> None:
+    def _transcribe(self, said_by: str, text: str, revises: bool, now: float) -> None:
+        try:
+            role = Role(said_by)
+        except ValueError:  # an engine's bad line is dropped, the call carries on
+            self.ledger.errors.append(f"transcript from unknown role {said_by[:20]!r}")
+            return
         lines = self.ledger.transcript
         at = len(lines)
         if revises:  # in place of that side's last line, wherever the other side spoke since
@@ -412,7 +418,7 @@ class CallSession:
 
     # -- control actions after playout -------------------------------------------------------
 
-    def end_call(self, reason: str, outcome: str = "limit") -> None:
+    def end_call(self, reason: str, outcome: CallOutcome = CallOutcome.LIMIT) -> None:
         """Hang up now, whatever is playing (a call-length limit, a drain deadline)."""
         if self.closed:
             return
@@ -440,7 +446,7 @@ class CallSession:
                 case HangUp():
                     log.info("= engine hangs up call %s", self.ledger.call_id)
                     # Settled first: closing the stream to hang up reads like the caller going.
-                    self.ledger.outcome = self.ledger.outcome or "completed"
+                    self.ledger.outcome = self.ledger.outcome or CallOutcome.COMPLETED
                 case TransferCall(target=target):
                     log.info("= engine transfers call %s to %s", self.ledger.call_id, target)
             self._commands.append(action)

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.base import CallContext, EngineFailed, EngineSession
+from gateway.call.labels import CallOutcome
 from gateway.call.ledger import CallLedger
 from gateway.call.playout import Playout
 from gateway.call.recording import CallRecorder, recording_path
@@ -652,9 +653,11 @@ class SipGateway:
                 call = self.calls.get(call_id)
                 if call is not None:
                     if reason == NO_ACK:
-                        call.ledger.settle("no-ack")  # the caller never had the answer
+                        call.ledger.settle(CallOutcome.NO_ACK)  # the caller never had the answer
                     else:
-                        call.ledger.settle("caller-hung-up" if by == "remote" else "completed")
+                        call.ledger.settle(
+                            CallOutcome.CALLER_HUNG_UP if by == "remote" else CallOutcome.COMPLETED
+                        )
                 self._finish(call_id, reason)
             case CallAnswered() | UaCallFailed():
                 future = self._outbound.pop(event.call_id, None)
@@ -895,7 +898,7 @@ class SipGateway:
         try:
             await runner.pump_engine()
         except EngineFailed:
-            call.ledger.settle("engine-failed")
+            call.ledger.settle(CallOutcome.ENGINE_FAILED)
             self.hangup(call.call_id, "engine failed")
             return
         # The engine ended its stream: the conversation is over from its side.
@@ -989,9 +992,9 @@ class SipGateway:
         if call.port is not None:
             self.ports.release(call.port)
         if call.runner is not None:  # settles the ledger, writes the recording, files the call
-            await call.runner.close(reason, "completed", call.recording)
+            await call.runner.close(reason, CallOutcome.COMPLETED, call.recording)
         else:
-            call.ledger.settle("completed", reason)
+            call.ledger.settle(CallOutcome.COMPLETED, reason)
             call.ledger.ended_at = time.time()
             self.registry.ended(call.ledger)
         call.ended.set()
