@@ -20,13 +20,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from engine.base import CallContext, EngineError, EngineEvent, EngineFailed, EngineSession
 from gateway.call.commands import (
     CallAction,
     ClearAudio,
     HangUp,
+    SendDigits,
     SendFrame,
     SendMark,
     TransferCall,
@@ -80,6 +81,15 @@ class Carrier(Protocol):
     async def transfer(self, target: str) -> None: ...
 
 
+@runtime_checkable
+class SendsDtmf(Protocol):
+    """A carrier that can send DTMF as events rather than tones (SIP: RFC 4733)."""
+
+    def send_dtmf(self, digits: str) -> bool:
+        """Queue ``digits`` (keys and ``W`` pauses) as events, after anything queued before;
+        False when this call cannot carry them (the peer offered no telephone-event)."""
+
+
 class CallRunner:
     """One call's asyncio side; see the module docstring."""
 
@@ -128,13 +138,20 @@ class CallRunner:
         self.session.end_call(reason, outcome)
         self.transmit()
 
+    def pull_frame(self, now: float) -> bytes | None:
+        """The carrier's media clock takes the bot's next frame as it transmits it at ``now``
+        (a session built with ``carrier_clock``): None means silence."""
+        frame = self.session.pull_frame(now)
+        self.transmit()  # the last frame out may release a hang-up, transfer or DTMF
+        return frame
+
     # -- outputs -----------------------------------------------------------------------------
 
     def transmit(self) -> None:
         """Hand the session's commands to the carrier and re-arm the timer."""
         session = self.session
         commands = session.commands_to_send()
-        if commands:
+        while commands:
             carrier = self.carrier
             for command in commands:
                 match command:
@@ -146,7 +163,11 @@ class CallRunner:
                         carrier.send_clear()
                     case HangUp() | TransferCall():
                         self._act(command)
+                    case SendDigits(digits=digits):
+                        if not (isinstance(carrier, SendsDtmf) and carrier.send_dtmf(digits)):
+                            session.play_dtmf(digits, self.clock())  # tones: more commands
             carrier.flush()
+            commands = session.commands_to_send()
         deadline = session.next_deadline()
         if deadline != self._armed:
             if self._timer is not None:

@@ -8,7 +8,8 @@ The protocol lives in the sans-I/O modules (``ua.py`` over ``transaction.py``, `
   retransmission, registration refresh, session timers);
 - one :class:`MediaClock`: a single ``loop.call_at`` every 20 ms on an absolute schedule that
   ticks every call's :class:`~gateway.carriers.sip.media.RtpStream` (a call costs no timer of
-  its own);
+  its own); each tick pulls the bot's next frame from the call's session as it packs it, so
+  the RTP clock is the call's only pacer and "heard" is what went on the wire;
 - per answered call, an RTP/RTCP socket pair from the configured range, a
   :class:`~gateway.call.session.CallSession` with the engine the dial plan named, and one task
   pumping the engine's events. Everything a call holds is released when it ends.
@@ -46,7 +47,6 @@ from typing import Any
 from engine.base import CallContext, EngineFailed, EngineSession
 from gateway.call.labels import CallOutcome
 from gateway.call.ledger import CallLedger
-from gateway.call.playout import Playout
 from gateway.call.recording import CallRecorder, recording_path
 from gateway.call.registry import CallRegistry
 from gateway.call.runner import CallRunner, open_engine
@@ -54,7 +54,7 @@ from gateway.call.session import CallSession
 from gateway.carriers.sip.digest import Credentials
 from gateway.carriers.sip.errors import CallFailed, LocalProtocolError, RemoteProtocolError
 from gateway.carriers.sip.headers import Uri
-from gateway.carriers.sip.media import RtpStream
+from gateway.carriers.sip.media import FrameSource, RtpStream
 from gateway.carriers.sip.message import SipFramer
 from gateway.carriers.sip.sdp import (
     MediaParams,
@@ -217,8 +217,10 @@ class _Datagrams(asyncio.DatagramProtocol):
 
 
 class _RtpTransport:
-    """The call's :class:`~gateway.call.runner.Carrier` on SIP: frames and marks go into the
-    RTP stream's queue for the media clock; BYE hangs up, REFER transfers."""
+    """The call's :class:`~gateway.call.runner.Carrier` on SIP. Its session runs on the media
+    clock (``carrier_clock``): each tick pulls the next frame, so nothing is pushed here and
+    there is no queue to clear. DTMF goes out as RFC 4733 events; BYE hangs up, REFER
+    transfers."""
 
     __slots__ = ("call",)
 
@@ -226,22 +228,21 @@ class _RtpTransport:
         self.call = call
 
     def send_frame(self, frame: bytes) -> None:
-        stream = self.call.stream
-        if stream is not None:
-            stream.queue_frame(frame)
+        raise LocalProtocolError("SIP frames are pulled by the media clock, never pushed")
 
     def send_mark(self, name: str) -> None:
-        stream = self.call.stream
-        if stream is not None:
-            stream.queue_mark(name)
+        raise LocalProtocolError("SIP needs no marks: what the media clock sends is heard")
 
     def send_clear(self) -> None:
-        """Drop the stream's queue: synchronous, so the clear is written when this returns."""
-        call = self.call
-        if call.stream is not None:
-            call.stream.clear()
-        if call.runner is not None:
-            call.runner.clear_written()
+        """Nothing of the cut speech is buffered past the session: the clear is written."""
+        if self.call.runner is not None:
+            self.call.runner.clear_written()
+
+    def send_dtmf(self, digits: str) -> bool:
+        """RFC 4733 events, when the peer offered telephone-event (else the session plays
+        tones in-band)."""
+        stream = self.call.stream
+        return stream is not None and stream.send_dtmf(digits)
 
     def flush(self) -> None:
         """Nothing to wake: the media clock sends the next frame when it is due."""
@@ -273,6 +274,8 @@ class SipCall:
         self.ledger = ledger
         self.stream: RtpStream | None = None
         self.runner: CallRunner | None = None
+        #: Where each media-clock slot's audio comes from: the runner, once the session runs.
+        self.source: FrameSource | None = None
         self.port: int | None = None
         self.rtp: asyncio.DatagramTransport | None = None
         self.rtcp: asyncio.DatagramTransport | None = None
@@ -288,16 +291,12 @@ class SipCall:
     # -- media -------------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        stream, runner, rtp = self.stream, self.runner, self.rtp
+        stream, rtp = self.stream, self.rtp
         if stream is None or rtp is None:
             return
-        packets, marks = stream.tick(now)
         remote = stream.remote
-        for packet in packets:
+        for packet in stream.tick(now, self.source):
             rtp.sendto(packet, remote)
-        if runner is not None:
-            for name in marks:
-                runner.receive_mark(name)
         self._deliver(now)
         report = stream.rtcp_due(now, time.time())
         if report is not None and self.rtcp is not None:
@@ -324,10 +323,6 @@ class SipCall:
         for digit in stream.dtmf_received():
             runner.receive_dtmf(digit)
 
-    def send_dtmf(self, digits: str) -> bool:
-        """Send DTMF as RFC 4733 events; False if the call did not negotiate them."""
-        return self.stream is not None and self.stream.send_dtmf(digits)
-
     def hangup(self) -> None:
         self.gateway.hangup(self.call_id)
 
@@ -352,7 +347,8 @@ class SipCall:
             f"sent {stats.packets_sent}, received {stats.packets_received}, lost "
             f"{jitter.lost_packets}, late {jitter.late}, duplicates {jitter.duplicates}, "
             f"reordered {jitter.reordered}, concealed {stats.concealed_ms} ms, jitter "
-            f"{jitter.jitter / 8:.1f} ms, rtcp in {stats.rtcp_received}",
+            f"{jitter.jitter / 8:.1f} ms, rtcp in {stats.rtcp_received}, dtmf out "
+            f"{stats.dtmf_sent}",
         )
 
 
@@ -369,7 +365,6 @@ class SipGateway:
         lifecycle: Lifecycle | None = None,
         admission: Admission | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        mark_every: int = 1,
         recordings_dir: str = "",
     ) -> None:
         if settings.host in ("0.0.0.0", "::") and not settings.public_host:
@@ -382,7 +377,6 @@ class SipGateway:
         #: Places per engine; a call holds one from its INVITE until it is finished.
         self.admission = admission or Admission({}, calls.active)
         self.wall_clock = wall_clock
-        self.mark_every = mark_every
         self.recordings_dir = recordings_dir
         credentials = (
             Credentials(settings.username, settings.password) if settings.username else None
@@ -883,11 +877,12 @@ class SipGateway:
             engine_session,
             call.ledger,
             origin=origin,
-            playout=Playout(lead=self.settings.lead_ms / 1000.0, mark_every=self.mark_every),
             recorder=CallRecorder(origin) if recording is not None else None,
+            carrier_clock=True,
         )
         runner = CallRunner(session, _RtpTransport(call))
         call.runner = runner
+        call.source = runner.pull_frame
         call.recording = recording
         runner.start(self.registry, (bot.max_duration or 0) if bot is not None else 0)
         self.media.attach(call)
