@@ -11,8 +11,10 @@ The protocol lives in the sans-I/O modules (``ua.py`` over ``transaction.py``, `
   its own); each tick pulls the bot's next frame from the call's session as it packs it, so
   the RTP clock is the call's only pacer and "heard" is what went on the wire;
 - per answered call, an RTP/RTCP socket pair from the configured range, a
-  :class:`~gateway.call.session.CallSession` with the engine the dial plan named, and one task
-  pumping the engine's events. Everything a call holds is released when it ends.
+  :class:`~gateway.call.session.CallSession` with the engine the dial plan named, and one
+  owner task whose TaskGroup holds the call's tasks (answering, the engine pump): when the
+  call is finished they are cancelled together, a task that fails hangs up that call only,
+  and everything the call holds is released.
 
 Inbound calls are routed through the dial plan by the dialled number (the Request-URI user;
 the To user when the Request-URI is our registered contact or has no user) and the From user.
@@ -35,9 +37,10 @@ import contextvars
 import errno
 import logging
 import random
+import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -254,6 +257,10 @@ class _RtpTransport:
         await self.call.gateway.transfer(self.call.call_id, target)
 
 
+class _CallFinished(Exception):
+    """Raised in a call's owner to end its TaskGroup: the call is finished."""
+
+
 @dataclass
 class _Prompt:
     """A say/play/voicemail action, answered without a speech engine (see module doc)."""
@@ -283,9 +290,12 @@ class SipCall:
         self.local_sdp: SessionDescription | None = None
         self.sdp_version = 1
         self.session_id = random.getrandbits(31)
+        #: Set when the call is finished (SIP-wise): its owner then ends its tasks and closes it.
+        self.finishing = asyncio.Event()
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self.tasks: list[asyncio.Task[Any]] = []
+        #: The call's tasks (answering, the engine pump), all under its owner's one TaskGroup.
+        self.group: asyncio.TaskGroup | None = None
         self.recording: Path | None = None
 
     # -- media -------------------------------------------------------------------------------
@@ -768,7 +778,7 @@ class SipGateway:
         )
         assert self.ua is not None
         self.ua.ring(event.call_id, time.monotonic())
-        call.tasks.append(self._spawn(self._answer_bot(call, context, bot), call))
+        self._spawn(self._own(call, self._answer_bot(call, context, bot)), call)
 
     async def _answer_bot(self, call: SipCall, context: CallContext, bot: BotAction | None) -> None:
         ua = self.ua
@@ -886,7 +896,8 @@ class SipGateway:
         call.recording = recording
         runner.start(self.registry, (bot.max_duration or 0) if bot is not None else 0)
         self.media.attach(call)
-        call.tasks.append(self._spawn(self._pump_engine(call, runner), call))
+        assert call.group is not None
+        call.group.create_task(self._pump_engine(call, runner), context=call.context.copy())
         log.info("= call %s streaming to engine %s", call.call_id, call.ledger.engine)
 
     async def _pump_engine(self, call: SipCall, runner: CallRunner) -> None:
@@ -907,7 +918,7 @@ class SipGateway:
         )
         log.warning("x call %s: %s", event.call_id, note)
         call.ledger.errors.append(note)
-        call.tasks.append(self._spawn(self._answer_prompt(call), call))
+        self._spawn(self._own(call, self._answer_prompt(call)), call)
 
     async def _answer_prompt(self, call: SipCall) -> None:
         assert self.ua is not None
@@ -972,14 +983,36 @@ class SipGateway:
         refer = self._refers.pop(call_id, None)
         if refer is not None and not refer.done():
             refer.set_result(487)
-        self._spawn(self._close_call(call, reason), call)
+        call.finishing.set()
+
+    async def _own(self, call: SipCall, first: Coroutine[Any, Any, None] | None) -> None:
+        """The call's one owner: its tasks run in one TaskGroup until the call is finished;
+        then every one still running is cancelled and the call is closed.
+
+        A task that fails hangs the call up (only that call); the owner closes it once the
+        hang-up has finished it."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                call.group = group
+                if first is not None:
+                    group.create_task(first)
+                await call.finishing.wait()
+                raise _CallFinished  # ends the group: its tasks are cancelled
+        except* _CallFinished:
+            pass
+        except* Exception as failure:
+            error = failure.exceptions[0]
+            log.error("x call %s failed", call.call_id, exc_info=error)
+            call.ledger.errors.append(f"internal error: {error!r}")
+            call.ledger.settle(CallOutcome.INTERNAL_ERROR)
+            self.hangup(call.call_id, "internal error")
+            if call.call_id in self.calls:  # the BYE is out: its answer finishes the call
+                await call.finishing.wait()
+        finally:
+            call.group = None
+        await self._close_call(call, call.end_reason)
 
     async def _close_call(self, call: SipCall, reason: str) -> None:
-        current = asyncio.current_task()
-        for task in call.tasks:
-            if task is not current and not task.done():
-                task.cancel()
-        await asyncio.gather(*(t for t in call.tasks if t is not current), return_exceptions=True)
         call.settle_ledger()
         for transport in (call.rtp, call.rtcp):
             if transport is not None:
@@ -1043,8 +1076,9 @@ class SipGateway:
 
         Returns once the call is answered, with the media running; ``SipCall.ended`` is set
         when it ends. Raises :class:`~gateway.carriers.sip.errors.CallFailed` with the final
-        status when it is not answered (busy 486, declined 603, 408 no answer, ...), and
-        ``EngineError`` when the engine cannot take the call (nothing is dialled then).
+        status when it is not answered (busy 486, declined 603, 408 no answer, ...), or 503
+        when the engine is full (admission, as for inbound calls), and ``EngineError`` when
+        the engine cannot take the call (nothing is dialled in either case).
         """
         ua = self.ua
         assert ua is not None
@@ -1057,6 +1091,11 @@ class SipGateway:
             target = Uri(user=to, host=self.trunk_uri.host, port=self.trunk_uri.port)
             peer = self.trunk_peer
         name = engine or self.engines.default
+        # The engine opens before the INVITE names the call: admit it under a placeholder.
+        placeholder = f"outbound-{secrets.token_hex(8)}"
+        if not self.admission.admit(placeholder, name, "sip", time.monotonic()):
+            log.info("x not calling %s: engine %s is full", to, name)
+            raise CallFailed(503, f"engine {name} is full")
         context = CallContext(
             call_id="",
             caller=from_,
@@ -1064,20 +1103,32 @@ class SipGateway:
             direction="outbound-api",
             parameters=dict(parameters or {}),
         )
-        engine_session = await self.engines.get(name).open(context)
-        port, rtp_sock, rtcp_sock = self.ports.allocate()
+        try:
+            engine_session = await self.engines.get(name).open(context)
+        except BaseException:
+            self.admission.release(placeholder)
+            raise
+        try:
+            port, rtp_sock, rtcp_sock = self.ports.allocate()
+        except OSError:
+            self.admission.release(placeholder)
+            await engine_session.close()
+            raise
         host = self.settings.contact_host
         session_id = random.getrandbits(31)
         local = offer(host=host, port=port, session_id=session_id, version=1)
         from_uri = from_ if from_.startswith("sip") else f"sip:{from_}@{host}"
+        now = time.monotonic()
         call_id = ua.invite(
             target=str(target),
             from_uri=from_uri,
             to_uri=str(target),
             sdp=local.encode(),
             peer=peer,
-            now=time.monotonic(),
+            now=now,
         )
+        # Named now: its place is held while it rings (and then while it is live).
+        self.admission.rename(placeholder, call_id, now + self.settings.answer_timeout + 5.0)
         ledger = CallLedger(
             call_id=call_id,
             carrier="sip",
@@ -1093,6 +1144,7 @@ class SipGateway:
         future: asyncio.Future[UaEvent] = loop.create_future()
         self._outbound[call_id] = future
         self.calls[call_id] = call
+        self._spawn(self._own(call, None), call)
         self._flush()
         log.info("> calling %s from %s (%s)", target, from_uri, call_id)
         result = await future
