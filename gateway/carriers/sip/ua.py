@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.carriers.sip.deadlines import Deadlines
@@ -74,6 +74,8 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY, REFER"
 #: Methods we know but do not serve as a UA (answered 405 with Allow, 8.2.1).
 _NOT_ALLOWED = frozenset({"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "REFER", "PRACK"})
 SUPPORTED = frozenset({"timer"})
+#: What we answer OPTIONS with (RFC 3261 11.2).
+_OPTIONS_HEADERS = (("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "timer"))
 MAX_REDIRECTS = 3
 MAX_AUTH_TRIES = 2
 #: RFC 4028 4: the smallest session interval we accept.
@@ -281,7 +283,8 @@ class UserAgent:
         self.transactions = TransactionLayer(timings)
         self.calls: dict[str, Call] = {}
         self._events: list[UaEvent] = []
-        self._timers = Deadlines()
+        #: Our own timers: ("register",) or (kind, Call-ID) -> deadline.
+        self._timers: Deadlines[tuple[str, ...]] = Deadlines()
         #: Client transaction key -> (purpose, call id).
         self._client: dict[tuple[str, ...], tuple[str, str]] = {}
         self._auth_tries: dict[str, int] = {}
@@ -348,7 +351,7 @@ class UserAgent:
         self.transactions.handle_timer(now)
         self._drain(now)
         for key in self._timers.pop_due(now):
-            self._on_timer(key, now)  # type: ignore[arg-type]
+            self._on_timer(key, now)
         self._drain(now)
 
     def _drain(self, now: float) -> None:
@@ -695,12 +698,7 @@ class UserAgent:
             case "BYE":
                 self._on_bye(key, request, now)
             case "OPTIONS":
-                headers = (
-                    ("Allow", ALLOW),
-                    ("Accept", "application/sdp"),
-                    ("Supported", "timer"),
-                )
-                self._respond(key, request, 200, now=now, headers=headers)
+                self._respond(key, request, 200, now=now, headers=_OPTIONS_HEADERS)
             case "UPDATE":
                 self._on_update(key, request, now)
             case "INFO":
@@ -1038,7 +1036,13 @@ class UserAgent:
         if status in (401, 407) and self._retry_with_auth(request, response):
             self._resend_register(request, now)
             return
-        if status == 423 and (min_expires := response.get("Min-Expires", "")).isdigit():
+        min_expires = response.get("Min-Expires") or ""
+        if (
+            status == 423
+            and min_expires.isascii()
+            and min_expires.isdigit()
+            and len(min_expires) < 10
+        ):
             self._reg_expires = int(min_expires)  # 10.2.8: ask again for at least that long
             request.set("Expires", min_expires)
             self._resend_register(request, now)
@@ -1069,13 +1073,13 @@ class UserAgent:
 
     # -- our timers --------------------------------------------------------------------------
 
-    def _on_timer(self, key: tuple[Hashable, ...], now: float) -> None:
+    def _on_timer(self, key: tuple[str, ...], now: float) -> None:
         kind = key[0]
         if kind == "register":
             if self.registrar_peer is not None:
                 self.register(self.registrar_peer, now)
             return
-        call = self.calls.get(str(key[1]))
+        call = self.calls.get(key[1])
         if call is None:
             return
         if kind == "2xx" and call.pending_2xx is not None:
