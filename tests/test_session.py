@@ -20,7 +20,14 @@ from engine.base import (
     Transfer,
 )
 from gateway.audio.g711 import ulaw_decode
-from gateway.call.commands import ClearAudio, HangUp, SendFrame, SendMark, TransferCall
+from gateway.call.commands import (
+    ClearAudio,
+    HangUp,
+    SendDigits,
+    SendFrame,
+    SendMark,
+    TransferCall,
+)
 from gateway.call.ledger import CallLedger
 from gateway.call.playout import Playout
 from gateway.call.session import MAX_DRAIN_BEFORE_ACTION, MAX_HOLD, CallSession
@@ -92,6 +99,10 @@ class Harness:
                     self.control.actions.append(("hangup", ""))
                 case TransferCall(target=target):
                     self.control.actions.append(("transfer", target))
+                case SendDigits(digits=digits):  # a carrier without DTMF events: tones
+                    self.control.actions.append(("dtmf", digits))
+                    self.session.play_dtmf(digits, self.clock.now)
+                    self._drain()
 
     def engine_event(self, event) -> None:
         self.session.engine_event(event, self.clock.now)

@@ -28,8 +28,9 @@ def _kaiser_lowpass(rate: int, multiple: int) -> np.ndarray:
     n = np.arange(-half, half + 1)
     cutoff = (PASS_HZ + STOP_HZ) / 2 / rate  # cycles per sample
     beta = 0.1102 * (ATTENUATION_DB - 8.7)
-    h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(2 * half + 1, beta)
-    return (h / h.sum()).astype(np.float32)
+    h: np.ndarray = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(2 * half + 1, beta)
+    unit_gain: np.ndarray = h / h.sum()
+    return unit_gain.astype(np.float32)
 
 
 class IntegerResampler:

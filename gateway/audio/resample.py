@@ -37,12 +37,13 @@ class _SoxrStream:
 
     def process(self, pcm: bytes) -> bytes:
         self.pending = True
-        return self._stream.resample_chunk(np.frombuffer(pcm, dtype=np.int16)).tobytes()
+        out: bytes = self._stream.resample_chunk(np.frombuffer(pcm, dtype=np.int16)).tobytes()
+        return out
 
     def flush(self) -> bytes:
         if not self.pending:
             return b""
-        out = self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True).tobytes()
+        out: bytes = self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True).tobytes()
         self.reset()
         return out
 

@@ -2,7 +2,8 @@
 
 :meth:`~gateway.call.session.CallSession.commands_to_send` hands these out; the runner passes
 the media ones to the carrier's transport at once and the call-control ones (hang-up,
-transfer) to a task, since those are network round trips.
+transfer) to a task, since those are network round trips. DTMF goes to the carrier as events
+where it can send them (SIP with RFC 4733 agreed), else back to the session as tones.
 """
 
 from __future__ import annotations
@@ -41,6 +42,25 @@ class TransferCall:
     target: str
 
 
-Command = SendFrame | SendMark | ClearAudio | HangUp | TransferCall
+#: What ``SendDigits`` may carry: the sixteen keys (RFC 4733 events 0-15) and ``W``, a pause
+#: of :data:`PAUSE_SECONDS`.
+DTMF_CHARACTERS = "0123456789*#ABCDW"
+#: The longest DTMF string an engine may ask for in one go (a bound on what it can queue).
+MAX_DTMF_DIGITS = 64
+#: How long a ``W`` in a DTMF string pauses (the dialling convention; ``gateway.audio.dtmf``).
+PAUSE_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class SendDigits:
+    """Send DTMF to the far end, after the speech before it: upper-case keys and ``W`` pauses
+    (validated by the session against :data:`DTMF_CHARACTERS`)."""
+
+    digits: str
+
+
+Command = SendFrame | SendMark | ClearAudio | HangUp | TransferCall | SendDigits
 #: The commands that leave the media path: call control, done by a task.
 CallAction = HangUp | TransferCall
+#: What waits for the speech before it to have played.
+AfterSpeech = HangUp | TransferCall | SendDigits

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from gateway.call.labels import CallOutcome
 from gateway.histogram import LATENESS_BUCKETS, Histogram
 
 #: Timeline entries kept per call (a bound, so a week-long call cannot eat memory).
@@ -24,9 +25,8 @@ class CallLedger:
     started_at: float = 0.0  # wall clock, seconds since the epoch
     ended_at: float = 0.0
     end_reason: str = ""
-    #: A short class of how the call ended, for metrics: completed, caller-hung-up,
-    #: engine-failed, engine-unavailable, protocol-error, internal-error, limit, drained.
-    outcome: str = ""
+    #: A short class of how the call ended, for metrics ("" while it is live).
+    outcome: CallOutcome | Literal[""] = ""
     frames_in: int = 0
     frames_out: int = 0
     audio_in_seconds: float = 0.0
@@ -76,7 +76,7 @@ class CallLedger:
         if len(self.mark_times) < MAX_EVENTS:
             self.mark_times.append(round(t, 4))
 
-    def settle(self, outcome: str, reason: str = "") -> None:
+    def settle(self, outcome: CallOutcome, reason: str = "") -> None:
         """How the call ended: the first outcome and the first reason given stand (a hang-up
         the engine asked for is not turned into the caller's by the stream closing after)."""
         self.outcome = self.outcome or outcome

@@ -186,6 +186,24 @@ class Playout:
         self._play_end = play_end
         return out
 
+    def pull(self, now: float) -> bytes | None:
+        """The next frame for a carrier whose own clock transmits it at ``now`` (SIP's RTP
+        clock), or None when nothing is queued or a silent hold is open.
+
+        The carrier keeps no buffer of ours, so what this returns is on the wire: it counts
+        as heard at once, with no mark and no lead (use :meth:`poll` or this, not both).
+        """
+        queue = self._queue
+        if not queue or (self._held_at is not None and self._duck is None):
+            return None
+        frame, end_ms = queue.popleft()
+        self._play_end = max(self._play_end, now) + len(frame) / 8000.0
+        self._last_sent_pos = self._anchor_pos = end_ms
+        self._anchor_time = now
+        self.frames_sent += 1
+        duck = self._duck if self._held_at is not None else None
+        return frame if duck is None else frame.translate(duck)
+
     def _mark(self, end_ms: float) -> str:
         self._since_mark = 0
         self._marks.append(end_ms)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 
+from gateway.call.labels import CallOutcome
 from gateway.call.ledger import CallLedger
 from gateway.ids import InvalidIdentifier, path_inside
 from gateway.ops.logs import field
@@ -22,7 +23,7 @@ class CallRegistry:
 
     def __init__(self, records_dir: str | Path | None = None) -> None:
         self.active: dict[str, CallLedger] = {}
-        self._enders: dict[str, Callable[[str, str], None]] = {}
+        self._enders: dict[str, Callable[[str, CallOutcome], None]] = {}
         #: Told of every call that ends (metrics).
         self.on_end: list[Callable[[CallLedger], None]] = []
         self._idle: asyncio.Event | None = None
@@ -33,7 +34,7 @@ class CallRegistry:
         self.statuses: dict[str, list[dict[str, str]]] = {}
         self.max_status_calls = 10000
 
-    def started(self, ledger: CallLedger, end: Callable[[str, str], None]) -> bool:
+    def started(self, ledger: CallLedger, end: Callable[[str, CallOutcome], None]) -> bool:
         """A call is live; ``end(reason, outcome)`` hangs it up (at a drain deadline).
 
         False (and nothing registered) when a call with that id is live already: one media
@@ -47,7 +48,7 @@ class CallRegistry:
 
     def end_all(self, reason: str) -> None:
         for end in list(self._enders.values()):
-            end(reason, "drained")
+            end(reason, CallOutcome.DRAINED)
 
     def ended(self, ledger: CallLedger) -> None:
         """A call is over: write its record, tell the listeners, wake drain waiters."""

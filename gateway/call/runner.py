@@ -20,17 +20,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from engine.base import CallContext, EngineError, EngineEvent, EngineFailed, EngineSession
 from gateway.call.commands import (
     CallAction,
     ClearAudio,
     HangUp,
+    SendDigits,
     SendFrame,
     SendMark,
     TransferCall,
 )
+from gateway.call.labels import CallOutcome
 from gateway.call.ledger import CallLedger
 from gateway.call.registry import CallRegistry
 from gateway.call.session import CallSession
@@ -53,7 +55,7 @@ async def open_engine(
         log.error("x engine %s unavailable for call %s: %s", ledger.engine, ledger.call_id, exc)
         ledger.engine_errors += 1
         ledger.end_reason = f"engine unavailable: {exc}"
-        ledger.outcome = "engine-unavailable"
+        ledger.outcome = CallOutcome.ENGINE_UNAVAILABLE
         return None
 
 
@@ -77,6 +79,15 @@ class Carrier(Protocol):
     async def hangup(self) -> None: ...
 
     async def transfer(self, target: str) -> None: ...
+
+
+@runtime_checkable
+class SendsDtmf(Protocol):
+    """A carrier that can send DTMF as events rather than tones (SIP: RFC 4733)."""
+
+    def send_dtmf(self, digits: str) -> bool:
+        """Queue ``digits`` (keys and ``W`` pauses) as events, after anything queued before;
+        False when this call cannot carry them (the peer offered no telephone-event)."""
 
 
 class CallRunner:
@@ -122,10 +133,17 @@ class CallRunner:
         """The carrier wrote the clear (to the socket, or dropped its queue)."""
         self.session.clear_written(self.clock())
 
-    def end_call(self, reason: str, outcome: str = "limit") -> None:
+    def end_call(self, reason: str, outcome: CallOutcome = CallOutcome.LIMIT) -> None:
         """Hang up now, whatever is playing (a limit, ``overtalk`` ending it, a drain)."""
         self.session.end_call(reason, outcome)
         self.transmit()
+
+    def pull_frame(self, now: float) -> bytes | None:
+        """The carrier's media clock takes the bot's next frame as it transmits it at ``now``
+        (a session built with ``carrier_clock``): None means silence."""
+        frame = self.session.pull_frame(now)
+        self.transmit()  # the last frame out may release a hang-up, transfer or DTMF
+        return frame
 
     # -- outputs -----------------------------------------------------------------------------
 
@@ -133,7 +151,7 @@ class CallRunner:
         """Hand the session's commands to the carrier and re-arm the timer."""
         session = self.session
         commands = session.commands_to_send()
-        if commands:
+        while commands:
             carrier = self.carrier
             for command in commands:
                 match command:
@@ -145,7 +163,11 @@ class CallRunner:
                         carrier.send_clear()
                     case HangUp() | TransferCall():
                         self._act(command)
+                    case SendDigits(digits=digits):
+                        if not (isinstance(carrier, SendsDtmf) and carrier.send_dtmf(digits)):
+                            session.play_dtmf(digits, self.clock())  # tones: more commands
             carrier.flush()
+            commands = session.commands_to_send()
         deadline = session.next_deadline()
         if deadline != self._armed:
             if self._timer is not None:
@@ -209,7 +231,10 @@ class CallRunner:
             raise
 
     async def close(
-        self, reason: str, outcome: str = "completed", recording: Path | None = None
+        self,
+        reason: str,
+        outcome: CallOutcome = CallOutcome.COMPLETED,
+        recording: Path | None = None,
     ) -> None:
         """End the call: settle the ledger (``outcome`` unless one was set already), close the
         engine, write the recording, file the call."""

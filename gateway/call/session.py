@@ -42,14 +42,18 @@ from gateway.audio.dtmf import dtmf_pcm
 from gateway.audio.g711 import ULAW_SILENCE, ulaw_decode, ulaw_encode
 from gateway.audio.resample import StreamResampler
 from gateway.call.commands import (
-    CallAction,
+    DTMF_CHARACTERS,
+    MAX_DTMF_DIGITS,
+    AfterSpeech,
     ClearAudio,
     Command,
     HangUp,
+    SendDigits,
     SendFrame,
     SendMark,
     TransferCall,
 )
+from gateway.call.labels import AudioFormat, CallOutcome, Role
 from gateway.call.ledger import CallLedger
 from gateway.call.playout import Playout
 from gateway.call.recording import CallRecorder
@@ -89,11 +93,16 @@ class CallSession:
         origin: float,
         playout: Playout | None = None,
         recorder: CallRecorder | None = None,
+        carrier_clock: bool = False,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
         self.playout = playout or Playout()
         self.recorder = recorder
+        #: The carrier's own media clock takes each frame as it transmits it
+        #: (:meth:`pull_frame`); the session then sends no frames or marks and keeps no
+        #: pacing timer (SIP's RTP clock: one pacer, and "heard" is what went on the wire).
+        self.carrier_clock = carrier_clock
         #: Monotonic time the call started: the origin of the ledger's timeline.
         self.origin = origin
         # Playback runs for the timeline: a run ends when everything sent has played, and a gap
@@ -103,7 +112,7 @@ class CallSession:
         self._bot_stopped_at: float | None = None
         rate = engine.sample_rate
         # An engine that speaks mu-law gets the carrier's bytes untouched, both ways.
-        self._passthrough = engine.audio_format == "mulaw"
+        self._passthrough = engine.audio_format == AudioFormat.MULAW
         self._in_resampler = StreamResampler(CARRIER_RATE, rate)
         self._out_resampler = StreamResampler(rate, CARRIER_RATE)
         self._engine_bytes_per_ms = 8.0 if self._passthrough else rate * 2 / 1000.0
@@ -123,7 +132,7 @@ class CallSession:
         self._deadline: float | None = None
         self._hold_deadline: float | None = None
         self._action_deadline: float | None = None
-        self._after_playout: list[CallAction] = []
+        self._after_playout: list[AfterSpeech] = []
         self.closed = False
         # When the last clear was asked for, until the carrier reports it written.
         self._clear_requested_at: float | None = None
@@ -243,23 +252,33 @@ class CallSession:
                     ", ".join(f"{k}={v}" for k, v in values.items()),
                 )
             case SendDtmf(digits=digits):
-                try:
-                    pcm = dtmf_pcm(digits, self.engine.sample_rate)
-                except ValueError as exc:
-                    self.ledger.errors.append(f"engine SendDtmf: {exc}")
+                problem = _dtmf_problem(digits)
+                if problem is not None:
+                    self.ledger.errors.append(f"engine SendDtmf: {problem}")
                     return
-                self._emit(ulaw_encode(pcm) if self._passthrough else pcm, now)
+                self._after_speech(SendDigits(digits.upper()), now)
             case Hangup():
                 self._after_speech(HangUp(), now)
             case Transfer(target=target):
                 self._after_speech(TransferCall(target), now)
+
+    def play_dtmf(self, digits: str, now: float) -> None:
+        """Play ``digits`` (as :class:`SendDigits` gave them) as tones in the bot's audio: for
+        a carrier that cannot send DTMF events, or a call that did not agree them."""
+        pcm = dtmf_pcm(digits, self.engine.sample_rate)
+        self._emit(ulaw_encode(pcm) if self._passthrough else pcm, now)
 
     def engine_failed(self, reason: str) -> None:
         """The engine's stream broke: the call ends, and the ledger says why."""
         self.ledger.engine_errors += 1
         self.ledger.errors.append(f"engine failed: {reason}")
 
-    def _transcribe(self, role: str, text: str, revises: bool, now: float) -> None:
+    def _transcribe(self, said_by: str, text: str, revises: bool, now: float) -> None:
+        try:
+            role = Role(said_by)
+        except ValueError:  # an engine's bad line is dropped, the call carries on
+            self.ledger.errors.append(f"transcript from unknown role {said_by[:20]!r}")
+            return
         lines = self.ledger.transcript
         at = len(lines)
         if revises:  # in place of that side's last line, wherever the other side spoke since
@@ -367,8 +386,8 @@ class CallSession:
 
     def pump(self, now: float) -> None:
         """Queue every frame and mark due by ``now``; set the pacing deadline for the next."""
-        if self.closed:
-            return
+        if self.closed or self.carrier_clock:
+            return  # the carrier's clock takes each frame itself (pull_frame)
         playout = self.playout
         if playout.held and playout.duck_db is None:
             self._deadline = None  # nothing goes out; the tail stays with the rest of the speech
@@ -410,9 +429,46 @@ class CallSession:
                     commands.append(SendMark(item))  # type: ignore[arg-type]
         self._deadline = deadline
 
+    def pull_frame(self, now: float) -> bytes | None:
+        """The carrier's media clock transmits a frame at ``now``: the bot's next one, or None
+        for silence (see ``carrier_clock``). What it returns goes on the wire now, so it counts
+        as heard; when the bot's speech has all gone out, a waiting hang-up, transfer or DTMF
+        is released."""
+        if self.closed:
+            return None
+        playout = self.playout
+        if playout.held and playout.duck_db is None:
+            return None  # the tail stays with the rest of the held speech
+        frame = playout.pull(now)
+        if frame is None and (
+            self._pending or (self._out_resampler.pending and not self._out_stale)
+        ):
+            # The queue ran dry with the end of the speech in the resampler and framer: the
+            # carrier needs it now (sooner would cut a stream the engine is still feeding).
+            self._flush_tail()
+            frame = playout.pull(now)
+        if frame is None:
+            if self._bot_playing:
+                self._bot_playing = False
+                self._bot_stopped_at = now
+            if self._after_playout:
+                self._release_actions()
+            return None
+        if not self._bot_playing:
+            self._bot_playing = True
+            stopped = self._bot_stopped_at
+            if stopped is None or now - stopped > RUN_GAP:
+                if stopped is not None:
+                    self.ledger.event(stopped - self.origin, "bot-stop")
+                self.ledger.event(now - self.origin, "bot-start")
+            self._bot_stopped_at = None
+        if self.recorder is not None:
+            self.recorder.bot(now, frame)
+        return frame
+
     # -- control actions after playout -------------------------------------------------------
 
-    def end_call(self, reason: str, outcome: str = "limit") -> None:
+    def end_call(self, reason: str, outcome: CallOutcome = CallOutcome.LIMIT) -> None:
         """Hang up now, whatever is playing (a call-length limit, a drain deadline)."""
         if self.closed:
             return
@@ -422,7 +478,7 @@ class CallSession:
         self._after_playout.insert(0, HangUp())
         self._release_actions()
 
-    def _after_speech(self, action: CallAction, now: float) -> None:
+    def _after_speech(self, action: AfterSpeech, now: float) -> None:
         self._after_playout.append(action)
         self.pump(now)
         if self.playout.idle:
@@ -431,7 +487,7 @@ class CallSession:
             self._action_deadline = now + MAX_DRAIN_BEFORE_ACTION
 
     def _release_actions(self) -> None:
-        """Hand the waiting hang-up or transfer to the carrier, in the order they came."""
+        """Hand the waiting hang-up, transfer or DTMF to the carrier, in the order they came."""
         if not self._after_playout or self.closed:
             return
         self._action_deadline = None
@@ -440,9 +496,11 @@ class CallSession:
                 case HangUp():
                     log.info("= engine hangs up call %s", self.ledger.call_id)
                     # Settled first: closing the stream to hang up reads like the caller going.
-                    self.ledger.outcome = self.ledger.outcome or "completed"
+                    self.ledger.outcome = self.ledger.outcome or CallOutcome.COMPLETED
                 case TransferCall(target=target):
                     log.info("= engine transfers call %s to %s", self.ledger.call_id, target)
+                case SendDigits(digits=digits):
+                    log.info("= engine sends DTMF %s on call %s", digits, self.ledger.call_id)
             self._commands.append(action)
         self._after_playout.clear()
 
@@ -473,3 +531,13 @@ class CallSession:
         ledger.marks_sent = playout.marks_sent
         ledger.marks_echoed = playout.marks_echoed
         ledger.stale_marks = playout.stale_marks
+
+
+def _dtmf_problem(digits: str) -> str | None:
+    """Why an engine's DTMF string cannot be sent, or None when it can."""
+    if len(digits) > MAX_DTMF_DIGITS:
+        return f"{len(digits)} DTMF digits, more than {MAX_DTMF_DIGITS}"
+    bad = next((d for d in digits.upper() if d not in DTMF_CHARACTERS), None)
+    if bad is not None:
+        return f"not a DTMF digit: {bad!r}"
+    return None if digits else "no DTMF digits"

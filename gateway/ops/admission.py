@@ -13,8 +13,9 @@ configured, the embedded ``local`` engine gets the measured figure per CPU core 
 may use; other engines are not limited.
 
 A call counts against its engine from the moment it is admitted (the voice webhook, the SIP
-INVITE) until its ledger is closed. Admitted calls whose media never arrives (a Twilio
-webhook answered but no stream opened) stop counting after ``hold`` seconds. The class is
+INVITE, an outbound SIP call before its engine opens) until its ledger is closed. Admitted
+calls whose media never arrives (a Twilio webhook answered but no stream opened) stop counting
+after ``hold`` seconds. The class is
 sans-I/O: time comes in as ``now``, and it reads the live calls through a mapping it is given.
 """
 
@@ -113,6 +114,14 @@ class Admission:
             return False
         self._pending[call_id] = (engine, now + self.hold)
         return True
+
+    def rename(self, old: str, new: str, until: float) -> None:
+        """An outbound call admitted under a placeholder (the engine opens before the carrier
+        names the call) now has its carrier's id; it holds its place until ``until`` (its
+        ringing limit) unless it goes live or is released first."""
+        admitted = self._pending.pop(old, None)
+        if admitted is not None:
+            self._pending[new] = (admitted[0], until)
 
     def release(self, call_id: str) -> None:
         """The call ended (or never started): its place is free."""

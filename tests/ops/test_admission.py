@@ -111,3 +111,15 @@ async def test_twilio_webhook_takes_route_fallback_when_engine_full(tmp_path: Pa
     assert first.find("./Connect/Stream") is not None
     assert second.find("Connect") is None
     assert "All our lines are busy." in ET.tostring(second, encoding="unicode")
+
+
+def test_admission_outbound_placeholder_renamed_keeps_one_place_until_its_limit() -> None:
+    active: dict[str, CallLedger] = {}
+    admission = Admission({"echo": 1}, active, hold=15.0)
+    assert admission.admit("outbound-1", "echo", "sip", 0.0)
+    admission.rename("outbound-1", "abc@host", until=65.0)
+    assert admission.load("echo", 30.0).in_use == 1  # still ringing past the usual hold
+    assert not admission.admit("inbound", "echo", "sip", 30.0)
+    admission.release("outbound-1")  # the placeholder is gone: a no-op
+    assert admission.load("echo", 30.0).in_use == 1
+    assert admission.load("echo", 66.0).in_use == 0  # rang out without an answer

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from gateway.carriers.sip.errors import CallFailed
 from tests.sip.conftest import StartGateway, until
 from tests.sip.rawsip import RawUac, pcmu_offer
 
@@ -26,3 +29,33 @@ async def test_sip_gateway_refuses_503_with_retry_after_when_engine_full(
     finally:
         for uac in uacs:
             uac.close()
+
+
+async def test_sip_gateway_checks_outbound_calls_against_the_engines_capacity(
+    start_gateway: StartGateway,
+) -> None:
+    callee, _, _ = await start_gateway()
+    gateway, engine, calls = await start_gateway(trunk=f"127.0.0.1:{callee.port}")
+    gateway.admission.capacity = {"echo": 1}
+    uac = await RawUac(("127.0.0.1", gateway.port)).open()
+    try:
+        assert (await uac.invite(pcmu_offer(uac.port + 2))).status == 200
+        with pytest.raises(CallFailed) as full:
+            await gateway.place_call("15550001111", "bot")
+        assert full.value.status == 503
+        assert len(engine.sessions) == 1  # refused before the engine opened: nothing dialled
+        assert gateway.admission.refused == {("echo", "sip"): 1}
+        assert (await uac.bye()).status == 200
+        await until(lambda: len(calls.ledgers) == 1, "the inbound call to end")
+        # The place is free: the outbound call takes it, and an inbound one is then refused.
+        call = await gateway.place_call("15550001111", "bot")
+        other = await RawUac(("127.0.0.1", gateway.port)).open()
+        try:
+            assert (await other.invite(pcmu_offer(other.port + 2))).status == 503
+        finally:
+            other.close()
+        call.hangup()
+        await call.ended.wait()
+        assert gateway.admission.load("echo", 0.0).in_use == 0
+    finally:
+        uac.close()

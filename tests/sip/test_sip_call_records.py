@@ -3,12 +3,15 @@ its own outcome, and every log line of a call carries that call's id and no othe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections.abc import AsyncIterator
 
+from engine.base import CallContext, EngineEvent, EngineSession
 from gateway.carriers.sip.transaction import Timings
 from gateway.ops.logs import call_id as current_call
-from tests.sip.conftest import StartGateway, until
+from tests.sip.conftest import RecordingEcho, StartGateway, until
 from tests.sip.rawsip import RawUac, pcmu_offer
 
 
@@ -75,3 +78,36 @@ async def test_gateway_log_lines_of_a_call_never_carry_another_calls_id(
         assert cid in named or cid == "", (cid, text)  # never the other call's id
     ended = [(cid, text) for cid, text in mentioning if "ended" in text]
     assert {cid for cid, _ in ended} == ids  # and an end is logged under its own call
+
+
+class _BrokenPump(RecordingEcho):
+    """An engine whose event stream breaks with a bug (not an EngineFailed)."""
+
+    async def open(self, context: CallContext) -> EngineSession:
+        session = await super().open(context)
+
+        async def events() -> AsyncIterator[EngineEvent]:
+            await asyncio.sleep(0.05)
+            raise RuntimeError("a bug in the pump")
+            yield  # an async generator
+
+        session.events = events  # type: ignore[method-assign]
+        return session
+
+
+async def test_gateway_a_failing_call_task_hangs_up_and_closes_the_call(
+    start_gateway: StartGateway,
+) -> None:
+    gateway, _, calls = await start_gateway(engine=_BrokenPump(rate=8000))
+    uac = await RawUac(("127.0.0.1", gateway.port)).open()
+    try:
+        assert (await uac.invite(pcmu_offer(uac.port + 2))).status == 200
+        bye = await uac.receive()
+        assert bye.method == "BYE"  # the call's TaskGroup ended it, with a BYE
+        await until(lambda: bool(calls.ledgers), "the failed call to be written out")
+    finally:
+        uac.close()
+    (ledger,) = calls.ledgers
+    assert ledger.outcome == "internal-error"
+    assert any("a bug in the pump" in error for error in ledger.errors)
+    assert gateway.calls == {} and gateway.media.calls == {}

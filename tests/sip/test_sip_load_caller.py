@@ -40,7 +40,7 @@ async def test_gateway_keeps_nothing_of_ended_calls(start_gateway: StartGateway)
     import gc
 
     from gateway.call.session import CallSession
-    from gateway.carriers.sip.aio import SipCall
+    from gateway.carriers.sip.calls import SipCall
     from gateway.carriers.sip.transaction import Timings
 
     gateway, _, calls = await start_gateway()

@@ -1,4 +1,4 @@
-"""RTP media without sockets: pacing, marks, clear, latching, DTMF, jitter, loss, PCMA."""
+"""RTP media without sockets: pacing by pulled frames, latching, jitter, loss, PCMA."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from gateway.audio.g711 import alaw_encode, ulaw_decode
 from gateway.carriers.sip.jitter import JitterBuffer
 from gateway.carriers.sip.media import RtpStream
-from gateway.carriers.sip.rtp import RtpPacket, TelephoneEvent
+from gateway.carriers.sip.rtp import RtpPacket
 from gateway.carriers.sip.sdp import MediaParams
 
 DATA = Path(__file__).parent / "data"
@@ -21,20 +21,30 @@ def stream(params: MediaParams = PCMU, **kw: object) -> RtpStream:
     return RtpStream(params, 0.0, rng=random.Random(1), **kw)  # type: ignore[arg-type]
 
 
-def run_ticks(s: RtpStream, frames: int, start: float = 0.0) -> tuple[list[RtpPacket], list[str]]:
+class Source:
+    """The session's side of the media clock: frames handed out as each slot is packed."""
+
+    def __init__(self, *frames: bytes) -> None:
+        self.frames = list(frames)
+        self.pulled: list[float] = []
+
+    def __call__(self, now: float) -> bytes | None:
+        self.pulled.append(now)
+        return self.frames.pop(0) if self.frames else None
+
+
+def run_ticks(
+    s: RtpStream, frames: int, start: float = 0.0, source: Source | None = None
+) -> list[RtpPacket]:
     packets: list[RtpPacket] = []
-    marks: list[str] = []
     for k in range(frames):
-        out, done = s.tick(start + k * 0.02)
-        packets += [RtpPacket.parse(p) for p in out]
-        marks += done
-    return packets, marks
+        packets += [RtpPacket.parse(p) for p in s.tick(start + k * 0.02, source)]
+    return packets
 
 
 def test_stream_sends_one_packet_per_20ms_with_continuous_seq_and_ts() -> None:
     s = stream()
-    s.queue_frame(VOICE)
-    packets, _ = run_ticks(s, 10)
+    packets = run_ticks(s, 10, source=Source(VOICE))
     assert len(packets) == 10
     seqs = [p.sequence for p in packets]
     assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
@@ -45,49 +55,33 @@ def test_stream_sends_one_packet_per_20ms_with_continuous_seq_and_ts() -> None:
 
 def test_stream_marker_on_first_packet_and_each_talk_spurt() -> None:
     s = stream()
-    packets, _ = run_ticks(s, 3)
-    s.queue_frame(VOICE)
-    s.queue_frame(VOICE)
-    more, _ = run_ticks(s, 4, 0.06)
+    packets = run_ticks(s, 3)
+    more = run_ticks(s, 4, 0.06, Source(VOICE, VOICE))
     assert [p.marker for p in packets + more] == [True, False, False, True, False, False, False]
 
 
-def test_stream_echoes_a_mark_when_the_frame_before_it_is_sent() -> None:
+def test_stream_pulls_one_frame_per_slot_as_it_packs_it() -> None:
     s = stream()
-    for i in range(3):
-        s.queue_frame(VOICE)
-        s.queue_mark(f"0:{(i + 1) * 20}")
-    first, marks = s.tick(0.0)
-    assert len(first) == 1 and marks == ["0:20"]
-    _, marks = s.tick(0.02)
-    assert marks == ["0:40"]
-
-
-def test_stream_clear_drops_the_queue_at_once() -> None:
-    s = stream()
-    for _ in range(6):
-        s.queue_frame(VOICE)
-        s.queue_mark("m")
-    run_ticks(s, 1)
-    assert s.clear() == 5
-    packets, marks = run_ticks(s, 3, 0.02)
-    assert marks == [] and all(p.payload == b"\xff" * 160 for p in packets)
+    source = Source(VOICE, VOICE, VOICE)
+    assert len(s.tick(0.0, source)) == 1 and source.pulled == [0.0]
+    assert s.tick(0.0, source) == [] and source.pulled == [0.0]  # sent: nothing more due
+    s.tick(0.02, source)
+    assert source.pulled == [0.0, 0.02] and len(source.frames) == 1
 
 
 def test_stream_catches_up_after_a_stall_but_not_beyond_the_window() -> None:
     s = stream()
-    out, _ = s.tick(0.0)
-    out, _ = s.tick(0.065)  # three frames owed
+    s.tick(0.0)
+    out = s.tick(0.065)  # three frames owed
     assert len(out) == 3
-    out, _ = s.tick(1.0)  # a long stall: at most five, the timestamp skips the rest
+    out = s.tick(1.0)  # a long stall: at most five, the timestamp skips the rest
     packets = [RtpPacket.parse(p) for p in out]
     assert len(packets) == 5 and s.stats.skipped_frames > 0
 
 
 def test_stream_pcma_encodes_and_decodes() -> None:
     s = stream(MediaParams("10.0.0.2", 4000, 8, "PCMA", None))
-    s.queue_frame(VOICE)
-    (packet,), _ = s.tick(0.0)
+    (packet,) = s.tick(0.0, Source(VOICE))
     assert RtpPacket.parse(packet).payload == alaw_encode(ulaw_decode(VOICE))
     captured = (DATA / "rtp_pcma_30ms_first.bin").read_bytes()
     s.receive(captured, PEER, 0.0)
@@ -121,28 +115,15 @@ def test_stream_dtmf_reported_once_despite_repeats_and_other_ssrc() -> None:
     assert s.dtmf_received() == ["1"]
 
 
-def test_stream_sends_rfc4733_events_with_repeated_end() -> None:
-    s = stream()
-    assert s.send_dtmf("5")
-    packets, _ = run_ticks(s, 10)
-    events = [p for p in packets if p.payload_type == 101]
-    parsed = [TelephoneEvent.parse(p.payload) for p in events]
-    assert len(events) == 7 and all(e.digit == "5" for e in parsed)
-    assert [e.end for e in parsed] == [False] * 4 + [True] * 3
-    assert events[0].marker and len({p.timestamp for p in events}) == 1
-    assert not stream(MediaParams("10.0.0.2", 4000, 0, "PCMU", None)).send_dtmf("1")
-
-
 def test_stream_on_hold_sends_nothing_but_keeps_the_clock() -> None:
     s = stream()
-    before, _ = run_ticks(s, 2)
+    before = run_ticks(s, 2)
     s.update(MediaParams("10.0.0.2", 4000, 0, "PCMU", 101, "recvonly"))
-    s.queue_frame(VOICE)
-    s.queue_mark("held")
-    packets, marks = run_ticks(s, 3, 0.04)
-    assert packets == [] and marks == ["held"]
+    source = Source(VOICE)
+    packets = run_ticks(s, 3, 0.04, source)
+    assert packets == [] and source.frames == []  # the call's audio runs on, unsent
     s.update(PCMU)
-    (after,), _ = run_ticks(s, 1, 0.1)
+    (after,) = run_ticks(s, 1, 0.1)
     assert after.timestamp - before[-1].timestamp == 4 * 160
     assert after.sequence == (before[-1].sequence + 1) % 65536
 

@@ -1,17 +1,19 @@
-"""SIP over asyncio: sockets, the one SIP timer, the shared 20 ms RTP clock, and calls.
+"""SIP over asyncio: the gateway that joins the sans-I/O user agent to its sockets and calls.
 
 The protocol lives in the sans-I/O modules (``ua.py`` over ``transaction.py``, ``media.py``,
 ``sdp.py``); this module only pumps. :class:`SipGateway` owns:
 
-- the SIP sockets (UDP, and a TCP listener whose connections are framed by ``SipFramer``);
+- the SIP sockets (``transport.py``: UDP, and TCP framed by ``SipFramer``);
 - one ``loop.call_at`` for the user agent's next deadline (retransmissions, timers A-M, 2xx
   retransmission, registration refresh, session timers);
-- one :class:`MediaClock`: a single ``loop.call_at`` every 20 ms on an absolute schedule that
-  ticks every call's :class:`~gateway.carriers.sip.media.RtpStream` (a call costs no timer of
-  its own);
-- per answered call, an RTP/RTCP socket pair from the configured range, a
-  :class:`~gateway.call.session.CallSession` with the engine the dial plan named, and one task
-  pumping the engine's events. Everything a call holds is released when it ends.
+- one :class:`~gateway.carriers.sip.media_clock.MediaClock` for every call's RTP: each 20 ms
+  tick pulls the bot's next frame from a call's session as its stream packs it, so the RTP
+  clock is the call's only pacer and "heard" is what went on the wire;
+- per answered call (``calls.py``), an RTP/RTCP socket pair from the configured range, a
+  :class:`~gateway.call.session.CallSession` with the engine the dial plan named, and one
+  owner task whose TaskGroup holds the call's tasks (answering, the engine pump): when the
+  call is finished they are cancelled together, a task that fails hangs up that call only,
+  and everything the call holds is released.
 
 Inbound calls are routed through the dial plan by the dialled number (the Request-URI user;
 the To user when the Request-URI is our registered contact or has no user) and the From user.
@@ -34,27 +36,28 @@ import contextvars
 import errno
 import logging
 import random
+import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from engine.base import CallContext, EngineFailed, EngineSession
+from gateway.call.labels import CallOutcome
 from gateway.call.ledger import CallLedger
-from gateway.call.playout import Playout
 from gateway.call.recording import CallRecorder, recording_path
 from gateway.call.registry import CallRegistry
 from gateway.call.runner import CallRunner, open_engine
 from gateway.call.session import CallSession
+from gateway.carriers.sip.calls import RtpTransport, SipCall
 from gateway.carriers.sip.digest import Credentials
 from gateway.carriers.sip.errors import CallFailed, LocalProtocolError, RemoteProtocolError
 from gateway.carriers.sip.headers import Uri
 from gateway.carriers.sip.media import RtpStream
-from gateway.carriers.sip.message import SipFramer
+from gateway.carriers.sip.media_clock import MediaClock, PortPool
 from gateway.carriers.sip.sdp import (
     MediaParams,
     NoCommonCodec,
@@ -65,6 +68,7 @@ from gateway.carriers.sip.sdp import (
 )
 from gateway.carriers.sip.settings import SipSettings
 from gateway.carriers.sip.transaction import Peer
+from gateway.carriers.sip.transport import Datagrams, SipTransport
 from gateway.carriers.sip.ua import (
     NO_ACK,
     CallAnswered,
@@ -100,156 +104,16 @@ from gateway.ops.logs import call_id as current_call
 
 log = logging.getLogger("overtalk.sip")
 
-__all__ = ["MediaClock", "SipCall", "SipGateway", "sip_server"]
+__all__ = ["SipGateway", "sip_server"]
 
-FRAME = 0.020
 #: A prompt-only call (say/play/voicemail) is held this long before the hang-up.
 PROMPT_HOLD = 1.0
 #: How long a transfer waits for the REFER's outcome.
 REFER_TIMEOUT = 32.0
 
 
-class MediaClock:
-    """The gateway's 20 ms clock: one timer for every call's RTP, on an absolute schedule.
-
-    Tick ``k`` is due at ``t0 + k * 20 ms``; a late tick does not shift later ones (each
-    stream catches up the frames it owes). It runs only while calls are attached, in a context
-    of its own (no call's id), and ticks each call inside that call's context, so whatever a
-    tick logs names the call it serves.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.calls: dict[str, SipCall] = {}
-        self._next = 0.0
-        self._handle: asyncio.TimerHandle | None = None
-        self._context = contextvars.Context()
-        self.ticks = 0
-
-    def next_tick(self) -> float:
-        """When the next tick is due (a new stream starts on it, in phase with the rest)."""
-        return self._next if self._handle is not None else self.clock()
-
-    def attach(self, call: SipCall) -> None:
-        self.calls[call.call_id] = call
-        if self._handle is None:
-            self._next = self.clock()
-            self._schedule()
-
-    def detach(self, call: SipCall) -> None:
-        self.calls.pop(call.call_id, None)
-        if not self.calls and self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _schedule(self) -> None:
-        loop = asyncio.get_running_loop()
-        delay = self._next - self.clock()
-        self._handle = loop.call_at(
-            loop.time() + max(0.0, delay), self._tick, context=self._context
-        )
-
-    def _tick(self) -> None:
-        now = self.clock()
-        self.ticks += 1
-        for call in list(self.calls.values()):
-            try:
-                call.context.run(call.tick, now)
-            except Exception:  # one call's fault must not stop every other call's audio
-                call.context.run(
-                    log.exception, "x media tick of call %s failed; ending it", call.call_id
-                )
-                call.gateway.hangup(call.call_id, "internal error in media")
-        self._next += FRAME
-        if self._next < now - 0.1:
-            self._next = now + FRAME  # a long stall: re-base rather than burst
-        if self.calls:
-            self._schedule()
-        else:
-            self._handle = None
-
-
-class PortPool:
-    """RTP/RTCP port pairs (even, odd) from the configured range, bound at allocation."""
-
-    def __init__(self, host: str, low: int, high: int) -> None:
-        self.host = host
-        self.low = low + low % 2
-        self.high = high
-        self.in_use: set[int] = set()
-
-    def allocate(self) -> tuple[int, socket.socket, socket.socket]:
-        """A bound pair; raises OSError when the whole range is taken."""
-        ports = list(range(self.low, self.high, 2))
-        start = random.randrange(len(ports))
-        for port in ports[start:] + ports[:start]:
-            if port in self.in_use:
-                continue
-            rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                rtp.bind((self.host, port))
-                rtcp.bind((self.host, port + 1))
-            except OSError:
-                rtp.close()
-                rtcp.close()
-                continue
-            rtp.setblocking(False)
-            rtcp.setblocking(False)
-            self.in_use.add(port)
-            return port, rtp, rtcp
-        raise OSError(f"no free RTP port pair in {self.low}-{self.high}")
-
-    def release(self, port: int) -> None:
-        self.in_use.discard(port)
-
-
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, receive: Callable[[bytes, tuple[str, int]], None]) -> None:
-        self.receive = receive
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.receive(data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("x datagram error: %s", exc)  # ICMP unreachable from a peer that left
-
-
-class _RtpTransport:
-    """The call's :class:`~gateway.call.runner.Carrier` on SIP: frames and marks go into the
-    RTP stream's queue for the media clock; BYE hangs up, REFER transfers."""
-
-    __slots__ = ("call",)
-
-    def __init__(self, call: SipCall) -> None:
-        self.call = call
-
-    def send_frame(self, frame: bytes) -> None:
-        stream = self.call.stream
-        if stream is not None:
-            stream.queue_frame(frame)
-
-    def send_mark(self, name: str) -> None:
-        stream = self.call.stream
-        if stream is not None:
-            stream.queue_mark(name)
-
-    def send_clear(self) -> None:
-        """Drop the stream's queue: synchronous, so the clear is written when this returns."""
-        call = self.call
-        if call.stream is not None:
-            call.stream.clear()
-        if call.runner is not None:
-            call.runner.clear_written()
-
-    def flush(self) -> None:
-        """Nothing to wake: the media clock sends the next frame when it is due."""
-
-    async def hangup(self) -> None:
-        self.call.gateway.hangup(self.call.call_id, "engine hung up")
-
-    async def transfer(self, target: str) -> None:
-        await self.call.gateway.transfer(self.call.call_id, target)
+class _CallFinished(Exception):
+    """Raised in a call's owner to end its TaskGroup: the call is finished."""
 
 
 @dataclass
@@ -257,102 +121,6 @@ class _Prompt:
     """A say/play/voicemail action, answered without a speech engine (see module doc)."""
 
     kind: str
-
-
-class SipCall:
-    """One call's media and engine; created by :class:`SipGateway`, never by users."""
-
-    def __init__(self, gateway: SipGateway, call_id: str, ledger: CallLedger) -> None:
-        self.gateway = gateway
-        self.call_id = call_id
-        #: The context this call's tasks, RTP callbacks and media ticks run in: its log lines
-        #: carry its id, and no other call's (copies of it seed each task).
-        self.context = contextvars.Context()
-        self.context.run(current_call.set, call_id)
-        self.ledger = ledger
-        self.stream: RtpStream | None = None
-        self.runner: CallRunner | None = None
-        self.port: int | None = None
-        self.rtp: asyncio.DatagramTransport | None = None
-        self.rtcp: asyncio.DatagramTransport | None = None
-        self.offer = b""
-        self.local_sdp: SessionDescription | None = None
-        self.sdp_version = 1
-        self.session_id = random.getrandbits(31)
-        self.ended = asyncio.Event()
-        self.end_reason = ""
-        self.tasks: list[asyncio.Task[Any]] = []
-        self.recording: Path | None = None
-
-    # -- media -------------------------------------------------------------------------------
-
-    def tick(self, now: float) -> None:
-        stream, runner, rtp = self.stream, self.runner, self.rtp
-        if stream is None or rtp is None:
-            return
-        packets, marks = stream.tick(now)
-        remote = stream.remote
-        for packet in packets:
-            rtp.sendto(packet, remote)
-        if runner is not None:
-            for name in marks:
-                runner.receive_mark(name)
-        self._deliver(now)
-        report = stream.rtcp_due(now, time.time())
-        if report is not None and self.rtcp is not None:
-            self.rtcp.sendto(report, stream.remote_rtcp)
-
-    def on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
-        stream = self.stream
-        if stream is None:
-            return
-        now = time.monotonic()
-        stream.receive(data, addr, now)
-        self._deliver(now)
-
-    def on_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self.stream is not None:
-            self.stream.receive_rtcp(data, addr, time.monotonic())
-
-    def _deliver(self, now: float) -> None:
-        stream, runner = self.stream, self.runner
-        if stream is None or runner is None:
-            return
-        for ulaw, timestamp_ms in stream.audio_ready(now):
-            runner.receive_audio(ulaw, timestamp_ms)
-        for digit in stream.dtmf_received():
-            runner.receive_dtmf(digit)
-
-    def send_dtmf(self, digits: str) -> bool:
-        """Send DTMF as RFC 4733 events; False if the call did not negotiate them."""
-        return self.stream is not None and self.stream.send_dtmf(digits)
-
-    def hangup(self) -> None:
-        self.gateway.hangup(self.call_id)
-
-    def settle_ledger(self) -> None:
-        """Put the RTP stream's counts into the ledger: garbage and strangers as violations,
-        the rest as one timeline entry."""
-        stream = self.stream
-        if stream is None:
-            return
-        stats, jitter = stream.stats, stream.jitter.stats
-        ledger = self.ledger
-        for kind, count in (
-            ("rtp-garbage", stats.bad_packets),
-            ("rtp-wrong-source", stats.wrong_source),
-            ("rtp-unknown-payload", stats.unknown_payload),
-        ):
-            if count:
-                ledger.violation(kind, count)
-        ledger.event(
-            time.time() - ledger.started_at,
-            "rtp",
-            f"sent {stats.packets_sent}, received {stats.packets_received}, lost "
-            f"{jitter.lost_packets}, late {jitter.late}, duplicates {jitter.duplicates}, "
-            f"reordered {jitter.reordered}, concealed {stats.concealed_ms} ms, jitter "
-            f"{jitter.jitter / 8:.1f} ms, rtcp in {stats.rtcp_received}",
-        )
 
 
 class SipGateway:
@@ -368,7 +136,6 @@ class SipGateway:
         lifecycle: Lifecycle | None = None,
         admission: Admission | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        mark_every: int = 1,
         recordings_dir: str = "",
     ) -> None:
         if settings.host in ("0.0.0.0", "::") and not settings.public_host:
@@ -381,7 +148,6 @@ class SipGateway:
         #: Places per engine; a call holds one from its INVITE until it is finished.
         self.admission = admission or Admission({}, calls.active)
         self.wall_clock = wall_clock
-        self.mark_every = mark_every
         self.recordings_dir = recordings_dir
         credentials = (
             Credentials(settings.username, settings.password) if settings.username else None
@@ -392,10 +158,7 @@ class SipGateway:
         self.calls: dict[str, SipCall] = {}
         self.ua: UserAgent | None = None
         self.port = settings.port
-        self._udp: asyncio.DatagramTransport | None = None
-        self._tcp_server: asyncio.Server | None = None
-        self._tcp: dict[tuple[str, int], asyncio.StreamWriter] = {}
-        self._tcp_pending: dict[tuple[str, int], list[bytes]] = {}
+        self.transport = SipTransport(self._receive, self._spawn)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -408,22 +171,6 @@ class SipGateway:
 
     # -- start and stop ----------------------------------------------------------------------
 
-    async def _listen(self) -> None:
-        """Bind the signalling transports, UDP and TCP on one port number."""
-        settings = self.settings
-        loop = asyncio.get_running_loop()
-        self.port = settings.port
-        if "udp" in settings.transports:
-            self._udp, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(self._on_udp), local_addr=(settings.host, settings.port)
-            )
-            self.port = self._udp.get_extra_info("sockname")[1]
-        if "tcp" in settings.transports:
-            self._tcp_server = await asyncio.start_server(
-                self._on_tcp_connection, settings.host, self.port
-            )
-            self.port = self._tcp_server.sockets[0].getsockname()[1]
-
     async def start(self) -> None:
         settings = self.settings
         # Port 0 lets the system choose for UDP; TCP must then take the same number,
@@ -431,12 +178,11 @@ class SipGateway:
         attempts = 20 if settings.port == 0 and len(settings.transports) > 1 else 1
         for attempt in range(attempts):
             try:
-                await self._listen()
+                self.port = await self.transport.listen(
+                    settings.host, settings.port, settings.transports
+                )
                 break
             except OSError as error:
-                if self._udp is not None:
-                    self._udp.close()
-                    self._udp = None
                 # uvloop reports a taken UDP address without an errno.
                 taken = error.errno in (errno.EADDRINUSE, None)
                 if not taken or attempt == attempts - 1:
@@ -491,84 +237,18 @@ class SipGateway:
             task.cancel()
         if self._timer is not None:
             self._timer.cancel()
-        if self._udp is not None:
-            self._udp.close()
-        if self._tcp_server is not None:
-            self._tcp_server.close()
-            for writer in list(self._tcp.values()):
-                writer.close()
-            await self._tcp_server.wait_closed()
+        await self.transport.close()
 
     # -- SIP in and out ----------------------------------------------------------------------
 
-    def _on_udp(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.ua is not None
-        self.ua.receive(data, Peer("udp", addr[0], addr[1]), time.monotonic())
+    def _receive(self, messages: list[bytes], peer: Peer) -> None:
+        """Messages from the transport: through the user agent, then act on its output."""
+        ua = self.ua
+        if ua is None:
+            return  # listening, not yet started: nothing can be answered
+        for message in messages:
+            ua.receive(message, peer, time.monotonic())
         self._flush()
-
-    async def _on_tcp_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        host, port = writer.get_extra_info("peername")[:2]
-        await self._read_tcp(reader, writer, (str(host), int(port)))
-
-    async def _read_tcp(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: tuple[str, int]
-    ) -> None:
-        assert self.ua is not None
-        self._tcp[key] = writer
-        framer = SipFramer(self.ua.limits)
-        peer = Peer("tcp", *key)
-        try:
-            while data := await reader.read(65536):
-                try:
-                    messages = framer.feed(data)
-                except RemoteProtocolError as exc:
-                    log.warning("x SIP over TCP from %s:%d: %s; closing", *key, exc.reason)
-                    return
-                if framer.pings:
-                    framer.pings = 0
-                    writer.write(b"\r\n")  # RFC 5626 4.4.1: a pong
-                for message in messages:
-                    self.ua.receive(message, peer, time.monotonic())
-                self._flush()
-        except (ConnectionError, OSError) as exc:
-            log.debug("x TCP connection %s:%d: %s", *key, exc)
-        finally:
-            if self._tcp.get(key) is writer:
-                del self._tcp[key]
-            writer.close()
-
-    def _send(self, data: bytes, peer: Peer) -> None:
-        log.debug(
-            "> %s:%d %s", peer.host, peer.port, data[: data.find(b"\r\n")].decode(errors="replace")
-        )
-        if peer.transport == "udp":
-            if self._udp is not None:
-                self._udp.sendto(data, (peer.host, peer.port))
-            return
-        key = (peer.host, peer.port)
-        writer = self._tcp.get(key)
-        if writer is not None:
-            writer.write(data)
-            return
-        pending = self._tcp_pending.get(key)
-        if pending is not None:
-            pending.append(data)
-            return
-        self._tcp_pending[key] = [data]
-        self._spawn(self._connect_tcp(key))
-
-    async def _connect_tcp(self, key: tuple[str, int]) -> None:
-        try:
-            reader, writer = await asyncio.open_connection(*key)
-        except OSError as exc:
-            log.warning("x cannot connect to %s:%d over TCP: %s", *key, exc)
-            self._tcp_pending.pop(key, None)
-            return
-        for data in self._tcp_pending.pop(key, []):
-            writer.write(data)
-        await self._read_tcp(reader, writer, key)
 
     def _flush(self) -> None:
         """Send what the UA produced and act on its events, until both are empty."""
@@ -580,7 +260,7 @@ class SipGateway:
             if not datagrams and not events:
                 break
             for data, peer in datagrams:
-                self._send(data, peer)
+                self.transport.send(data, peer)
             for event in events:
                 # Each event is handled under its own call's id: the SIP socket's callback
                 # context is shared by every call and must never keep one call's id.
@@ -652,9 +332,11 @@ class SipGateway:
                 call = self.calls.get(call_id)
                 if call is not None:
                     if reason == NO_ACK:
-                        call.ledger.settle("no-ack")  # the caller never had the answer
+                        call.ledger.settle(CallOutcome.NO_ACK)  # the caller never had the answer
                     else:
-                        call.ledger.settle("caller-hung-up" if by == "remote" else "completed")
+                        call.ledger.settle(
+                            CallOutcome.CALLER_HUNG_UP if by == "remote" else CallOutcome.COMPLETED
+                        )
                 self._finish(call_id, reason)
             case CallAnswered() | UaCallFailed():
                 future = self._outbound.pop(event.call_id, None)
@@ -771,7 +453,7 @@ class SipGateway:
         )
         assert self.ua is not None
         self.ua.ring(event.call_id, time.monotonic())
-        call.tasks.append(self._spawn(self._answer_bot(call, context, bot), call))
+        self._spawn(self._own(call, self._answer_bot(call, context, bot)), call)
 
     async def _answer_bot(self, call: SipCall, context: CallContext, bot: BotAction | None) -> None:
         ua = self.ua
@@ -816,10 +498,10 @@ class SipGateway:
         transports' callbacks keep."""
         loop = asyncio.get_running_loop()
         call.rtp, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(call.on_rtp), sock=rtp_sock
+            lambda: Datagrams(call.on_rtp), sock=rtp_sock
         )
         call.rtcp, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(call.on_rtcp), sock=rtcp_sock
+            lambda: Datagrams(call.on_rtcp), sock=rtcp_sock
         )
 
     def _local_answer(self, call: SipCall, offer_body: bytes) -> bytes:
@@ -880,22 +562,24 @@ class SipGateway:
             engine_session,
             call.ledger,
             origin=origin,
-            playout=Playout(lead=self.settings.lead_ms / 1000.0, mark_every=self.mark_every),
             recorder=CallRecorder(origin) if recording is not None else None,
+            carrier_clock=True,
         )
-        runner = CallRunner(session, _RtpTransport(call))
+        runner = CallRunner(session, RtpTransport(call))
         call.runner = runner
+        call.source = runner.pull_frame
         call.recording = recording
         runner.start(self.registry, (bot.max_duration or 0) if bot is not None else 0)
         self.media.attach(call)
-        call.tasks.append(self._spawn(self._pump_engine(call, runner), call))
+        assert call.group is not None
+        call.group.create_task(self._pump_engine(call, runner), context=call.context.copy())
         log.info("= call %s streaming to engine %s", call.call_id, call.ledger.engine)
 
     async def _pump_engine(self, call: SipCall, runner: CallRunner) -> None:
         try:
             await runner.pump_engine()
         except EngineFailed:
-            call.ledger.settle("engine-failed")
+            call.ledger.settle(CallOutcome.ENGINE_FAILED)
             self.hangup(call.call_id, "engine failed")
             return
         # The engine ended its stream: the conversation is over from its side.
@@ -909,7 +593,7 @@ class SipGateway:
         )
         log.warning("x call %s: %s", event.call_id, note)
         call.ledger.errors.append(note)
-        call.tasks.append(self._spawn(self._answer_prompt(call), call))
+        self._spawn(self._own(call, self._answer_prompt(call)), call)
 
     async def _answer_prompt(self, call: SipCall) -> None:
         assert self.ua is not None
@@ -974,14 +658,36 @@ class SipGateway:
         refer = self._refers.pop(call_id, None)
         if refer is not None and not refer.done():
             refer.set_result(487)
-        self._spawn(self._close_call(call, reason), call)
+        call.finishing.set()
+
+    async def _own(self, call: SipCall, first: Coroutine[Any, Any, None] | None) -> None:
+        """The call's one owner: its tasks run in one TaskGroup until the call is finished;
+        then every one still running is cancelled and the call is closed.
+
+        A task that fails hangs the call up (only that call); the owner closes it once the
+        hang-up has finished it."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                call.group = group
+                if first is not None:
+                    group.create_task(first)
+                await call.finishing.wait()
+                raise _CallFinished  # ends the group: its tasks are cancelled
+        except* _CallFinished:
+            pass
+        except* Exception as failure:
+            error = failure.exceptions[0]
+            log.error("x call %s failed", call.call_id, exc_info=error)
+            call.ledger.errors.append(f"internal error: {error!r}")
+            call.ledger.settle(CallOutcome.INTERNAL_ERROR)
+            self.hangup(call.call_id, "internal error")
+            if call.call_id in self.calls:  # the BYE is out: its answer finishes the call
+                await call.finishing.wait()
+        finally:
+            call.group = None
+        await self._close_call(call, call.end_reason)
 
     async def _close_call(self, call: SipCall, reason: str) -> None:
-        current = asyncio.current_task()
-        for task in call.tasks:
-            if task is not current and not task.done():
-                task.cancel()
-        await asyncio.gather(*(t for t in call.tasks if t is not current), return_exceptions=True)
         call.settle_ledger()
         for transport in (call.rtp, call.rtcp):
             if transport is not None:
@@ -989,9 +695,9 @@ class SipGateway:
         if call.port is not None:
             self.ports.release(call.port)
         if call.runner is not None:  # settles the ledger, writes the recording, files the call
-            await call.runner.close(reason, "completed", call.recording)
+            await call.runner.close(reason, CallOutcome.COMPLETED, call.recording)
         else:
-            call.ledger.settle("completed", reason)
+            call.ledger.settle(CallOutcome.COMPLETED, reason)
             call.ledger.ended_at = time.time()
             self.registry.ended(call.ledger)
         call.ended.set()
@@ -1045,8 +751,9 @@ class SipGateway:
 
         Returns once the call is answered, with the media running; ``SipCall.ended`` is set
         when it ends. Raises :class:`~gateway.carriers.sip.errors.CallFailed` with the final
-        status when it is not answered (busy 486, declined 603, 408 no answer, ...), and
-        ``EngineError`` when the engine cannot take the call (nothing is dialled then).
+        status when it is not answered (busy 486, declined 603, 408 no answer, ...), or 503
+        when the engine is full (admission, as for inbound calls), and ``EngineError`` when
+        the engine cannot take the call (nothing is dialled in either case).
         """
         ua = self.ua
         assert ua is not None
@@ -1059,6 +766,11 @@ class SipGateway:
             target = Uri(user=to, host=self.trunk_uri.host, port=self.trunk_uri.port)
             peer = self.trunk_peer
         name = engine or self.engines.default
+        # The engine opens before the INVITE names the call: admit it under a placeholder.
+        placeholder = f"outbound-{secrets.token_hex(8)}"
+        if not self.admission.admit(placeholder, name, "sip", time.monotonic()):
+            log.info("x not calling %s: engine %s is full", to, name)
+            raise CallFailed(503, f"engine {name} is full")
         context = CallContext(
             call_id="",
             caller=from_,
@@ -1066,20 +778,32 @@ class SipGateway:
             direction="outbound-api",
             parameters=dict(parameters or {}),
         )
-        engine_session = await self.engines.get(name).open(context)
-        port, rtp_sock, rtcp_sock = self.ports.allocate()
+        try:
+            engine_session = await self.engines.get(name).open(context)
+        except BaseException:
+            self.admission.release(placeholder)
+            raise
+        try:
+            port, rtp_sock, rtcp_sock = self.ports.allocate()
+        except OSError:
+            self.admission.release(placeholder)
+            await engine_session.close()
+            raise
         host = self.settings.contact_host
         session_id = random.getrandbits(31)
         local = offer(host=host, port=port, session_id=session_id, version=1)
         from_uri = from_ if from_.startswith("sip") else f"sip:{from_}@{host}"
+        now = time.monotonic()
         call_id = ua.invite(
             target=str(target),
             from_uri=from_uri,
             to_uri=str(target),
             sdp=local.encode(),
             peer=peer,
-            now=time.monotonic(),
+            now=now,
         )
+        # Named now: its place is held while it rings (and then while it is live).
+        self.admission.rename(placeholder, call_id, now + self.settings.answer_timeout + 5.0)
         ledger = CallLedger(
             call_id=call_id,
             carrier="sip",
@@ -1095,6 +819,7 @@ class SipGateway:
         future: asyncio.Future[UaEvent] = loop.create_future()
         self._outbound[call_id] = future
         self.calls[call_id] = call
+        self._spawn(self._own(call, None), call)
         self._flush()
         log.info("> calling %s from %s (%s)", target, from_uri, call_id)
         result = await future

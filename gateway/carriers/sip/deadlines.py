@@ -9,27 +9,32 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Hashable
+from typing import Generic, TypeVar
 
 __all__ = ["Deadlines"]
 
+K = TypeVar("K", bound=Hashable)
 
-class Deadlines:
+
+class Deadlines(Generic[K]):
+    """Deadlines by key ``K`` (a transaction and its timer, a call and its timer...)."""
+
     def __init__(self) -> None:
-        self._when: dict[Hashable, float] = {}
-        self._heap: list[tuple[float, int, Hashable]] = []
+        self._when: dict[K, float] = {}
+        self._heap: list[tuple[float, int, K]] = []
         self._counter = itertools.count()
 
-    def set(self, key: Hashable, when: float) -> None:
+    def set(self, key: K, when: float) -> None:
         self._when[key] = when
         heapq.heappush(self._heap, (when, next(self._counter), key))
 
-    def cancel(self, key: Hashable) -> None:
+    def cancel(self, key: K) -> None:
         self._when.pop(key, None)
 
-    def get(self, key: Hashable) -> float | None:
+    def get(self, key: K) -> float | None:
         return self._when.get(key)
 
-    def __contains__(self, key: Hashable) -> bool:
+    def __contains__(self, key: object) -> bool:
         return key in self._when
 
     def next(self) -> float | None:
@@ -42,9 +47,9 @@ class Deadlines:
             heapq.heappop(heap)
         return None
 
-    def pop_due(self, now: float) -> list[Hashable]:
+    def pop_due(self, now: float) -> list[K]:
         """Keys whose deadline is at or before ``now``, earliest first; they are forgotten."""
-        due = []
+        due: list[K] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
             when, _, key = heapq.heappop(heap)

@@ -1,18 +1,21 @@
 """One call's RTP stream, sans-I/O: paced sending, latching, jitter buffer, DTMF, RTCP.
 
 :class:`RtpStream` is driven by the gateway's own 20 ms clock: each :meth:`RtpStream.tick`
-(``now`` passed in) returns the RTP datagrams due and the marks whose preceding frame has just
-gone out. The outbound queue holds mu-law frames and mark names in order, as the
-:class:`~gateway.call.session.CallSession` hands them over; :meth:`RtpStream.clear` empties it at
-once. A SIP line has no carrier-side buffer, so a mark is "played" exactly when the frame before
-it is put on the wire, and the session's playout ledger stays exact.
+(``now`` passed in) returns the RTP datagrams due, pulling each slot's audio from the call
+(:meth:`~gateway.call.session.CallSession.pull_frame`) as it packs it. The stream keeps no
+queue of the bot's audio: the session's playout is the only buffer and the RTP clock its only
+pacer, so what the session hands over is on the wire, and a clear has nothing here to drop.
 
 Outbound (RFC 3550, 3551): one SSRC, a random first sequence number and timestamp, both
 continuous for the whole call (talk spurts, silence, re-INVITEs, hold); the timestamp follows
 the clock even while nothing is sent. Comfort silence fills the gaps between the bot's speech
 so that NAT bindings and the far end's RTP timers stay alive; the marker bit is set on the
-first packet and on the first packet of each bot talk spurt after silence. DTMF goes out as
-RFC 4733 events (the end packet sent three times).
+first packet and on the first packet of each bot talk spurt after silence.
+
+DTMF goes out as RFC 4733 events when the peer offered telephone-event: each key a 100 ms
+event (packets every 20 ms, one start timestamp, the marker on the first, the duration growing
+by 160 per packet, the end packet sent three times, 2.5.1.4), then 100 ms before the next key;
+a ``W`` pauses 500 ms. While an event is sent the bot's audio waits (it is not dropped).
 
 Inbound: the first valid packet latches the remote address (symmetric RTP, RFC 4961: the far
 end may sit behind NAT, so its SDP address can be wrong); packets from elsewhere are dropped
@@ -28,6 +31,7 @@ from __future__ import annotations
 import random
 import warnings
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.audio.g711 import (
@@ -37,6 +41,7 @@ from gateway.audio.g711 import (
     ulaw_decode,
     ulaw_encode,
 )
+from gateway.call.commands import PAUSE_SECONDS
 from gateway.carriers.sip.jitter import JitterBuffer
 from gateway.carriers.sip.rtp import (
     ReceiverReport,
@@ -63,11 +68,19 @@ RTCP_INTERVAL = 5.0
 #: RFC 4733 2.5.1.4: the final packet of an event is sent three times.
 END_REPEATS = 3
 DTMF_FRAMES = 5  # 100 ms per digit
-DTMF_GAP_FRAMES = 3  # 60 ms between digits
+#: Slots between one key's last end packet and the next key: with the two end repeats, 100 ms
+#: from the end of one tone to the start of the next (the in-band tones' gap).
+DTMF_GAP_FRAMES = 3
+#: A ``W`` in a DTMF string: slots with no event.
+PAUSE_FRAMES = round(PAUSE_SECONDS / FRAME_SECONDS)
+#: DTMF characters queued at most (keys and pauses); more is refused.
+MAX_DTMF_QUEUE = 256
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
 DTMF_KEYS = "0123456789*#ABCD"  # RFC 4733 event codes 0-15
 
 Address = tuple[str, int]
+#: Where a slot's audio comes from: the next mu-law frame at ``now``, or None for silence.
+FrameSource = Callable[[float], bytes | None]
 
 
 @dataclass(slots=True)
@@ -109,7 +122,6 @@ class RtpStream:
         self.jitter = jitter or JitterBuffer()
         self.max_packet = max_packet
         self.stats = RtpStats()
-        self._queue: deque[bytes | str] = deque()
         self._next_tick = now
         self._first = True
         self._talking = False  # the last packet carried queued (bot) audio
@@ -125,31 +137,22 @@ class RtpStream:
         self._remote_ssrc: int | None = None
         self._silence = self._encode(bytes([ULAW_SILENCE]) * FRAME_SAMPLES)
 
-    # -- outbound: the session's MediaTransport side -----------------------------------------
-
-    def queue_frame(self, ulaw: bytes) -> None:
-        self._queue.append(ulaw)
-
-    def queue_mark(self, name: str) -> None:
-        self._queue.append(name)
-
-    def clear(self) -> int:
-        """Drop everything not yet on the wire; returns the frames dropped."""
-        dropped = sum(1 for item in self._queue if type(item) is bytes)
-        self._queue.clear()
-        return dropped
+    # -- outbound ----------------------------------------------------------------------------
 
     def send_dtmf(self, digits: str) -> bool:
-        """Queue DTMF digits (``0-9*#A-D``) to send as RFC 4733 events.
+        """Queue DTMF (``0-9*#A-D``, ``W`` a pause) to send as RFC 4733 events.
 
         False when the call did not agree telephone-events (the caller may play them in-band).
+        Raises ValueError on any other character, or past :data:`MAX_DTMF_QUEUE` queued.
         """
         digits = digits.upper()
-        bad = [d for d in digits if d not in DTMF_KEYS]
+        bad = [d for d in digits if d not in DTMF_KEYS and d != "W"]
         if bad:
             raise ValueError(f"not DTMF digits: {''.join(bad)!r}")
         if self.params.dtmf_payload_type is None:
             return False
+        if len(self._dtmf_out) + len(digits) > MAX_DTMF_QUEUE:
+            raise ValueError(f"more than {MAX_DTMF_QUEUE} DTMF digits queued")
         self._dtmf_out.extend(digits)
         return True
 
@@ -172,13 +175,13 @@ class RtpStream:
     def next_tick(self) -> float:
         return self._next_tick
 
-    def tick(self, now: float) -> tuple[list[bytes], list[str]]:
-        """The packets due by ``now`` and the marks they complete (echo them after sending)."""
+    def tick(self, now: float, source: FrameSource | None = None) -> list[bytes]:
+        """The packets due by ``now``; each slot not taken by a DTMF event carries the frame
+        ``source(now)`` gives as it is packed (comfort silence when None or no source)."""
         packets: list[bytes] = []
-        marks: list[str] = []
         overdue = int((now - self._next_tick) / FRAME_SECONDS) + 1
         if overdue <= 0:
-            return packets, marks
+            return packets
         if overdue > MAX_CATCH_UP:
             # A stall longer than the catch-up window: skip, keeping the timestamp on the clock.
             skipped = overdue - MAX_CATCH_UP
@@ -187,28 +190,27 @@ class RtpStream:
             self.stats.skipped_frames += skipped
             overdue = MAX_CATCH_UP
         for _ in range(overdue):
-            packet = self._one_frame(marks)
+            packet = self._one_frame(now, source)
             if packet is not None:
                 packets.append(packet)
             self._next_tick += FRAME_SECONDS
-        return packets, marks
+        return packets
 
-    def _one_frame(self, marks: list[str]) -> bytes | None:
-        queue = self._queue
-        while queue and type(queue[0]) is str:
-            marks.append(queue.popleft())  # type: ignore[arg-type]
-        frame: bytes | None = queue.popleft() if queue else None  # type: ignore[assignment]
-        while queue and type(queue[0]) is str:
-            marks.append(queue.popleft())  # type: ignore[arg-type]
+    def _one_frame(self, now: float, source: FrameSource | None) -> bytes | None:
         ts = self._ts
         self._ts += FRAME_SAMPLES
-        event = self._dtmf_packet(ts)
+        if self._event is None and self._dtmf_out and not self._gap_frames:
+            self._next_key(ts)
+        if self._event is not None:
+            self._talking = False
+            return self._dtmf_packet()  # the bot's audio waits for the event
+        if self._gap_frames:
+            self._gap_frames -= 1
+        # On hold (we may not send) the audio is still taken: the call's clock runs on.
+        frame = source(now) if source is not None else None
         if not self.params.sending:
             self._talking = False
             return None
-        if event is not None:
-            self._talking = False
-            return event
         if frame is None:
             payload = self._silence
             marker = self._first
@@ -227,17 +229,22 @@ class RtpStream:
         self.stats.octets_sent += len(payload)
         return data
 
-    def _dtmf_packet(self, ts: int) -> bytes | None:
-        """The telephone-event packet for this frame, if an event is being sent."""
+    def _next_key(self, ts: int) -> None:
+        """Start the next queued key's event at timestamp ``ts``, or the pause a ``W`` asks."""
+        if self.params.dtmf_payload_type is None:
+            self._dtmf_out.clear()  # a re-offer dropped telephone-event: nothing to send them in
+            return
+        key = self._dtmf_out.popleft()
+        if key == "W":
+            self._gap_frames = PAUSE_FRAMES
+            return
+        self._event = (DTMF_KEYS.index(key), ts, 0)
+        self.stats.dtmf_sent += 1
+
+    def _dtmf_packet(self) -> bytes | None:
+        """This slot's packet of the event being sent (None while we may not send)."""
+        assert self._event is not None
         pt = self.params.dtmf_payload_type
-        if self._gap_frames:
-            self._gap_frames -= 1
-            return None
-        if self._event is None:
-            if not self._dtmf_out or pt is None:
-                return None
-            self._event = (DTMF_KEYS.index(self._dtmf_out.popleft()), ts, 0)
-            self.stats.dtmf_sent += 1
         code, start, sent = self._event
         sent += 1
         end = sent >= DTMF_FRAMES
@@ -250,10 +257,10 @@ class RtpStream:
             self._gap_frames = DTMF_GAP_FRAMES
         else:
             self._event = (code, start, sent)
-        if not self.params.sending:
+        if not self.params.sending or pt is None:
             return None
         # The marker starts the event; every packet of it carries the event's start time.
-        return self._packet(pt, start, payload, sent == 1)  # type: ignore[arg-type]
+        return self._packet(pt, start, payload, sent == 1)
 
     # -- inbound -----------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ OVERTALK_SIP_REGISTER_EXPIRES  seconds asked for each registration (default 3600
 OVERTALK_SIP_USERNAME          digest user name for the trunk and registrar
 OVERTALK_SIP_PASSWORD          digest password (environment only)
 OVERTALK_SIP_TRANSFER_DOMAIN   host appended to E.164 numbers in transfer targets
-OVERTALK_SIP_LEAD_MS           outbound audio queued ahead of the RTP clock (default 60)
 OVERTALK_SIP_BUSY_STATUS       answer when the engine is full: 503 (default: a trunk tries
                                its next gateway; with Retry-After) or 486 (Busy Here)
 ============================== ========================================================
@@ -57,7 +56,6 @@ class SipSettings:
     username: str = ""
     password: str = ""
     transfer_domain: str = ""
-    lead_ms: int = 60
     #: Seconds an outbound call may ring before it is cancelled.
     answer_timeout: float = 60.0
     #: The answer to a call when its engine is full (gateway/ops/admission.py): 503 with
@@ -127,5 +125,3 @@ def check(settings: SipSettings) -> None:
         raise ConfigError(f"the registrar must be a sip: URI, not {settings.registrar!r}")
     if settings.busy_status not in (486, 503):
         raise ConfigError(f"busy_status must be 486 or 503, not {settings.busy_status}")
-    if settings.lead_ms < 20:
-        raise ConfigError("lead_ms must be at least one frame (20)")

@@ -382,7 +382,7 @@ class TransactionLayer:
         self.timings = timings
         self.max_transactions = max_transactions
         self._transactions: dict[tuple[str, ...], Transaction] = {}
-        self._timers = Deadlines()  # (transaction key, timer) -> deadline
+        self._timers: Deadlines[tuple[tuple[str, ...], Timer]] = Deadlines()
         self._out: list[tuple[bytes, Peer]] = []
         self._events: list[TransactionEvent] = []
         self.retransmissions = 0
@@ -520,7 +520,7 @@ class TransactionLayer:
         return self._timers.next()
 
     def handle_timer(self, now: float) -> None:
-        for key, timer in self._timers.pop_due(now):  # type: ignore[misc]
+        for key, timer in self._timers.pop_due(now):
             tx = self._transactions.get(key)
             if tx is not None:
                 self._apply(tx, TIMERS[timer].fires, now)

@@ -1,7 +1,8 @@
 """The SIP user agent core (RFC 3261 sections 8, 12-15, 22), sans-I/O.
 
 :class:`UserAgent` sits on the :class:`~gateway.carriers.sip.transaction.TransactionLayer` and
-keeps calls (one dialog each), the registration and the digest authentication state. Like the
+keeps calls (one dialog each, ``dialogs.py``), the registration (``registration.py``) and the
+digest authentication state (``auth.py``); REFER's request and progress are ``refer.py``. Like the
 layer below it, it takes bytes and ``now`` in (:meth:`UserAgent.receive`,
 :meth:`UserAgent.handle_timer`) and gives datagrams (:meth:`UserAgent.datagrams_to_send`),
 events (:meth:`UserAgent.events`) and a deadline (:meth:`UserAgent.next_deadline`) out.
@@ -28,16 +29,32 @@ What it takes care of, with the section that asks for it:
 
 from __future__ import annotations
 
-import enum
 import secrets
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from gateway.carriers.sip.auth import DigestClient
 from gateway.carriers.sip.deadlines import Deadlines
-from gateway.carriers.sip.digest import Challenge, Credentials, authorization
+from gateway.carriers.sip.dialogs import (
+    Call,
+    CallState,
+    first_contact,
+    peer_of,
+    refresh_target,
+    without_tag,
+)
+from gateway.carriers.sip.digest import Credentials
 from gateway.carriers.sip.errors import LocalProtocolError, RemoteProtocolError
 from gateway.carriers.sip.headers import Address, Uri
 from gateway.carriers.sip.message import LIMITS, SipLimits, SipMessage, check_request
+from gateway.carriers.sip.refer import add_refer_to, refer_progress
+from gateway.carriers.sip.registration import (
+    REGISTER_RETRY,
+    Binding,
+    granted_expires,
+    min_expires,
+    refresh_after,
+)
 from gateway.carriers.sip.transaction import (
     BRANCH_COOKIE,
     DEFAULT_TIMINGS,
@@ -74,11 +91,11 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY, REFER"
 #: Methods we know but do not serve as a UA (answered 405 with Allow, 8.2.1).
 _NOT_ALLOWED = frozenset({"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "REFER", "PRACK"})
 SUPPORTED = frozenset({"timer"})
+#: What we answer OPTIONS with (RFC 3261 11.2).
+_OPTIONS_HEADERS = (("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "timer"))
 MAX_REDIRECTS = 3
-MAX_AUTH_TRIES = 2
 #: RFC 4028 4: the smallest session interval we accept.
 MIN_SE = 90
-REGISTER_RETRY = 60.0
 #: :attr:`CallEnded.reason` of a call whose 2xx was never acknowledged (13.3.1.4): the caller
 #: never heard the answer, so it is no completed call.
 NO_ACK = "no ACK for our 2xx"
@@ -221,44 +238,6 @@ class UaConfig:
     answer_timeout: float = 60.0
 
 
-class CallState(enum.Enum):
-    INCOMING = "incoming"  # INVITE received, no final response yet
-    CALLING = "calling"  # our INVITE sent, no final response yet
-    ANSWERED = "answered"  # our 2xx sent, its ACK not yet here
-    CONFIRMED = "confirmed"
-    ENDED = "ended"
-
-
-@dataclass(slots=True)
-class Call:
-    call_id: str
-    outbound: bool
-    state: CallState
-    local_tag: str
-    local_uri: str
-    remote_uri: str
-    invite: SipMessage
-    peer: Peer  # where in-dialog requests go
-    remote_tag: str = ""
-    remote_target: str = ""
-    route_set: list[str] = field(default_factory=list)
-    local_seq: int = 0
-    remote_seq: int = -1
-    invite_key: tuple[str, ...] | None = None
-    #: Our 2xx to an INVITE awaiting its ACK: (wire, peer, CSeq number, interval).
-    pending_2xx: tuple[bytes, Peer, int, float] | None = None
-    #: A re-INVITE/UPDATE of the peer's awaiting our answer: (server key, request).
-    pending_offer: tuple[tuple[str, ...], SipMessage] | None = None
-    reliable: bool = False
-    session_expires: int = 0
-    # outbound only
-    provisional: bool = False
-    cancel_wanted: bool = False
-    ack_wire: bytes = b""
-    redirects: int = 0
-    bye_wanted: bool = False
-
-
 def _token() -> str:
     return secrets.token_hex(8)
 
@@ -281,16 +260,13 @@ class UserAgent:
         self.transactions = TransactionLayer(timings)
         self.calls: dict[str, Call] = {}
         self._events: list[UaEvent] = []
-        self._timers = Deadlines()
+        #: Our own timers: ("register",) or (kind, Call-ID) -> deadline.
+        self._timers: Deadlines[tuple[str, ...]] = Deadlines()
         #: Client transaction key -> (purpose, call id).
         self._client: dict[tuple[str, ...], tuple[str, str]] = {}
-        self._auth_tries: dict[str, int] = {}
-        self._nonce_counts: dict[str, int] = {}
+        self.auth = DigestClient(config.credentials, token)
         # registration
-        self._reg_call_id = f"{token()}@{config.host}"
-        self._reg_tag = token()
-        self._reg_seq = 0
-        self._reg_expires = config.register_expires
+        self.binding = Binding(f"{token()}@{config.host}", token(), config.register_expires)
         self.registrar_peer: Peer | None = None
         self.registered_until = 0.0
         # counters for the ledger and tests
@@ -348,7 +324,7 @@ class UserAgent:
         self.transactions.handle_timer(now)
         self._drain(now)
         for key in self._timers.pop_due(now):
-            self._on_timer(key, now)  # type: ignore[arg-type]
+            self._on_timer(key, now)
         self._drain(now)
 
     def _drain(self, now: float) -> None:
@@ -563,8 +539,7 @@ class UserAgent:
         if call is None or call.state is not CallState.CONFIRMED:
             raise LocalProtocolError(f"call {call_id} is not established: cannot REFER")
         request = self._request(call, "REFER")
-        request.add("Refer-To", f"<{target}>")
-        request.add("Referred-By", call.local_uri)
+        add_refer_to(request, target, call.local_uri)
         self._send(request, call.peer, "refer", call_id, now)
 
     # -- commands: outbound calls and registration -------------------------------------------
@@ -641,19 +616,11 @@ class UserAgent:
             raise LocalProtocolError("no registrar configured")
         self.registrar_peer = peer
         if expires is not None:
-            self._reg_expires = expires
+            self.binding.expires = expires
         aor = config.aor or f"sip:{config.user}@{Uri.parse(config.registrar).host}"
-        self._reg_seq += 1
-        request = SipMessage(method="REGISTER", uri=config.registrar)
-        request.add("Via", self._via(peer))
-        request.add("Max-Forwards", "70")
-        request.add("From", f"<{aor}>;tag={self._reg_tag}")
-        request.add("To", f"<{aor}>")
-        request.add("Call-ID", self._reg_call_id)
-        request.add("CSeq", f"{self._reg_seq} REGISTER")
-        request.add("Contact", self._contact(peer.reliable))
-        request.add("Expires", str(self._reg_expires))
-        request.add("User-Agent", config.user_agent)
+        request = self.binding.request(
+            config.registrar, aor, self._via(peer), self._contact(peer.reliable), config.user_agent
+        )
         self._timers.cancel(("register",))
         self._send(request, peer, "register", "", now)
 
@@ -695,12 +662,7 @@ class UserAgent:
             case "BYE":
                 self._on_bye(key, request, now)
             case "OPTIONS":
-                headers = (
-                    ("Allow", ALLOW),
-                    ("Accept", "application/sdp"),
-                    ("Supported", "timer"),
-                )
-                self._respond(key, request, 200, now=now, headers=headers)
+                self._respond(key, request, 200, now=now, headers=_OPTIONS_HEADERS)
             case "UPDATE":
                 self._on_update(key, request, now)
             case "INFO":
@@ -771,10 +733,10 @@ class UserAgent:
             outbound=False,
             state=CallState.INCOMING,
             local_tag=self.token(),
-            local_uri=_without_tag(request.get("To") or ""),
-            remote_uri=_without_tag(request.get("From") or ""),
+            local_uri=without_tag(request.get("To") or ""),
+            remote_uri=without_tag(request.get("From") or ""),
             invite=request,
-            peer=source if source.reliable else _peer_of(target, source),
+            peer=source if source.reliable else peer_of(target, source),
             remote_tag=request.from_.tag,
             remote_target=str(target),
             route_set=request.get_all("Record-Route"),
@@ -800,7 +762,7 @@ class UserAgent:
         if call.pending_offer is not None or call.pending_2xx is not None:
             self._respond(key, request, 491, now=now)  # 14.2: an offer is already in flight
             return
-        self._refresh_target(call, request)
+        refresh_target(call, request)
         call.pending_offer = (key, request)
         self._arm_session_timer(call, now)
         self._events.append(OfferReceived(call.call_id, "INVITE", request.body))
@@ -858,11 +820,9 @@ class UserAgent:
         if call is None:
             return
         self._respond(key, request, 200, now=now)
-        event = (request.get("Event") or "").split(";")[0].strip().lower()
-        if event == "refer":
-            status = _sipfrag_status(request.body)
-            if status is not None:
-                self._events.append(ReferStatus(call.call_id, status))
+        status = refer_progress(request)
+        if status is not None:
+            self._events.append(ReferStatus(call.call_id, status))
 
     def _on_ack(self, ack: SipMessage, now: float) -> None:
         call = self.calls.get(ack.call_id)
@@ -941,7 +901,7 @@ class UserAgent:
                 except RemoteProtocolError:
                     pass  # keep the Request-URI as the target
             call.route_set = list(reversed(response.get_all("Record-Route")))
-            call.remote_uri = _without_tag(response.get("To") or call.remote_uri)
+            call.remote_uri = without_tag(response.get("To") or call.remote_uri)
             call.state = CallState.CONFIRMED
             ack = self._request(call, "ACK")
             call.local_seq -= 1  # 13.2.2.4: the ACK carries the INVITE's CSeq number
@@ -957,11 +917,11 @@ class UserAgent:
             self._send_invite_again(call, now)
             return
         if 300 <= status < 400 and call.redirects < MAX_REDIRECTS and not call.cancel_wanted:
-            target = _first_contact(response)
+            target = first_contact(response)
             if target is not None:
                 call.redirects += 1
                 call.remote_target = str(target)
-                call.peer = _peer_of(target, call.peer)
+                call.peer = peer_of(target, call.peer)
                 call.invite.uri = str(target)
                 self._send_invite_again(call, now)
                 return
@@ -985,39 +945,11 @@ class UserAgent:
         False when we have no credentials, or already failed with this nonce (a wrong
         password must not loop), in which case the 401/407 stands.
         """
-        credentials = self.config.credentials
-        if credentials is None:
-            return False
-        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        answer = "Authorization" if response.status == 401 else "Proxy-Authorization"
         try:
-            challenge = Challenge.parse(response.get(header) or "")
+            return self.auth.answer(request, response)
         except RemoteProtocolError as exc:
             self.last_error = exc.reason
             return False
-        if credentials.realm and credentials.realm != challenge.realm:
-            return False
-        tries = self._auth_tries.get(challenge.nonce, 0)
-        if tries >= 1 and not challenge.stale:
-            return False
-        if len(self._auth_tries) > 64:
-            self._auth_tries.clear()
-            self._nonce_counts.clear()
-        self._auth_tries[challenge.nonce] = tries + 1
-        count = self._nonce_counts.get(challenge.nonce, 0) + 1
-        self._nonce_counts[challenge.nonce] = count
-        value = authorization(
-            challenge,
-            credentials,
-            method=request.method,
-            uri=request.uri,
-            cnonce=self.token(),
-            nonce_count=count,
-        )
-        request.remove("Authorization")
-        request.remove("Proxy-Authorization")
-        request.add(answer, value)
-        return True
 
     def _on_register_response(
         self, response: SipMessage, request: SipMessage | None, now: float
@@ -1026,21 +958,21 @@ class UserAgent:
         if status < 200 or request is None:
             return
         if status < 300:
-            expires = _granted_expires(response, self._reg_expires, self._contact())
-            if self._reg_expires == 0:
+            expires = granted_expires(response, self.binding.expires, self._contact())
+            if self.binding.expires == 0:
                 self.registered_until = 0.0
                 return
             self.registered_until = now + expires
-            refresh = max(1.0, expires - min(60.0, expires / 2))
-            self._timers.set(("register",), now + refresh)
+            self._timers.set(("register",), now + refresh_after(expires))
             self._events.append(Registered(expires))
             return
         if status in (401, 407) and self._retry_with_auth(request, response):
             self._resend_register(request, now)
             return
-        if status == 423 and (min_expires := response.get("Min-Expires", "")).isdigit():
-            self._reg_expires = int(min_expires)  # 10.2.8: ask again for at least that long
-            request.set("Expires", min_expires)
+        least = min_expires(response) if status == 423 else None
+        if least is not None:
+            self.binding.expires = least  # 10.2.8: ask again for at least that long
+            request.set("Expires", str(least))
             self._resend_register(request, now)
             return
         self._events.append(RegistrationFailed(status, response.reason))
@@ -1048,9 +980,7 @@ class UserAgent:
 
     def _resend_register(self, request: SipMessage, now: float) -> None:
         assert self.registrar_peer is not None
-        self._reg_seq += 1
-        request.set("CSeq", f"{self._reg_seq} REGISTER")
-        request.set("Via", self._via(self.registrar_peer))
+        self.binding.again(request, self._via(self.registrar_peer))
         self._send(request, self.registrar_peer, "register", "", now)
 
     def _on_timeout(self, event: TransactionTimedOut, now: float) -> None:
@@ -1069,13 +999,13 @@ class UserAgent:
 
     # -- our timers --------------------------------------------------------------------------
 
-    def _on_timer(self, key: tuple[Hashable, ...], now: float) -> None:
+    def _on_timer(self, key: tuple[str, ...], now: float) -> None:
         kind = key[0]
         if kind == "register":
             if self.registrar_peer is not None:
                 self.register(self.registrar_peer, now)
             return
-        call = self.calls.get(str(key[1]))
+        call = self.calls.get(key[1])
         if call is None:
             return
         if kind == "2xx" and call.pending_2xx is not None:
@@ -1102,18 +1032,6 @@ class UserAgent:
         if call.session_expires:
             margin = min(32, call.session_expires / 3)
             self._timers.set(("session", call.call_id), now + call.session_expires - margin)
-
-    def _refresh_target(self, call: Call, request: SipMessage) -> None:
-        """12.2.2: a target refresh request replaces the remote target with its Contact."""
-        contacts = request.get_all("Contact")
-        if contacts:
-            try:
-                target = Address.parse(contacts[0]).uri
-            except RemoteProtocolError:
-                return
-            call.remote_target = str(target)
-            if not call.reliable:
-                call.peer = _peer_of(target, call.peer)
 
     def _forget(self, call: Call) -> None:
         call.state = CallState.ENDED
@@ -1160,46 +1078,6 @@ def _reason(status: int) -> str:
     return _REASONS.get(status, "Unknown")
 
 
-def _without_tag(value: str) -> str:
-    address = Address.parse(value)
-    address.params.pop("tag", None)
-    return str(address)
-
-
-def _peer_of(uri: Uri, fallback: Peer) -> Peer:
-    """Where requests to ``uri`` go: its host and port over its transport (no DNS SRV here:
-    the asyncio adapter resolves names before anything is sent)."""
-    transport = uri.params.get("transport") or fallback.transport
-    return Peer((transport or "udp").lower(), uri.host.strip("[]"), uri.port or 5060)
-
-
-def _first_contact(response: SipMessage) -> Uri | None:
-    for value in response.get_all("Contact"):
-        try:
-            uri = Address.parse(value).uri
-        except RemoteProtocolError:
-            continue
-        if uri.scheme in ("sip", "sips"):
-            return uri
-    return None
-
-
-def _granted_expires(response: SipMessage, asked: int, contact: str) -> int:
-    """10.2.4: the registrar's grant is the ``expires`` of our Contact, else Expires."""
-    ours = Address.parse(contact).uri
-    for value in response.get_all("Contact"):
-        try:
-            address = Address.parse(value)
-        except RemoteProtocolError:
-            continue
-        if address.uri.host == ours.host and address.uri.port == ours.port:
-            granted = address.params.get("expires")
-            if granted and granted.isdigit():
-                return int(granted)
-    expires = response.get("Expires", "")
-    return int(expires) if expires and expires.isdigit() else asked
-
-
 def _info_digit(request: SipMessage) -> str:
     ctype = (request.get("Content-Type") or "").split(";")[0].strip().lower()
     text = request.body.decode("ascii", "replace").strip()
@@ -1215,11 +1093,3 @@ def _info_digit(request: SipMessage) -> str:
         return ""
     digit = {"10": "*", "11": "#"}.get(text, text)
     return digit if len(digit) == 1 and digit in "0123456789*#ABCDabcd" else ""
-
-
-def _sipfrag_status(body: bytes) -> int | None:
-    line = body.decode("ascii", "replace").strip().split("\r\n")[0].split("\n")[0]
-    parts = line.split(" ")
-    if len(parts) >= 2 and parts[0] == "SIP/2.0" and parts[1].isdigit():
-        return int(parts[1])
-    return None

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocketState
 from twilio.twiml.voice_response import VoiceResponse
 
 from engine.base import CallContext, EngineFailed
+from gateway.call.labels import CallOutcome
 from gateway.call.ledger import CallLedger
 from gateway.call.playout import Playout
 from gateway.call.recording import CallRecorder, recording_path
@@ -681,7 +682,7 @@ class _MediaCall:
         self.transport.control = control
         runner.start(self.carrier.calls, (bot.max_duration or 0) if bot is not None else 0)
         log.info("= call %s streaming to engine %s", ledger.call_id, ledger.engine)
-        reason, outcome = "stream closed", "completed"
+        reason, outcome = "stream closed", CallOutcome.COMPLETED
         try:
             async with asyncio.TaskGroup() as tasks:
                 writer = tasks.create_task(self.transport.run_writer())
@@ -694,9 +695,9 @@ class _MediaCall:
                     pump.cancel()
                     watchdog.cancel()
         except* EngineFailed:
-            reason, outcome = "engine failed", "engine-failed"
+            reason, outcome = "engine failed", CallOutcome.ENGINE_FAILED
         except* Exception as group:  # noqa: BLE001 - any failure ends this call only
-            reason, outcome = f"internal error: {group.exceptions[0]!r}", "internal-error"
+            reason, outcome = f"internal error: {group.exceptions[0]!r}", CallOutcome.INTERNAL_ERROR
             ledger.errors.append(reason)
             log.exception("x call %s failed", ledger.call_id, exc_info=group.exceptions[0])
         finally:
@@ -729,7 +730,7 @@ class _MediaCall:
             await self._close(CLOSE_POLICY)
             return
 
-    async def _read(self, runner: CallRunner) -> tuple[str, str]:
+    async def _read(self, runner: CallRunner) -> tuple[str, CallOutcome]:
         """Feed the call until the stream stops; returns why it ended and the outcome."""
         stream = self.stream
         ledger = runner.session.ledger
@@ -738,8 +739,8 @@ class _MediaCall:
             data = await self._receive()
             if data is None:
                 if self._timed_out is not None:
-                    return self._timed_out, "media-timeout"
-                return "caller disconnected", "caller-hung-up"
+                    return self._timed_out, CallOutcome.MEDIA_TIMEOUT
+                return "caller disconnected", CallOutcome.CALLER_HUNG_UP
             now = clock()
             try:
                 stream.receive_message(data, now)
@@ -748,7 +749,7 @@ class _MediaCall:
                 log.warning("x call %s: %s; closing", ledger.call_id, log_field(exc.reason, 300))
                 self.carrier.refused(exc.kind)
                 await self._close(exc.close_code)
-                return f"protocol error: {exc.reason}", "protocol-error"
+                return f"protocol error: {exc.reason}", CallOutcome.PROTOCOL_ERROR
             for event in stream.events_received():
                 if type(event) is AudioChunk:
                     self._last_audio = now
