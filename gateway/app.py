@@ -168,6 +168,7 @@ def create_app(
     app.state.admission = admission
     app.state.metrics = metrics
     app.state.stream_tokens = twilio.tokens
+    app.state.phone = phone
     #: What the server must be started with for the header deadline and websocket bound.
     app.state.uvicorn_options = uvicorn_options(settings.header_timeout, metrics.refused)
     app.add_middleware(
