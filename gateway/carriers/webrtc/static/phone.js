@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { pc: null, channel: null, stream: null, audio: null, lines: {}, timer: null };
+const state = { pc: null, channel: null, stream: null, audio: null, lines: {}, cut: null };
 // Measured by the page for tests and the benchmark: when the bot's audio became audible
 // (analyser level over a threshold) after the caller's, in page time (ms).
 window.phoneStats = { botOnsets: [], callerOnsets: [], events: [] };
@@ -43,7 +43,16 @@ async function loadRoutes() {
 }
 
 function say(role, text, final) {
-  // One line per side's utterance: partial text is replaced in place until it is final.
+  // One line per turn. The caller's partial text is the whole utterance so far (replaced in
+  // place); the bot's partials are its phrases as they are spoken (appended). A final line
+  // replaces either. A bot turn cut short gets its final (what the caller heard, ending in
+  // "...") after the caller's words: it goes back to the line that was cut.
+  if (role === "bot" && final && state.cut) {
+    state.cut.textContent = text;
+    state.cut.classList.remove("partial");
+    state.cut = null;
+    return;
+  }
   const list = $("transcript");
   let item = state.lines[role];
   if (!item) {
@@ -52,10 +61,20 @@ function say(role, text, final) {
     list.append(item);
     state.lines[role] = item;
   }
-  item.textContent = text;
+  if (final || role !== "bot") item.textContent = text;
+  else item.textContent = item.textContent ? `${item.textContent} ${text}` : text;
   item.classList.toggle("partial", !final);
   if (final) delete state.lines[role];
+  if (final && role === "caller") cut();  // the bot's next words are a new turn
   item.scrollIntoView({ block: "nearest" });
+}
+
+function cut() {
+  // The bot's open line will not grow any more; its final text may still come.
+  if (state.lines.bot) {
+    state.cut = state.cut || state.lines.bot;
+    delete state.lines.bot;
+  }
 }
 
 function note(text) {
@@ -72,7 +91,7 @@ function meter(stream, bar, onsets) {
   analyser.fftSize = 1024;
   state.audio.createMediaStreamSource(stream).connect(analyser);
   const data = new Float32Array(analyser.fftSize);
-  let quietSince = performance.now();
+  let quietSince = -Infinity;
   let loud = false;
   const tick = () => {
     if (!state.pc) return;
@@ -101,6 +120,7 @@ function onMessage(raw) {
   if (message.type === "transcript") {
     say(message.role, message.text, message.final);
   } else if (message.type === "state" && message.state === "interrupted") {
+    cut();
     note("bot interrupted");
   } else if (message.type === "ended") {
     ended(message);
@@ -125,6 +145,8 @@ async function call() {
   $("call").disabled = true;
   $("ended").hidden = true;
   $("transcript").replaceChildren();
+  state.lines = {};
+  state.cut = null;
   setStatus("asking for the microphone...");
   try {
     state.stream = await navigator.mediaDevices.getUserMedia({
