@@ -78,6 +78,12 @@ INTERRUPTED = """() => {
 }"""
 
 
+def the_record(records: Path) -> dict:
+    """The one call record the gateway wrote."""
+    (path,) = records.glob("browser-*.json")
+    return json.loads(path.read_text())
+
+
 async def test_browser_call_greeting_reply_and_interruption(tmp_path: Path) -> None:
     binary = chromium()
     wav = tmp_path / "caller.wav"
@@ -116,8 +122,7 @@ async def test_browser_call_greeting_reply_and_interruption(tmp_path: Path) -> N
         finally:
             await browser.close()
     try:
-        (record_file,) = tmp_path.glob("browser-*.json")
-        record = json.loads(record_file.read_text())
+        record = the_record(tmp_path)
         check(record, stats, shown, link, chosen)
     except (AssertionError, ValueError) as exc:
         raise AssertionError(f"{exc} (screenshot: {shot})") from exc

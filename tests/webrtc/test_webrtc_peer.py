@@ -65,6 +65,12 @@ def script() -> tuple[np.ndarray, float]:
     return pcm, len(pcm) / RATE
 
 
+def the_record(records: Path) -> dict:
+    """The one call record the gateway wrote."""
+    (path,) = records.glob("browser-*.json")
+    return json.loads(path.read_text())
+
+
 async def test_peer_call_echo_clear_dtmf_and_hangup(tmp_path: Path) -> None:
     pcm, length = script()
     app = create_app(Settings(engine="echo", records_dir=str(tmp_path)))
@@ -110,8 +116,7 @@ async def test_peer_call_echo_clear_dtmf_and_hangup(tmp_path: Path) -> None:
             await asyncio.wait_for(ended.wait(), 10)
     finally:
         await pc.close()
-    (record_file,) = tmp_path.glob("browser-*.json")
-    record = json.loads(record_file.read_text())
+    record = the_record(tmp_path)
     assert record["carrier"] == "browser" and record["outcome"] == "caller-hung-up"
     assert record["frames_in"] > 0.8 * length * 50  # the caller's audio reached the core
     assert record["frames_out"] > 0 and record["marks_echoed"] > 0

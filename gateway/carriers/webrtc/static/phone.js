@@ -5,9 +5,10 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { pc: null, channel: null, stream: null, audio: null, lines: {}, cut: null };
-// Measured by the page for tests and the benchmark: when the bot's audio became audible
-// (analyser level over a threshold) after the caller's, in page time (ms).
-window.phoneStats = { botOnsets: [], callerOnsets: [], events: [] };
+// Measured by the page for tests and the benchmark (tests/bench/bench_phone.py), in page time
+// (ms): when each side's level rose over the threshold after a pause (onsets) and fell under
+// it (offsets). A reply's latency as heard here is a bot onset minus the caller's last offset.
+window.phoneStats = { botOnsets: [], callerOnsets: [], callerOffsets: [], events: [] };
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
@@ -84,9 +85,9 @@ function note(text) {
   $("transcript").append(item);
 }
 
-function meter(stream, bar, onsets) {
+function meter(stream, bar, onsets, offsets) {
   // RMS of the stream every animation frame; an onset is the level crossing 0.02 after
-  // 300 ms below it (the start of a turn, as the page hears it).
+  // 300 ms below it (the start of a turn, as the page hears it), an offset its fall below.
   const analyser = state.audio.createAnalyser();
   analyser.fftSize = 1024;
   state.audio.createMediaStreamSource(stream).connect(analyser);
@@ -105,7 +106,10 @@ function meter(stream, bar, onsets) {
       if (!loud && now - quietSince > 300) onsets.push(now);
       loud = true;
     } else {
-      if (loud) quietSince = now;
+      if (loud) {
+        quietSince = now;
+        if (offsets) offsets.push(now);
+      }
       loud = false;
     }
     requestAnimationFrame(tick);
@@ -173,7 +177,8 @@ async function call() {
     setStatus(pc.connectionState);
     if (pc.connectionState === "failed") teardown("connection failed");
   };
-  meter(state.stream, "meter-caller", window.phoneStats.callerOnsets);
+  meter(state.stream, "meter-caller", window.phoneStats.callerOnsets,
+        window.phoneStats.callerOffsets);
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
   setStatus("calling...");
