@@ -43,6 +43,8 @@ UTTERANCES = [f"speech/pocketsphinx/cards_00{i}.wav" for i in range(1, 6)]
 RATE = 48000
 #: After each utterance: long enough for its echo (at most 3.5 s) and a pause.
 GAP_S = 5.0
+#: Pauses within an utterance are shorter than this; those between utterances are longer.
+UTTERANCE_GAP_MS = 2000.0
 
 
 def _pcm(relative: str, rate: int) -> np.ndarray:
@@ -84,15 +86,23 @@ async def browser_call(url: str, wav: Path, length: float) -> list[float]:
 
 
 def reply_latencies(offsets: list[float], onsets: list[float]) -> list[float]:
-    """One latency per reply: the bot's first onset after the caller spoke, minus the caller's
-    last offset before it (the bot's later onsets in the same reply are pauses in it)."""
+    """One latency per utterance, as the simulator counts a turn: the caller's offsets are
+    grouped into utterances (a pause over :data:`UTTERANCE_GAP_MS` separates two), and each
+    reply is the bot's first onset after the utterance's last offset, before the next one. Bot
+    onsets while the caller is still talking (the echo engine answers a phrase of a longer
+    utterance) are not replies to the utterance, as on the simulator."""
+    groups: list[float] = []
+    for t in offsets:
+        if groups and t - groups[-1] < UTTERANCE_GAP_MS:
+            groups[-1] = t
+        else:
+            groups.append(t)
     latencies = []
-    previous = float("-inf")
-    for onset in onsets:
-        spoke = [t for t in offsets if previous < t < onset]
-        if spoke:
-            latencies.append(onset - spoke[-1])
-        previous = onset
+    for i, end in enumerate(groups):
+        following = groups[i + 1] if i + 1 < len(groups) else float("inf")
+        replies = [t for t in onsets if end < t < following]
+        if replies:
+            latencies.append(replies[0] - end)
     return latencies
 
 
