@@ -135,3 +135,17 @@ async def test_offer_with_sdp_aiortc_refuses_is_400_and_frees_its_place() -> Non
         response = await http.post("/phone/offer", json={"type": "offer", "sdp": SDP})
     assert response.status_code == 400 and "unusable offer" in response.json()["error"]
     assert app.state.admission.load("echo", 0.0).in_use == 0
+
+
+def test_access_log_never_shows_the_token() -> None:
+    import logging
+
+    from gateway.carriers.webrtc.aio import redact_tokens
+
+    args = ("192.0.2.7:5000", "GET", "/phone?token=s3cret", "1.1", 200)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
+                               args, None)  # fmt: skip
+    assert redact_tokens(record) is True
+    assert "s3cret" not in record.getMessage() and "token=<redacted>" in record.getMessage()
+    create_app(Settings(engine="echo"))
+    assert redact_tokens in logging.getLogger("uvicorn.access").filters

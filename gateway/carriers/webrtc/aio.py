@@ -241,6 +241,8 @@ class PhoneCarrier:
             self.admission = Admission({}, self.calls.active)
         self.gate = PhoneGate(self.settings.phone_token)
         self.active: dict[str, _BrowserCall] = {}
+        #: Offers being answered (engine opening, ICE gathering): not yet in ``active``.
+        self._opening = 0
         self._tasks: set[asyncio.Task[None]] = set()
         access = logging.getLogger("uvicorn.access")
         if redact_tokens not in access.filters:
@@ -348,7 +350,7 @@ class PhoneCarrier:
             offer = parse_offer(body, max_bytes=settings.phone_max_offer_bytes)
             if not self.lifecycle.accepting:
                 raise RemoteProtocolError("the gateway is draining", 503)
-            if len(self.active) >= settings.phone_max_calls:
+            if len(self.active) + self._opening >= settings.phone_max_calls:
                 raise RemoteProtocolError(f"{settings.phone_max_calls} browser calls already", 503)
             bot, route_name = self._decide(offer.route)
         except RemoteProtocolError as exc:
@@ -362,11 +364,17 @@ class PhoneCarrier:
             log.info("x refusing browser call: engine %s is full", engine)
             return JSONResponse({"error": f"engine {engine} is full"}, status_code=503)
         current_call.set(call_id)
+        self._opening += 1  # counted against phone_max_calls while the engine opens
         try:
             answer, call = await self._answer(call_id, offer.sdp, engine, bot, route_name)
         except _Refused as exc:
             self.admission.release(call_id)
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        except BaseException:
+            self.admission.release(call_id)
+            raise
+        finally:
+            self._opening -= 1
         task = asyncio.get_running_loop().create_task(self._run(call, bot))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
