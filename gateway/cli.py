@@ -159,7 +159,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.browser:
         from gateway.tools.demo import run_browser_demo
 
-        logs.setup(settings.log_level if args.log_level else "warning", settings.log_format)
+        logs.setup(settings.log_level if args.log_level else "error", settings.log_format)
         return run_browser_demo(settings)
     logs.setup(settings.log_level if args.log_level else "error", settings.log_format)
     return run_demo(settings, wavs=args.wav, lines=args.say, record=args.record)
