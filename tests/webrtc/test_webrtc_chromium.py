@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import load_pcm
+from tests.conftest import load_pcm
 
 from gateway.app import create_app
 from gateway.config import Settings

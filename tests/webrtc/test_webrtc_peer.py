@@ -17,7 +17,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
-from conftest import load_pcm
+from tests.conftest import load_pcm
 
 from gateway.app import create_app
 from gateway.config import Settings
