@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from tests.conftest import load_pcm
 
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.ops.server import serve
+from tests.conftest import load_pcm
 
 playwright = pytest.importorskip("playwright.async_api", reason="playwright (the test extra)")
 

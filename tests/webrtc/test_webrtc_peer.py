@@ -17,11 +17,11 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
-from tests.conftest import load_pcm
 
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.ops.server import serve
+from tests.conftest import load_pcm
 
 RATE = 48000
 SAMPLES = 960
