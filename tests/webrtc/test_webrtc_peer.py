@@ -125,6 +125,8 @@ async def test_peer_call_echo_clear_dtmf_and_hangup(tmp_path: Path) -> None:
     assert 0 < record["heard_at_clear"][0] < 3500
     assert record["dtmf_in"] == 2
     assert record["violations"] == {"malformed-json": 1}
+    (media,) = [detail for _, kind, detail in record["events"] if kind == "webrtc"]
+    assert "exact to that hand-off" in media
     # The peer heard the bot (the echo) and was told how the call ended.
     assert max(received) > 300
     assert any(e["type"] == "state" and e["state"] == "interrupted" for e in events)

@@ -528,6 +528,14 @@ class PhoneCarrier:
         reason, outcome = call.end_reason
         call.line.end()
         call.track.stop()
+        ledger = runner.session.ledger
+        queue = call.queue
+        ledger.event(
+            time.time() - ledger.started_at,
+            "webrtc",
+            f"bot frames handed to aiortc {queue.frames_taken} (heard positions exact to that "
+            f"hand-off), dropped by clears {queue.cleared_frames}",
+        )
         try:
             await runner.close(reason, outcome, call.recording)
         finally:
