@@ -133,3 +133,29 @@ async def test_peer_call_echo_clear_dtmf_and_hangup(tmp_path: Path) -> None:
     last = events[-1]
     assert last["type"] == "ended" and last["reason"] == "caller hung up"
     assert last["timeline"] == f"/calls/{answer['call_id']}"
+
+
+async def test_peer_that_never_connects_is_ended_and_frees_its_place(tmp_path: Path) -> None:
+    settings = Settings(engine="echo", records_dir=str(tmp_path), phone_connect_timeout=1.0)
+    app = create_app(settings)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        async with serve(app) as url:
+            pc.addTrack(Caller(np.zeros(RATE, np.int16)))
+            await pc.setLocalDescription(await pc.createOffer())
+            offer = {"type": "offer", "sdp": pc.localDescription.sdp}
+            async with httpx.AsyncClient() as http:
+                response = await http.post(f"{url}/phone/offer", json=offer)
+            assert response.status_code == 200  # answered; the peer never applies the answer
+            phone = app.state.phone
+            for _ in range(100):
+                if not phone.active:
+                    break
+                await asyncio.sleep(0.1)
+            assert not phone.active
+            assert app.state.admission.load("echo", 0.0).in_use == 0
+    finally:
+        await pc.close()
+    record = the_record(tmp_path)
+    assert record["outcome"] == "media-timeout"
+    assert record["end_reason"] == "no audio within 1 s of the answer"
