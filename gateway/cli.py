@@ -156,12 +156,11 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.ops import logs
 
     # The demo prints its own report; the gateway's log is kept for errors unless asked for.
+    logs.setup(settings.log_level if args.log_level else "error", settings.log_format)
     if args.browser:
         from gateway.tools.demo import run_browser_demo
 
-        logs.setup(settings.log_level if args.log_level else "error", settings.log_format)
         return run_browser_demo(settings)
-    logs.setup(settings.log_level if args.log_level else "error", settings.log_format)
     return run_demo(settings, wavs=args.wav, lines=args.say, record=args.record)
 
 

@@ -149,3 +149,15 @@ def test_access_log_never_shows_the_token() -> None:
     assert "s3cret" not in record.getMessage() and "token=<redacted>" in record.getMessage()
     create_app(Settings(engine="echo"))
     assert redact_tokens in logging.getLogger("uvicorn.access").filters
+
+
+def test_phone_token_comes_from_the_environment_only(tmp_path: Path) -> None:
+    from gateway.config import ConfigError, load_settings
+
+    assert load_settings(environ={"OVERTALK_PHONE_TOKEN": "s3cret"}).phone_token == "s3cret"
+    config = tmp_path / "gateway.toml"
+    config.write_text('phone_token = "in-a-file"\n')
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(config, environ={})
+    with pytest.raises(ConfigError, match="phone_max_calls must be positive"):
+        load_settings(environ={"OVERTALK_PHONE_MAX_CALLS": "0"})
