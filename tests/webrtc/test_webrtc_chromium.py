@@ -15,6 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import soundfile
@@ -68,6 +69,14 @@ async def until(page, script: str, limit: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def until_ok(http: httpx.AsyncClient, path: str) -> None:
+    for _ in range(100):
+        if (await http.get(path)).status_code == 200:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} never served")
+
+
 INTERRUPTED = """() => {
   const events = window.phoneStats.events;
   const said = events.findIndex(e => e.type === 'transcript' && e.role === 'caller' && e.final);
@@ -116,6 +125,11 @@ async def test_browser_call_greeting_reply_and_interruption(tmp_path: Path) -> N
                 stats = await page.evaluate("window.phoneStats")
                 shown = await page.inner_text("#transcript")
                 link = await page.get_attribute("#timeline", "href")
+                # The link leads to the call's timeline once the call store has filed it.
+                async with httpx.AsyncClient(base_url=url) as http:
+                    await until_ok(http, str(link))
+                await page.click("#timeline")
+                timeline = await page.content()
             except Exception as exc:
                 await page.screenshot(path=str(shot))
                 raise AssertionError(f"{exc} (screenshot: {shot})") from exc
@@ -124,6 +138,7 @@ async def test_browser_call_greeting_reply_and_interruption(tmp_path: Path) -> N
     try:
         record = the_record(tmp_path)
         check(record, stats, shown, link, chosen)
+        assert f"call {record['call_id']}" in timeline and "<svg" in timeline
     except (AssertionError, ValueError) as exc:
         raise AssertionError(f"{exc} (screenshot: {shot})") from exc
 
