@@ -22,6 +22,7 @@ from gateway.call.registry import CallRegistry
 from gateway.callstore.service import call_data_for
 from gateway.carriers.sip import SipSettings, sip_server
 from gateway.carriers.twilio.aio import TwilioCarrier
+from gateway.carriers.webrtc.aio import PhoneCarrier
 from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
 from gateway.engines import EngineSet
@@ -99,6 +100,10 @@ def create_app(
     )
     if wall_clock is not None:
         twilio.wall_clock = wall_clock
+    phone = PhoneCarrier(settings, engines, calls, plans, lifecycle, admission, metrics.refused,
+                         timelines=call_data is not None)  # fmt: skip
+    if wall_clock is not None:
+        phone.wall_clock = wall_clock
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -148,6 +153,7 @@ def create_app(
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await stack.aclose()
+            await phone.aclose()
             await twilio.aclose()
             await calls.flush()
             if call_data is not None:  # last: every call has ended and been handed over
@@ -162,6 +168,7 @@ def create_app(
     app.state.admission = admission
     app.state.metrics = metrics
     app.state.stream_tokens = twilio.tokens
+    app.state.phone = phone
     #: What the server must be started with for the header deadline and websocket bound.
     app.state.uvicorn_options = uvicorn_options(settings.header_timeout, metrics.refused)
     app.add_middleware(
@@ -171,6 +178,7 @@ def create_app(
         refused=metrics.refused,
     )
     app.include_router(twilio.router())
+    app.include_router(phone.router())
     if settings.campaign_store:
         app.include_router(_campaign_router(settings))
     if call_data is not None:

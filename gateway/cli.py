@@ -157,6 +157,10 @@ def _demo(args: argparse.Namespace) -> int:
 
     # The demo prints its own report; the gateway's log is kept for errors unless asked for.
     logs.setup(settings.log_level if args.log_level else "error", settings.log_format)
+    if args.browser:
+        from gateway.tools.demo import run_browser_demo
+
+        return run_browser_demo(settings)
     return run_demo(settings, wavs=args.wav, lines=args.say, record=args.record)
 
 
@@ -199,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--wav", action="append", default=[], help="caller utterance from a file")
     demo.add_argument("--say", action="append", default=[], help="caller line, synthesised")
     demo.add_argument("--record", help="write both channels to this stereo WAV")
+    demo.add_argument(
+        "--browser",
+        action="store_true",
+        help="serve the browser phone (/phone) on loopback and print its URL: you are the caller",
+    )
     demo.set_defaults(handler=_demo)
 
     try:

@@ -89,6 +89,16 @@ class Settings:
     retain_days: float = 0.0
     #: Token the /calls page asks for (OVERTALK_ADMIN_TOKEN); unset: loopback clients only.
     admin_token: str = ""
+    # -- the browser phone (/phone, gateway/carriers/webrtc)
+    #: Token the phone page and its signalling ask for (OVERTALK_PHONE_TOKEN); unset: loopback
+    #: clients only.
+    phone_token: str = ""
+    #: Browser calls at once (the engine's admission applies on top).
+    phone_max_calls: int = 8
+    #: Seconds from the answer to the caller's first audio (ICE, DTLS, the microphone).
+    phone_connect_timeout: float = 15.0
+    #: Largest offer the page may POST (a browser's audio offer is 3-6 KiB).
+    phone_max_offer_bytes: int = 64 * 1024
     twilio_auth_token: str = ""
     twilio_account_sid: str = ""
     #: Key of the stream tokens; unset: derived from the Twilio auth token.
@@ -106,6 +116,7 @@ _SECRET_ENV = {
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "stream_secret": "OVERTALK_STREAM_SECRET",
     "admin_token": "OVERTALK_ADMIN_TOKEN",
+    "phone_token": "OVERTALK_PHONE_TOKEN",
 }
 _FIELDS = {f.name: f for f in fields(Settings)}
 
@@ -163,7 +174,8 @@ def load_settings(
     for name in (
         "max_body_bytes", "header_timeout", "body_timeout", "first_media_timeout",
         "media_silence_timeout", "media_max_payload", "media_max_rate", "media_burst",
-        "max_recording_seconds", "stream_token_ttl", "dialplan_max_bytes",
+        "max_recording_seconds", "stream_token_ttl", "dialplan_max_bytes", "phone_max_calls",
+        "phone_connect_timeout", "phone_max_offer_bytes",
     ):  # fmt: skip
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be positive, not {getattr(settings, name)!r}")

@@ -27,7 +27,16 @@ from gateway.dialplan.numbers import NumberPattern, is_anonymous
 from gateway.dialplan.plan import CompiledBranch, CompiledRoute, DialPlan, NumberRule
 from gateway.dialplan.problems import DialPlanError, DialPlanInvalid, Problem
 from gateway.dialplan.reload import PlanHolder, install_sighup, watch
-from gateway.dialplan.router import CallFacts, Decision, after_dial, recall, route, select_route
+from gateway.dialplan.router import (
+    CallFacts,
+    Decision,
+    after_dial,
+    bot_routes,
+    recall,
+    route,
+    route_named,
+    select_route,
+)
 from gateway.dialplan.schema import (
     AnyAction,
     BotAction,
@@ -61,6 +70,7 @@ __all__ = [
     "TransferAction",
     "VoicemailAction",
     "after_dial",
+    "bot_routes",
     "check",
     "install_sighup",
     "is_anonymous",
@@ -68,6 +78,7 @@ __all__ = [
     "parse_yaml",
     "recall",
     "route",
+    "route_named",
     "select_route",
     "watch",
 ]

@@ -321,12 +321,15 @@ class _Loader:
             compiled[name] = self.compile_route(
                 name, route, source, timezone, defaults, calendars, lists
             )
-            if not route.numbers and name != default_route:
+            # The browser phone chooses routes by name: a route with a branch for the
+            # ``browser`` direction is used even without numbers.
+            for_browser = any("browser" in (b.when.direction or ()) for b in route.branches)
+            if not route.numbers and name != default_route and not for_browser:
                 self.problems.append(
                     source.at(
                         ("routes", name),
-                        f"route {name!r} is never used: it has no numbers and is not the "
-                        "default_route",
+                        f"route {name!r} is never used: it has no numbers, is not the "
+                        "default_route and has no branch for direction browser",
                         key=True,
                     )
                 )

@@ -9,7 +9,8 @@ Precedence
 1. **Which route.** The number the plan routes on is *ours*: ``To`` on an inbound call,
    ``From`` on an outbound one (``outbound-api``, ``outbound-dial``). An exact number listed by
    a route wins; otherwise the most specific matching pattern (longer literal prefix first, see
-   :mod:`gateway.dialplan.numbers`); otherwise the plan's ``default_route``.
+   :mod:`gateway.dialplan.numbers`); otherwise the plan's ``default_route``. A ``browser``
+   call has no number: the page names its route (:func:`route_named`).
 2. **Which branch.** A route's branches are tried in file order and the first whose conditions
    all hold wins; if none does, ``otherwise``. Conditions look at the *far party* (``From`` on
    an inbound call, ``To`` on an outbound one), the direction, and the route's local time.
@@ -36,7 +37,16 @@ from gateway.dialplan.schema import (
 from gateway.dialplan.templates import expand
 from gateway.dialplan.timing import DAY_NAMES, week_minute
 
-__all__ = ["CallFacts", "Decision", "after_dial", "recall", "route", "select_route"]
+__all__ = [
+    "CallFacts",
+    "Decision",
+    "after_dial",
+    "bot_routes",
+    "recall",
+    "route",
+    "route_named",
+    "select_route",
+]
 
 #: ``DialCallStatus`` values after which the person was reached: the call is over.
 DIAL_ANSWERED = frozenset({"completed", "answered"})
@@ -134,6 +144,36 @@ def route(
     if facts.at.tzinfo is None or facts.at.utcoffset() is None:
         raise ValueError("CallFacts.at must be timezone-aware")
     chosen, why = select_route(plan, facts.ours)
+    return _decide(plan, chosen, why, facts, engine_available)
+
+
+def route_named(
+    plan: DialPlan,
+    route_name: str,
+    facts: CallFacts,
+    *,
+    engine_available: Callable[[str], bool] | None = None,
+) -> Decision:
+    """Decide a call whose route was chosen by name, not by number: a ``browser`` call, where
+    the page offers the routes. Branches, variables and fallbacks apply as in :func:`route`.
+
+    Raises LookupError when the plan has no such route.
+    """
+    if facts.at.tzinfo is None or facts.at.utcoffset() is None:
+        raise ValueError("CallFacts.at must be timezone-aware")
+    chosen = plan.routes.get(route_name)
+    if chosen is None:
+        raise LookupError(f"plan {plan.digest} has no route {route_name!r}")
+    return _decide(plan, chosen, f"route {route_name}: chosen by name", facts, engine_available)
+
+
+def _decide(
+    plan: DialPlan,
+    chosen: CompiledRoute,
+    why: str,
+    facts: CallFacts,
+    engine_available: Callable[[str], bool] | None,
+) -> Decision:
     reasons = [why]
     local = facts.at.astimezone(chosen.zone)
     reasons.append(f"local time {local:%a %Y-%m-%d %H:%M} {chosen.timezone}")
@@ -314,3 +354,18 @@ def _available(
         action = action.fallback
         path.append("fallback")
     return action, ".".join(path)
+
+
+def bot_routes(plan: DialPlan, facts: CallFacts) -> tuple[str, ...]:
+    """The routes a call described by ``facts`` may name (:func:`route_named`): those whose
+    decision for it, now, is a bot. The browser phone offers these and refuses any other; a
+    browser call can only talk to a bot (it has no number to transfer or leave a message)."""
+    names = []
+    for name in plan.routes:
+        try:
+            decision = route_named(plan, name, facts)
+        except LookupError:
+            continue
+        if isinstance(decision.action, BotAction):
+            names.append(name)
+    return tuple(names)

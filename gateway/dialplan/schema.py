@@ -44,8 +44,10 @@ MAX_CALL_SECONDS = 4 * 60 * 60
 #: Twilio transcribes recordings of at most two minutes.
 MAX_TRANSCRIBED_SECONDS = 120
 
-Direction = Literal["inbound", "outbound-api", "outbound-dial"]
-DIRECTIONS: tuple[str, ...] = ("inbound", "outbound-api", "outbound-dial")
+#: ``browser``: a call from the browser phone (``/phone``); it has no numbers, and its route is
+#: the one the page chose.
+Direction = Literal["inbound", "outbound-api", "outbound-dial", "browser"]
+DIRECTIONS: tuple[str, ...] = ("inbound", "outbound-api", "outbound-dial", "browser")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _LANGUAGE = re.compile(r"[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*")

@@ -10,7 +10,7 @@ Variables:
   outbound ones), or ``anonymous`` when withheld;
 - ``{called}``: our number, the one the plan routed on;
 - ``{route}``, ``{branch}``: the route name and the branch label that matched;
-- ``{direction}``: ``inbound``, ``outbound-api`` or ``outbound-dial``;
+- ``{direction}``: ``inbound``, ``outbound-api``, ``outbound-dial`` or ``browser``;
 - ``{now}``: the call's start in the route's time zone; ``{now:%A}`` takes any ``strftime``
   format (plain ``{now}`` is ``%Y-%m-%d %H:%M``).
 

@@ -4,6 +4,9 @@ The gateway runs for real (uvicorn, signed webhooks, the Media Streams websocket
 simulated Twilio calls it over loopback, so the printed latencies are measured on the wire,
 exactly as for a carrier's call. The caller's voice is synthesised locally (Piper), or read
 from the WAV files named, so the demo needs nothing from outside the repository.
+
+``overtalk demo --browser`` is the other way to hear the bot: it serves the browser phone
+(``/phone``) on loopback and prints its URL; you are the caller, with your own microphone.
 """
 
 from __future__ import annotations
@@ -75,6 +78,26 @@ def _print_transcript(record: Path) -> None:
         for role, text in lines:
             print(f"  {role:>6}: {text}")
     print(f"\ncall record: {record}")
+
+
+async def _browser(settings: Settings) -> None:
+    app = create_app(settings)
+    async with serve(app, host="127.0.0.1", port=settings.port) as url:
+        print(f"browser phone: {url}/phone  (engine {settings.engine}; Ctrl-C to stop)")
+        print(f"calls and their timelines: {url}/calls", flush=True)
+        await asyncio.Event().wait()  # until interrupted
+
+
+def run_browser_demo(settings: Settings) -> int:
+    """Serve the browser phone on loopback until Ctrl-C; calls are kept (records, timelines)
+    in a temporary directory unless one is named."""
+    if not settings.records_dir:
+        settings = replace(settings, records_dir=tempfile.mkdtemp(prefix="overtalk-phone-"))
+    try:
+        asyncio.run(_browser(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def run_demo(settings: Settings, *, wavs: list[str], lines: list[str], record: str | None) -> int:
