@@ -218,13 +218,18 @@ class CallRunner:
                 max_duration, self.end_call, f"call length limit {max_duration:g} s"
             )
 
-    async def pump_engine(self) -> None:
-        """Pump the engine's events until its stream ends; an engine failure ends the call."""
+    async def pump_engine(self, observe: Callable[[EngineEvent], None] | None = None) -> None:
+        """Pump the engine's events until its stream ends; an engine failure ends the call.
+
+        ``observe`` sees each event after the core has (a carrier that shows the call as it
+        happens, such as the browser phone's live transcript)."""
         session = self.session
         engine: EngineSession = session.engine
         try:
             async for event in engine.events():
                 self.engine_event(event)
+                if observe is not None:
+                    observe(event)
         except EngineFailed as exc:
             session.engine_failed(str(exc))
             log.warning("x engine failed on call %s: %s", session.ledger.call_id, exc)

@@ -39,6 +39,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from engine.base import (
     CallContext,
     Commit,
+    EngineEvent,
     EngineFailed,
     Interrupt,
     Transcript,
@@ -581,18 +582,18 @@ class PhoneCarrier:
             pending = pending[usable:]
 
     async def _pump_engine(self, call: _BrowserCall, runner: CallRunner) -> None:
-        """The engine's events into the call core, and its transcript to the page as it
-        happens (the runner's own pump has no observer; this is that loop plus the tap)."""
-        session = runner.session
+        """The runner's engine pump, with the transcript and interruptions shown on the page
+        as they happen."""
+
+        def show(event: EngineEvent) -> None:
+            if type(event) is Transcript:
+                call.tell(transcript_message(event.role, event.text, event.final))
+            elif type(event) is Interrupt or type(event) is Commit:
+                call.tell(state_message("interrupted"))
+
         try:
-            async for event in session.engine.events():
-                runner.engine_event(event)
-                if type(event) is Transcript:
-                    call.tell(transcript_message(event.role, event.text, event.final))
-                elif type(event) is Interrupt or type(event) is Commit:
-                    call.tell(state_message("interrupted"))
-        except EngineFailed as exc:
-            session.engine_failed(str(exc))
+            await runner.pump_engine(show)
+        except EngineFailed:
             call.end("engine failed", "engine-failed")
             return
         call.end("engine ended the session", "completed")
