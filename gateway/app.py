@@ -21,6 +21,7 @@ from engine.registry import ENGINE_NAMES
 from gateway.call.registry import CallRegistry
 from gateway.callstore.service import call_data_for
 from gateway.carriers.sip import SipSettings, sip_server
+from gateway.carriers.telnyx.aio import TelnyxRoutes
 from gateway.carriers.twilio.aio import TwilioCarrier
 from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
@@ -29,6 +30,7 @@ from gateway.ops.admission import Admission, default_capacity, parse_capacity
 from gateway.ops.lifecycle import Lifecycle, readiness
 from gateway.ops.limits import BodyLimit, uvicorn_options
 from gateway.ops.metrics import GatewayMetrics
+from gateway.streams.carrier import StreamCarrier
 
 log = logging.getLogger("overtalk.gateway")
 
@@ -100,6 +102,25 @@ def create_app(
     if wall_clock is not None:
         twilio.wall_clock = wall_clock
 
+    def stream_carrier(name: str) -> StreamCarrier:
+        """A websocket media-stream carrier's share of the gateway (gateway/streams)."""
+        carrier = StreamCarrier(
+            name,
+            settings,
+            engines,
+            calls,
+            twilio.tokens,
+            plans,
+            lifecycle,
+            refused=metrics.refused,
+            admission=admission,
+        )
+        if wall_clock is not None:
+            carrier.wall_clock = wall_clock
+        return carrier
+
+    telnyx = TelnyxRoutes(stream_carrier("telnyx"))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.signed:
@@ -149,6 +170,7 @@ def create_app(
                     asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await stack.aclose()
             await twilio.aclose()
+            await telnyx.aclose()
             await calls.flush()
             if call_data is not None:  # last: every call has ended and been handed over
                 await call_data.aclose()
@@ -171,6 +193,7 @@ def create_app(
         refused=metrics.refused,
     )
     app.include_router(twilio.router())
+    app.include_router(telnyx.router())
     if settings.campaign_store:
         app.include_router(_campaign_router(settings))
     if call_data is not None:

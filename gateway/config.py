@@ -95,6 +95,27 @@ class Settings:
     stream_secret: str = ""
     #: REST API base URL; only changed to point at a stand-in (the simulator, tests).
     twilio_api_base: str = ""
+    # -- Telnyx (README "Telnyx"): TeXML webhook /telnyx/voice, media stream /telnyx/media
+    #: Call Control API key (TELNYX_API_KEY): hang-up and transfer. Unset: hang up by closing
+    #: the stream; no transfers.
+    telnyx_api_key: str = ""
+    #: The account's Ed25519 public key, base64 (TELNYX_PUBLIC_KEY): webhooks are checked
+    #: against it. Unset: only loopback clients are served.
+    telnyx_public_key: str = ""
+    #: Call Control API base URL (``https://api.telnyx.com/v2``); a stand-in's in tests.
+    telnyx_api_base: str = ""
+    #: The stream's codec both ways: PCMU or PCMA.
+    telnyx_codec: str = "PCMU"
+    # -- Plivo (README "Plivo"): answer webhook /plivo/answer, audio stream /plivo/media
+    #: Auth ID and token (PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN): V3 signatures and the REST API.
+    #: Unset: only loopback clients are served, and hang-up closes the stream.
+    plivo_auth_id: str = ""
+    plivo_auth_token: str = ""
+    #: REST API base URL (``https://api.plivo.com``); a stand-in's in tests.
+    plivo_api_base: str = ""
+    #: The ``<Stream contentType>``: audio/x-mulaw;rate=8000, audio/x-l16;rate=8000 or
+    #: audio/x-l16;rate=16000.
+    plivo_content_type: str = "audio/x-mulaw;rate=8000"
 
     @property
     def signed(self) -> bool:
@@ -106,6 +127,10 @@ _SECRET_ENV = {
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "stream_secret": "OVERTALK_STREAM_SECRET",
     "admin_token": "OVERTALK_ADMIN_TOKEN",
+    "telnyx_api_key": "TELNYX_API_KEY",
+    "telnyx_public_key": "TELNYX_PUBLIC_KEY",
+    "plivo_auth_id": "PLIVO_AUTH_ID",
+    "plivo_auth_token": "PLIVO_AUTH_TOKEN",
 }
 _FIELDS = {f.name: f for f in fields(Settings)}
 
@@ -169,6 +194,14 @@ def load_settings(
             raise ConfigError(f"{name} must be positive, not {getattr(settings, name)!r}")
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url must start with http:// or https://: {settings.public_url}")
+    if settings.telnyx_codec not in ("PCMU", "PCMA"):
+        raise ConfigError(f"telnyx_codec must be PCMU or PCMA, not {settings.telnyx_codec!r}")
+    if settings.plivo_content_type not in (
+        "audio/x-mulaw;rate=8000", "audio/x-l16;rate=8000", "audio/x-l16;rate=16000",
+    ):  # fmt: skip
+        raise ConfigError(
+            f"plivo_content_type is not one Plivo streams: {settings.plivo_content_type!r}"
+        )
     if not settings.retain_days >= 0:  # NaN included
         raise ConfigError(f"retain_days must be 0 (keep) or more: {settings.retain_days}")
     return settings
