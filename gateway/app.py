@@ -20,6 +20,7 @@ from engine.base import Engine
 from engine.registry import ENGINE_NAMES
 from gateway.call.registry import CallRegistry
 from gateway.callstore.service import call_data_for
+from gateway.carriers.plivo.aio import PlivoRoutes
 from gateway.carriers.sip import SipSettings, sip_server
 from gateway.carriers.telnyx.aio import TelnyxRoutes
 from gateway.carriers.twilio.aio import TwilioCarrier
@@ -120,6 +121,7 @@ def create_app(
         return carrier
 
     telnyx = TelnyxRoutes(stream_carrier("telnyx"))
+    plivo = PlivoRoutes(stream_carrier("plivo"))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,6 +173,7 @@ def create_app(
             await stack.aclose()
             await twilio.aclose()
             await telnyx.aclose()
+            await plivo.aclose()
             await calls.flush()
             if call_data is not None:  # last: every call has ended and been handed over
                 await call_data.aclose()
@@ -194,6 +197,7 @@ def create_app(
     )
     app.include_router(twilio.router())
     app.include_router(telnyx.router())
+    app.include_router(plivo.router())
     if settings.campaign_store:
         app.include_router(_campaign_router(settings))
     if call_data is not None:

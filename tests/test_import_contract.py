@@ -38,6 +38,9 @@ PURE = (
     "gateway/call/ledger.py",
     "gateway/call/playout.py",
     "gateway/call/session.py",
+    "gateway/carriers/plivo/answer.py",
+    "gateway/carriers/plivo/signature.py",
+    "gateway/carriers/plivo/stream.py",
     "gateway/carriers/sip/deadlines.py",
     "gateway/carriers/sip/digest.py",
     "gateway/carriers/sip/errors.py",
@@ -49,6 +52,9 @@ PURE = (
     "gateway/carriers/sip/sdp.py",
     "gateway/carriers/sip/transaction.py",
     "gateway/carriers/sip/ua.py",
+    "gateway/carriers/telnyx/signature.py",
+    "gateway/carriers/telnyx/stream.py",
+    "gateway/carriers/telnyx/texml.py",
     "gateway/carriers/twilio/signature.py",
     "gateway/carriers/twilio/stream.py",
     "gateway/carriers/twilio/stream_token.py",
@@ -62,9 +68,6 @@ PURE = (
     "gateway/streams/events.py",
     "gateway/streams/heard.py",
     "gateway/streams/wire.py",
-    "gateway/carriers/telnyx/signature.py",
-    "gateway/carriers/telnyx/stream.py",
-    "gateway/carriers/telnyx/texml.py",
 )
 
 IO_MODULES = frozenset({"asyncio", "selectors", "socket", "threading", "time"})
