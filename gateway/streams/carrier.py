@@ -57,9 +57,6 @@ __all__ = [
 
 log = logging.getLogger("overtalk.streams")
 
-#: Stream parameter names the dial plan's recall reads back (plus the token).
-ROUTE_NAMES = ("route", "branch", "path", "plan")
-
 
 def is_loopback(host: str | None) -> bool:
     """True for 127.0.0.0/8, ::1 and ``localhost``: the only peers of an unsigned gateway."""
