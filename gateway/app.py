@@ -20,7 +20,9 @@ from engine.base import Engine
 from engine.registry import ENGINE_NAMES
 from gateway.call.registry import CallRegistry
 from gateway.callstore.service import call_data_for
+from gateway.carriers.plivo.aio import PlivoRoutes
 from gateway.carriers.sip import SipSettings, sip_server
+from gateway.carriers.telnyx.aio import TelnyxRoutes
 from gateway.carriers.twilio.aio import TwilioCarrier
 from gateway.carriers.webrtc.aio import PhoneCarrier
 from gateway.config import Settings
@@ -30,6 +32,7 @@ from gateway.ops.admission import Admission, default_capacity, parse_capacity
 from gateway.ops.lifecycle import Lifecycle, readiness
 from gateway.ops.limits import BodyLimit, uvicorn_options
 from gateway.ops.metrics import GatewayMetrics
+from gateway.streams.carrier import StreamCarrier
 
 log = logging.getLogger("overtalk.gateway")
 
@@ -105,6 +108,26 @@ def create_app(
     if wall_clock is not None:
         phone.wall_clock = wall_clock
 
+    def stream_carrier(name: str) -> StreamCarrier:
+        """A websocket media-stream carrier's share of the gateway (gateway/streams)."""
+        carrier = StreamCarrier(
+            name,
+            settings,
+            engines,
+            calls,
+            twilio.tokens,
+            plans,
+            lifecycle,
+            refused=metrics.refused,
+            admission=admission,
+        )
+        if wall_clock is not None:
+            carrier.wall_clock = wall_clock
+        return carrier
+
+    telnyx = TelnyxRoutes(stream_carrier("telnyx"))
+    plivo = PlivoRoutes(stream_carrier("plivo"))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.signed:
@@ -119,6 +142,16 @@ def create_app(
                 "x TWILIO_AUTH_TOKEN is not set: requests are not authenticated, so only "
                 "loopback clients (127.0.0.0/8, ::1) are accepted"
             )
+        for carrier, signed, secret in (
+            ("Telnyx", bool(settings.telnyx_public_key), "TELNYX_PUBLIC_KEY"),
+            ("Plivo", bool(settings.plivo_auth_token), "PLIVO_AUTH_TOKEN"),
+        ):
+            if signed:
+                log.info("= %s signatures checked", carrier)
+            else:
+                log.info(
+                    "= %s requests unsigned (%s unset): loopback clients only", carrier, secret
+                )
         if call_data is not None:
             call_data.start()
         stack = contextlib.AsyncExitStack()
@@ -155,6 +188,8 @@ def create_app(
             await stack.aclose()
             await phone.aclose()
             await twilio.aclose()
+            await telnyx.aclose()
+            await plivo.aclose()
             await calls.flush()
             if call_data is not None:  # last: every call has ended and been handed over
                 await call_data.aclose()
@@ -179,6 +214,8 @@ def create_app(
     )
     app.include_router(twilio.router())
     app.include_router(phone.router())
+    app.include_router(telnyx.router())
+    app.include_router(plivo.router())
     if settings.campaign_store:
         app.include_router(_campaign_router(settings))
     if call_data is not None:

@@ -6,6 +6,8 @@ from files that end up in version control.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import tomllib
 from collections.abc import Mapping
@@ -105,6 +107,27 @@ class Settings:
     stream_secret: str = ""
     #: REST API base URL; only changed to point at a stand-in (the simulator, tests).
     twilio_api_base: str = ""
+    # -- Telnyx (README "Telnyx"): TeXML webhook /telnyx/voice, media stream /telnyx/media
+    #: Call Control API key (TELNYX_API_KEY): hang-up and transfer. Unset: hang up by closing
+    #: the stream; no transfers.
+    telnyx_api_key: str = ""
+    #: The account's Ed25519 public key, base64 (TELNYX_PUBLIC_KEY): webhooks are checked
+    #: against it. Unset: only loopback clients are served.
+    telnyx_public_key: str = ""
+    #: Call Control API base URL (``https://api.telnyx.com/v2``); a stand-in's in tests.
+    telnyx_api_base: str = ""
+    #: The stream's codec both ways: PCMU or PCMA.
+    telnyx_codec: str = "PCMU"
+    # -- Plivo (README "Plivo"): answer webhook /plivo/answer, audio stream /plivo/media
+    #: Auth ID and token (PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN): V3 signatures and the REST API.
+    #: Unset: only loopback clients are served, and hang-up closes the stream.
+    plivo_auth_id: str = ""
+    plivo_auth_token: str = ""
+    #: REST API base URL (``https://api.plivo.com``); a stand-in's in tests.
+    plivo_api_base: str = ""
+    #: The ``<Stream contentType>``: audio/x-mulaw;rate=8000, audio/x-l16;rate=8000 or
+    #: audio/x-l16;rate=16000.
+    plivo_content_type: str = "audio/x-mulaw;rate=8000"
 
     @property
     def signed(self) -> bool:
@@ -117,6 +140,10 @@ _SECRET_ENV = {
     "stream_secret": "OVERTALK_STREAM_SECRET",
     "admin_token": "OVERTALK_ADMIN_TOKEN",
     "phone_token": "OVERTALK_PHONE_TOKEN",
+    "telnyx_api_key": "TELNYX_API_KEY",
+    "telnyx_public_key": "TELNYX_PUBLIC_KEY",
+    "plivo_auth_id": "PLIVO_AUTH_ID",
+    "plivo_auth_token": "PLIVO_AUTH_TOKEN",
 }
 _FIELDS = {f.name: f for f in fields(Settings)}
 
@@ -181,6 +208,28 @@ def load_settings(
             raise ConfigError(f"{name} must be positive, not {getattr(settings, name)!r}")
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url must start with http:// or https://: {settings.public_url}")
+    if settings.telnyx_public_key:
+        try:
+            key = base64.b64decode(settings.telnyx_public_key, validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != 32:
+            raise ConfigError(
+                "TELNYX_PUBLIC_KEY must be the account's Ed25519 key: 32 bytes, base64"
+            )
+    if settings.plivo_auth_id and not (
+        settings.plivo_auth_id.isascii() and settings.plivo_auth_id.isalnum()
+        and len(settings.plivo_auth_id) <= 64
+    ):  # fmt: skip
+        raise ConfigError("PLIVO_AUTH_ID must be the account's auth ID (letters and digits)")
+    if settings.telnyx_codec not in ("PCMU", "PCMA"):
+        raise ConfigError(f"telnyx_codec must be PCMU or PCMA, not {settings.telnyx_codec!r}")
+    if settings.plivo_content_type not in (
+        "audio/x-mulaw;rate=8000", "audio/x-l16;rate=8000", "audio/x-l16;rate=16000",
+    ):  # fmt: skip
+        raise ConfigError(
+            f"plivo_content_type is not one Plivo streams: {settings.plivo_content_type!r}"
+        )
     if not settings.retain_days >= 0:  # NaN included
         raise ConfigError(f"retain_days must be 0 (keep) or more: {settings.retain_days}")
     return settings
