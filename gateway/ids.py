@@ -21,8 +21,10 @@ __all__ = [
     "STREAM_SID",
     "TRANSCRIPTION_SID",
     "InvalidIdentifier",
+    "is_exotel_sid",
     "is_file_token",
     "is_twilio_sid",
+    "is_vonage_uuid",
     "path_inside",
     "twilio_sid",
 ]
@@ -88,3 +90,22 @@ def path_inside(directory: str | Path, name: str, suffix: str) -> Path:
     if path.parent != root:
         raise InvalidIdentifier("file name", name)
     return path
+
+
+# Vonage names a call leg by a UUID in its canonical 8-4-4-4-12 hex form (Voice API reference,
+# https://developer.vonage.com/en/api/voice: ``uuid``, "example: 63f61863-4a51-4f6b-86e1-
+# 46edebcf9356"); it reaches REST URLs (``PUT /v1/calls/{uuid}``), file names and log lines.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: Exotel's call and stream SIDs are opaque alphanumeric strings (its examples show 32 hex
+#: digits, or ``CA``/``MZ`` and letters); nothing else is accepted: no separator, no dot.
+_EXOTEL_SID = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+def is_vonage_uuid(value: object) -> bool:
+    """True when ``value`` is a Vonage call (leg) UUID."""
+    return isinstance(value, str) and len(value) == 36 and _UUID.fullmatch(value) is not None
+
+
+def is_exotel_sid(value: object) -> bool:
+    """True when ``value`` can be an Exotel call, stream or account SID."""
+    return isinstance(value, str) and _EXOTEL_SID.fullmatch(value) is not None

@@ -49,6 +49,8 @@ PURE = (
     "gateway/carriers/sip/sdp.py",
     "gateway/carriers/sip/transaction.py",
     "gateway/carriers/sip/ua.py",
+    "gateway/carriers/exotel/stream.py",
+    "gateway/carriers/vonage/stream.py",
     "gateway/carriers/twilio/signature.py",
     "gateway/carriers/twilio/stream.py",
     "gateway/carriers/twilio/stream_token.py",

@@ -1,0 +1,442 @@
+"""Exotel's Voicebot applet (bidirectional stream), sans-I/O.
+
+:class:`ExotelStream` takes websocket text frames in (:meth:`ExotelStream.receive_message`) and
+gives typed events out (:meth:`ExotelStream.events_received`); the gateway's audio, marks and
+clears go in through ``send_*`` and come out of :meth:`ExotelStream.next_message`. It never
+touches a socket or reads a clock: time is passed in.
+
+The protocol, from Exotel's "WebSocket protocol" page
+(https://developer.exotel.com/docs/agentstream/websocket-protocol) and "Working with the Stream
+and Voicebot Applet" (https://developer.exotel.com/docs/agentstream/stream-voicebot-applet):
+
+- Exotel sends ``connected``, then ``start`` (``stream_sid``; ``start.call_sid``,
+  ``account_sid``, ``from``, ``to``, ``custom_parameters``, ``media_format``), then ``media``
+  (``media.chunk``, ``media.timestamp``, ``media.payload``), ``dtmf`` (``dtmf.digit``),
+  ``mark`` (an echo, "sent when audio you previously sent has finished playing") and ``stop``.
+  Every message carries ``sequence_number`` and ``stream_sid``, numbers as strings.
+- Audio is "raw/slin (16-bit, 8kHz, mono PCM little-endian) encoded in base64".
+- The bot sends ``media``, ``mark`` and ``clear``, each with ``stream_sid``. A media chunk must
+  be a multiple of 320 bytes and at most 100 KB; Exotel asks for at least 100 ms ("smaller
+  chunks risk audio distortion"). This core therefore gathers the 20 ms frames it is given into
+  one chunk and sends it when a mark closes it (the call's playout puts a mark every
+  ``mark_every`` frames and after the last frame of an utterance) or when it reaches
+  ``max_chunk_frames``: a chunk is as long as the mark interval the gateway picks for Exotel.
+
+Garbage is handled per message: a malformed frame becomes a :class:`ProtocolViolation` event
+and is otherwise ignored; only abuse that threatens the process ends the call, and only it.
+
+Errors::
+
+    ExotelStreamError
+    ├── LocalProtocolError    we misused the stream (sent audio before ``start``): our bug
+    └── RemoteProtocolError   the peer broke the protocol badly enough to end the call;
+                              carries the websocket close code to send
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+
+import orjson
+import pybase64
+
+from gateway.ids import is_exotel_sid
+from gateway.ops.logs import field as log_field
+
+__all__ = [
+    "AudioChunk",
+    "Dtmf",
+    "ExotelStream",
+    "ExotelStreamError",
+    "FRAME_BYTES",
+    "LocalProtocolError",
+    "MarkReached",
+    "ProtocolViolation",
+    "RemoteProtocolError",
+    "SAMPLE_RATE",
+    "StreamStarted",
+    "StreamState",
+    "StreamStopped",
+]
+
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_TOO_BIG = 1009
+#: The applet's default rate, which the gateway asks for (``?sample-rate=8000``).
+SAMPLE_RATE = 8000
+#: One 20 ms frame of 16-bit PCM at 8 kHz: also the unit every chunk must be a multiple of.
+FRAME_BYTES = 320
+#: Exotel's ceiling on one chunk it accepts (100 KB).
+MAX_CHUNK_BYTES = 100_000
+#: The applet passes "up to 3 key-value pairs ... max 256 chars total" as custom parameters;
+#: the gateway's own (route names and token) need more, so this bound is generous.
+MAX_PARAMETERS = 16
+MAX_PARAMETER_CHARS = 500
+MAX_MARK_CHARS = 64
+_DTMF_DIGITS = frozenset("0123456789*#")
+
+
+class ExotelStreamError(Exception):
+    """Base of this module's errors."""
+
+
+class LocalProtocolError(ExotelStreamError, RuntimeError):
+    """The gateway used the stream wrongly."""
+
+
+class RemoteProtocolError(ExotelStreamError):
+    """The peer broke the protocol; the call must end with ``close_code``."""
+
+    def __init__(
+        self, reason: str, close_code: int = CLOSE_POLICY_VIOLATION, kind: str = "garbage"
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.close_code = close_code
+        self.kind = kind
+
+
+class StreamState(enum.Enum):
+    AWAITING_START = "awaiting-start"
+    STREAMING = "streaming"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStarted:
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    caller: str
+    called: str
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Caller audio: 16-bit little-endian PCM at 8 kHz; ``timestamp`` in ms, -1 if absent."""
+
+    pcm: bytes
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkReached:
+    """Exotel echoed a mark: the audio before it has played."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStopped:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolViolation:
+    reason: str
+    kind: str = "other"
+
+
+StreamEvent = StreamStarted | AudioChunk | Dtmf | MarkReached | StreamStopped | ProtocolViolation
+
+
+def _small_int(value: object, default: int) -> int | None:
+    """A number Exotel sends as a string (or a number); None when it is neither, or absurd."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value < 2**31 else None
+    if isinstance(value, str) and 0 < len(value) <= 10 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _text(value: object, limit: int = 100) -> str:
+    """A short string field (a phone number), or empty when it is anything else."""
+    return value if isinstance(value, str) and len(value) <= limit else ""
+
+
+class ExotelStream:
+    """One Voicebot applet stream, from the gateway's side.
+
+    Limits are constructor arguments: ``max_message_bytes`` bounds one frame (Exotel sends about
+    100 ms per media message, ~2.2 KB of JSON), ``max_payload_bytes`` one decoded audio chunk
+    (one second), ``max_rate`` the sustained messages per second (about 10 media messages and
+    the mark echoes; 100 is far above a real call) with a burst of ``burst``, and
+    ``max_violations`` how much garbage a call may send before it is ended.
+    ``max_chunk_frames`` caps an outbound chunk gathered without a mark (1 s).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message_bytes: int = 65_536,
+        max_payload_bytes: int = SAMPLE_RATE * 2,
+        max_rate: float = 100.0,
+        burst: float = 200.0,
+        max_violations: int = 100,
+        max_chunk_frames: int = 50,
+    ) -> None:
+        self.state = StreamState.AWAITING_START
+        self.stream_sid: str | None = None
+        self.call_sid: str | None = None
+        self.max_message_bytes = max_message_bytes
+        self.max_payload_bytes = max_payload_bytes
+        self.max_rate = max_rate
+        self.burst = burst
+        self.max_violations = max_violations
+        self.max_chunk_frames = max_chunk_frames
+        self.violations = 0
+        self.messages_received = 0
+        self.chunks_sent = 0
+        self._tokens = burst
+        self._tokens_at: float | None = None
+        self._events: list[StreamEvent] = []
+        self._out: deque[str] = deque()
+        self._chunk: list[bytes] = []
+        self._prefix = ""
+        self._clear_message = ""
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def receive_message(self, message: str | bytes, now: float) -> None:
+        """Parse one websocket frame from Exotel. Raises RemoteProtocolError if fatal."""
+        self.messages_received += 1
+        self._police_rate(now)
+        if len(message) > self.max_message_bytes:
+            raise RemoteProtocolError(
+                f"message of {len(message)} bytes exceeds {self.max_message_bytes}",
+                CLOSE_TOO_BIG,
+                "oversize",
+            )
+        if isinstance(message, bytes):
+            self._violation("binary-frame", "binary frame; the applet sends JSON text")
+            return
+        try:
+            msg = orjson.loads(message)
+        except orjson.JSONDecodeError as exc:
+            self._violation("malformed-json", f"malformed JSON: {log_field(str(exc))}")
+            return
+        if not isinstance(msg, dict):
+            self._violation("malformed-json", "message is not a JSON object")
+            return
+        event = msg.get("event")
+        if event == "media":
+            self._receive_media(msg)
+        elif event == "mark":
+            self._receive_mark(msg)
+        elif event == "dtmf":
+            self._receive_dtmf(msg)
+        elif event == "start":
+            self._receive_start(msg)
+        elif event == "stop":
+            self._receive_stop(msg)
+        elif event == "connected":
+            if self.state is not StreamState.AWAITING_START:
+                self._violation("out-of-order", "'connected' after 'start'")
+        elif event == "clear":
+            pass  # an acknowledgement of ours, where Exotel sends one: nothing to do
+        else:
+            self._violation("unknown-event", f"unknown event {log_field(event, 40)}")
+
+    def events_received(self) -> list[StreamEvent]:
+        """Events parsed since the last call, in order."""
+        events, self._events = self._events, []
+        return events
+
+    def _police_rate(self, now: float) -> None:
+        last = self._tokens_at
+        self._tokens_at = now
+        if last is not None:
+            self._tokens = min(self.burst, self._tokens + (now - last) * self.max_rate)
+        self._tokens -= 1.0
+        if self._tokens < 0:
+            raise RemoteProtocolError(
+                f"message flood: over {self.max_rate:.0f} messages/s sustained", kind="flood"
+            )
+
+    def _violation(self, kind: str, reason: str) -> None:
+        self.violations += 1
+        if self.violations > self.max_violations:
+            raise RemoteProtocolError(f"{self.violations} bad messages; last: {reason}")
+        self._events.append(ProtocolViolation(reason, kind))
+
+    def _check_sid(self, msg: dict[str, object], event: str) -> bool:
+        if self.state is StreamState.AWAITING_START:
+            self._violation("out-of-order", f"{event!r} before 'start'")
+            return False
+        if self.state is StreamState.STOPPED:
+            self._violation("out-of-order", f"{event!r} after 'stop'")
+            return False
+        sid = msg.get("stream_sid")
+        if sid is not None and sid != self.stream_sid:
+            self._violation("wrong-stream", f"{event!r} for stream {log_field(sid, 40)}")
+            return False
+        return True
+
+    def _receive_start(self, msg: dict[str, object]) -> None:
+        if self.state is not StreamState.AWAITING_START:
+            self._violation("out-of-order", "second 'start' ignored")
+            return
+        start = msg.get("start")
+        if not isinstance(start, dict):
+            self._violation("bad-start", "'start' without a start object")
+            return
+        stream_sid = start.get("stream_sid", msg.get("stream_sid"))
+        call_sid = start.get("call_sid")
+        account_sid = start.get("account_sid", "")
+        if not (is_exotel_sid(stream_sid) and is_exotel_sid(call_sid)) or (
+            account_sid and not is_exotel_sid(account_sid)
+        ):
+            # Nothing about such a stream can name a file, a REST resource or a log line.
+            raise RemoteProtocolError(
+                f"'start' with identifiers not Exotel's: stream {log_field(stream_sid, 40)}, "
+                f"call {log_field(call_sid, 40)}"
+            )
+        assert isinstance(stream_sid, str) and isinstance(call_sid, str)
+        fmt = start.get("media_format")
+        if isinstance(fmt, dict) and _small_int(fmt.get("sample_rate"), SAMPLE_RATE) != SAMPLE_RATE:
+            self._violation("bad-start", f"unsupported media_format {log_field(fmt)}")
+            return
+        params = start.get("custom_parameters") or {}
+        if not isinstance(params, dict):
+            self._violation("bad-start", "custom_parameters is not an object; ignored")
+            params = {}
+        kept = {
+            k: v
+            for k, v in list(params.items())[:MAX_PARAMETERS]
+            if isinstance(v, str) and len(k) + len(v) <= MAX_PARAMETER_CHARS
+        }
+        if len(kept) != len(params):
+            self._violation("bad-start", "custom_parameters too many, too long or not strings")
+        self.stream_sid = stream_sid
+        self.call_sid = call_sid
+        self.state = StreamState.STREAMING
+        sid = orjson.dumps(stream_sid).decode()
+        self._prefix = '{"stream_sid":' + sid + ',"event":'
+        self._clear_message = self._prefix + '"clear"}'
+        self._events.append(
+            StreamStarted(
+                stream_sid=stream_sid,
+                call_sid=call_sid,
+                account_sid=account_sid if isinstance(account_sid, str) else "",
+                caller=_text(start.get("from")),
+                called=_text(start.get("to")),
+                custom_parameters=kept,
+            )
+        )
+
+    def _receive_media(self, msg: dict[str, object]) -> None:
+        if not self._check_sid(msg, "media"):
+            return
+        media = msg.get("media")
+        payload = media.get("payload") if isinstance(media, dict) else None
+        if not isinstance(payload, str) or not payload:
+            self._violation("bad-media", "'media' without a payload")
+            return
+        assert isinstance(media, dict)
+        if len(payload) > self.max_payload_bytes * 4 // 3 + 4:
+            self._violation("bad-media", f"'media' payload of {len(payload)} characters")
+            return
+        try:
+            pcm = pybase64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            self._violation("bad-media", "'media' payload is not valid base64")
+            return
+        if len(pcm) % 2:
+            self._violation("bad-media", f"'media' of {len(pcm)} bytes: not 16-bit samples")
+            return
+        timestamp = _small_int(media.get("timestamp"), -1)
+        self._events.append(AudioChunk(pcm, -1 if timestamp is None else timestamp))
+
+    def _receive_mark(self, msg: dict[str, object]) -> None:
+        if not self._check_sid(msg, "mark"):
+            return
+        mark = msg.get("mark")
+        name = mark.get("name") if isinstance(mark, dict) else None
+        if not isinstance(name, str) or len(name) > MAX_MARK_CHARS:
+            self._violation("bad-mark", "'mark' without a name of ours")
+            return
+        self._events.append(MarkReached(name))
+
+    def _receive_dtmf(self, msg: dict[str, object]) -> None:
+        if not self._check_sid(msg, "dtmf"):
+            return
+        dtmf = msg.get("dtmf")
+        digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
+        if not isinstance(digit, str) or digit not in _DTMF_DIGITS:
+            self._violation("bad-dtmf", f"'dtmf' with digit {log_field(digit, 10)}")
+            return
+        self._events.append(Dtmf(digit))
+
+    def _receive_stop(self, msg: dict[str, object]) -> None:
+        if not self._check_sid(msg, "stop"):
+            return
+        stop = msg.get("stop")
+        reason = _text(stop.get("reason"), 40) if isinstance(stop, dict) else ""
+        self.state = StreamState.STOPPED
+        self._chunk.clear()
+        self._events.append(StreamStopped(reason))
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _require_streaming(self) -> None:
+        if self.state is not StreamState.STREAMING:
+            raise LocalProtocolError(f"cannot send while the stream is {self.state.value}")
+
+    def send_audio(self, pcm: bytes) -> None:
+        """Add a frame of 16-bit PCM at 8 kHz (a multiple of 320 bytes) to the open chunk."""
+        self._require_streaming()
+        if len(pcm) % FRAME_BYTES:
+            raise LocalProtocolError(f"{len(pcm)} bytes is not whole 20 ms frames")
+        self._chunk.append(pcm)
+        if len(self._chunk) >= self.max_chunk_frames:
+            self._close_chunk()
+
+    def send_mark(self, name: str) -> None:
+        """Close the open chunk and queue a ``mark`` behind it."""
+        self._require_streaming()
+        self._close_chunk()
+        name_json = orjson.dumps(name).decode()
+        self._out.append(self._prefix + '"mark","mark":{"name":' + name_json + "}}")
+
+    def _close_chunk(self) -> None:
+        if not self._chunk:
+            return
+        pcm = b"".join(self._chunk)
+        self._chunk.clear()
+        self.chunks_sent += 1
+        payload = pybase64.b64encode_as_string(pcm)
+        self._out.append(self._prefix + '"media","media":{"payload":"' + payload + '"}}')
+
+    def send_clear(self) -> None:
+        """Put ``clear`` ahead of everything not yet written; drop the open chunk and queued
+        media and marks (they never reached Exotel)."""
+        self._require_streaming()
+        self._chunk.clear()
+        self._out.clear()
+        self._out.append(self._clear_message)
+
+    def next_message(self) -> str | None:
+        """The next text frame to write, or None (one at a time: see the Twilio core)."""
+        out = self._out
+        return out.popleft() if out else None
+
+    def messages_to_send(self) -> list[str]:
+        """All text frames ready to write, in order (for tests and simple pumps)."""
+        out = list(self._out)
+        self._out.clear()
+        return out
+
+    def is_clear(self, message: str) -> bool:
+        return message is self._clear_message
