@@ -50,6 +50,8 @@ PURE = (
     "gateway/carriers/sip/transaction.py",
     "gateway/carriers/sip/ua.py",
     "gateway/carriers/exotel/stream.py",
+    "gateway/carriers/vonage/ncco.py",
+    "gateway/carriers/vonage/signature.py",
     "gateway/carriers/vonage/stream.py",
     "gateway/carriers/twilio/signature.py",
     "gateway/carriers/twilio/stream.py",
