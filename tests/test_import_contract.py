@@ -62,6 +62,9 @@ PURE = (
     "gateway/dialplan/timing.py",
     "gateway/histogram.py",
     "gateway/ids.py",
+    "gateway/streams/codec.py",
+    "gateway/streams/events.py",
+    "gateway/streams/heard.py",
 )
 
 IO_MODULES = frozenset({"asyncio", "selectors", "socket", "threading", "time"})

@@ -37,6 +37,7 @@ from gateway.sim.media import (
     LogEntry,
     MediaStreamSim,
     PlayedAudio,
+    StreamSimBase,
     new_sid,
     ulaw_to_pcm,
 )
@@ -269,12 +270,16 @@ def _stream_url(stream: TwimlVerb, voice_url: str, report: CallReport) -> str:
 
 
 class CallPump:
-    """Moves one call's messages between the socket and the pure sim; owns its two tasks."""
+    """Moves one call's messages between the socket and the pure sim; owns its two tasks.
+
+    Any carrier's stand-in plugs in: ``sim`` is a :class:`~gateway.sim.media.StreamSimBase`
+    (Twilio's :class:`~gateway.sim.media.MediaStreamSim`, or one of ``gateway.sim.carriers``).
+    """
 
     def __init__(
         self,
         ws: ClientConnection,
-        sim: MediaStreamSim,
+        sim: StreamSimBase,
         runner: ScriptRunner,
         max_duration_s: float,
         recording: bool,
@@ -293,6 +298,8 @@ class CallPump:
         self.clear_arrivals: list[float] = []
         self.hung_up = False
         self.gateway_closed = False
+        #: Set by the carrier's REST stand-in: the call was hung up or transferred away.
+        self.ended_by_carrier = ""
         self.timed_out = False
         self.close_code: int | None = None
         self.close_reason = ""
@@ -303,8 +310,8 @@ class CallPump:
     async def run(self) -> None:
         ws, sim = self.ws, self.sim
         self.t0 = t0 = time.monotonic()
-        await ws.send(sim.connected(), text=True)
-        await ws.send(sim.start(t0), text=True)
+        for message in sim.open_messages(t0):
+            await ws.send(message, text=True)
         receiver = asyncio.create_task(self._receive())
         try:
             await self._send_frames()
@@ -323,8 +330,9 @@ class CallPump:
         ws, sim, runner, bot = self.ws, self.sim, self.runner, self.bot
         t0 = self.t0
         deadline = t0 + self.max_duration_s
+        text_media = not sim.binary_media
         k = 0
-        while not self.gateway_closed:
+        while not self.gateway_closed and not self.ended_by_carrier:
             due = t0 + k * FRAME_S
             now = time.monotonic()
             if now < due:
@@ -345,11 +353,16 @@ class CallPump:
                 await ws.send(sim.dtmf(digit, now), text=True)
             if runner.done:
                 return
-            await ws.send(sim.media(out.ulaw, due), text=True)
+            await ws.send(sim.media(out.ulaw, due), text=text_media)
             self.frames_sent += 1
             if self.recording:
                 self.sent_audio.append((now, out.ulaw))
             k += 1
+
+    def end_by_carrier(self, why: str) -> None:
+        """The carrier ended the call (a REST hang-up or transfer): the next tick sends the
+        carrier's stop and closes, as the carrier would."""
+        self.ended_by_carrier = why
 
     async def _receive(self) -> None:
         ws, sim = self.ws, self.sim
@@ -386,8 +399,16 @@ class CallPump:
     def fill(self, report: CallReport) -> None:
         sim, t0 = self.sim, self.t0
         report.ended_by = (
-            "gateway" if self.gateway_closed else "timeout" if self.timed_out else "caller"
+            "gateway"
+            if self.gateway_closed
+            else "carrier"
+            if self.ended_by_carrier
+            else "timeout"
+            if self.timed_out
+            else "caller"
         )
+        if self.ended_by_carrier:
+            report.notes.append(self.ended_by_carrier)
         report.close_code, report.close_reason = self.close_code, self.close_reason
         report.duration_s = round(self.t_end - t0, 3)
         report.frames_sent = self.frames_sent

@@ -25,6 +25,7 @@ when the driver is about to write them, so numbers stay in wire order even when 
 
 from __future__ import annotations
 
+import abc
 import binascii
 import secrets
 import warnings
@@ -48,6 +49,7 @@ __all__ = [
     "LogKind",
     "MarkEcho",
     "MediaStreamSim",
+    "StreamSimBase",
     "PlayedAudio",
     "Playout",
     "new_sid",
@@ -151,35 +153,24 @@ class _Mark:
 _CONNECTED = orjson.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
 
 
-class MediaStreamSim:
-    """Twilio's end of one ``<Connect><Stream>``: messages out, gateway messages in, playout.
+class StreamSimBase(abc.ABC):
+    """A carrier's playout buffer and bookkeeping, whatever its wire: the part of a stand-in
+    that plays the gateway's audio in real time and says when each mark was reached.
 
-    Call contract: :meth:`connected` then :meth:`start` first; then any mix of :meth:`media`,
-    :meth:`dtmf`, :meth:`receive` and :meth:`advance` with non-decreasing ``now``; :meth:`stop`
-    last. Messages are returned as UTF-8 JSON bytes, to be sent as websocket *text* frames.
+    A carrier's stand-in subclasses it, parses its own messages and feeds
+    :meth:`_accept_audio`, :meth:`_accept_mark` and :meth:`_accept_clear`; the pump
+    (:class:`gateway.sim.caller.CallPump`) calls :meth:`open_messages`, ``media``, ``dtmf``,
+    ``receive``, :meth:`advance`, ``echo_message`` and ``stop``. ``binary_media`` says caller
+    audio goes out as binary websocket frames (every other message is text).
     """
 
-    def __init__(
-        self,
-        *,
-        account_sid: str | None = None,
-        call_sid: str | None = None,
-        stream_sid: str | None = None,
-        custom_parameters: dict[str, str] | None = None,
-        keep_media_log: bool = True,
-    ) -> None:
-        self.account_sid = account_sid or new_sid("AC")
-        self.call_sid = call_sid or new_sid("CA")
-        self.stream_sid = stream_sid or new_sid("MZ")
-        self.custom_parameters = dict(custom_parameters or {})
+    binary_media = False
+
+    def __init__(self, *, keep_media_log: bool = True) -> None:
         #: False for load generation: one log entry per media message adds up over many calls.
         self.keep_media_log = keep_media_log
-
         self.started = False
         self.stopped = False
-        self._seq = 0
-        self._chunk = 0
-        self._t_start = 0.0
 
         # Playout buffer: mu-law bytes and marks, in arrival order.
         self._queue: deque[bytes | _Mark] = deque()
@@ -202,6 +193,160 @@ class MediaStreamSim:
         self.bytes_received = 0
         self.bytes_played = 0
         self.bytes_cleared = 0
+
+    @abc.abstractmethod
+    def open_messages(self, now: float) -> list[bytes]:
+        """What the carrier sends as the socket opens (``now`` is the stream's time zero)."""
+
+    @abc.abstractmethod
+    def media(self, ulaw: bytes, now: float) -> bytes:
+        """One frame of caller audio (8 kHz mu-law) in the carrier's framing."""
+
+    @abc.abstractmethod
+    def dtmf(self, digit: str, now: float) -> bytes:
+        """The carrier's message for one key press."""
+
+    @abc.abstractmethod
+    def echo_message(self, echo: MarkEcho) -> bytes:
+        """The carrier's message saying a mark was reached; serialised right before sending."""
+
+    @abc.abstractmethod
+    def stop(self, now: float) -> bytes:
+        """The carrier's last message: the call is over."""
+
+    @abc.abstractmethod
+    def receive(self, message: str | bytes, now: float, *, binary: bool = False) -> Inbound:
+        """Take one gateway message; violations are recorded, never raised."""
+
+    def advance(self, now: float) -> Playout:
+        """Play buffered audio up to ``now``; return what played and the mark echoes now due."""
+        if self.started and not self.stopped:
+            self._play_until(now)
+        played, echoes = self._played, self._echoes
+        self._played, self._echoes = [], []
+        return Playout(played, echoes)
+
+    @property
+    def buffered_seconds(self) -> float:
+        """Audio received but not yet played."""
+        return self._buffered / SAMPLE_RATE
+
+    @property
+    def pending_marks(self) -> int:
+        return sum(1 for item in self._queue if isinstance(item, _Mark))
+
+    def _violation(self, now: float, event: str, reason: str) -> Inbound:
+        text = f"#{self.received} {event}: {reason}"
+        self.violations.append(text)
+        self.log.append(LogEntry(now, LogKind.VIOLATION, text))
+        return Inbound("invalid", reason=reason)
+
+    def _accept_audio(self, audio: bytes, now: float) -> Inbound:
+        """Queue gateway audio (8 kHz mu-law) behind what is buffered."""
+        self.media_received += 1
+        self.bytes_received += len(audio)
+        if self.keep_media_log:
+            self.log.append(LogEntry(now, LogKind.MEDIA, str(len(audio))))
+        if audio:
+            if self._run_start is None:
+                self._run_start, self._run_played = now, 0
+            self._queue.append(audio)
+            self._buffered += len(audio)
+        return Inbound("media", payload=audio)
+
+    def _accept_mark(self, name: str, now: float) -> Inbound:
+        """Queue a mark behind the buffered audio; echoed at once when nothing is buffered."""
+        self.marks_received += 1
+        self.log.append(LogEntry(now, LogKind.MARK, name))
+        if self._queue:
+            self._queue.append(_Mark(name))
+        else:
+            self._echo(name, now, "empty")
+        return Inbound("mark", name=name)
+
+    def _accept_clear(self, now: float, *, echo_pending: bool = True) -> Inbound:
+        """Drop the buffered audio; pending marks are echoed at once when ``echo_pending``
+        (Twilio's rule), else dropped silently."""
+        self.clears_received += 1
+        dropped, flushed = self._buffered, 0
+        for item in self._queue:
+            if isinstance(item, _Mark) and echo_pending:
+                self._echo(item.name, now, "cleared")
+                flushed += 1
+        self._queue.clear()
+        self._head_offset = self._buffered = 0
+        self._run_start = None
+        self.bytes_cleared += dropped
+        self.log.append(LogEntry(now, LogKind.CLEAR, f"dropped={dropped} flushed={flushed}"))
+        return Inbound("clear")
+
+    def _echo(self, name: str, when: float, how: str) -> None:
+        self._echoes.append(MarkEcho(name, when, cleared=how == "cleared"))
+        self.log.append(LogEntry(when, LogKind.MARK_ECHO, f"{name} {how}"))
+
+    def _play_until(self, now: float) -> None:
+        """Move the playout clock to ``now``: play audio, echo the marks playback reaches."""
+        start = self._run_start
+        if start is None:
+            return
+        # Samples due since the run began, minus those already played; integer arithmetic
+        # from the run's start keeps long runs free of cumulative rounding drift.
+        budget = int((now - start) * SAMPLE_RATE + 1e-6) - self._run_played
+        queue = self._queue
+        while queue:
+            head = queue[0]
+            t = start + self._run_played / SAMPLE_RATE
+            if isinstance(head, _Mark):
+                queue.popleft()
+                self._echo(head.name, t, "played")
+                continue
+            if budget <= 0:
+                return
+            offset = self._head_offset
+            take = min(budget, len(head) - offset)
+            self._played.append(PlayedAudio(t, head[offset : offset + take]))
+            budget -= take
+            self._run_played += take
+            self._buffered -= take
+            self.bytes_played += take
+            if offset + take == len(head):
+                queue.popleft()
+                self._head_offset = 0
+            else:
+                self._head_offset = offset + take
+        # Dry: the clock waits for the next audio to arrive.
+        self._run_start = None
+
+
+class MediaStreamSim(StreamSimBase):
+    """Twilio's end of one ``<Connect><Stream>``: messages out, gateway messages in, playout.
+
+    Call contract: :meth:`connected` then :meth:`start` first; then any mix of :meth:`media`,
+    :meth:`dtmf`, :meth:`receive` and :meth:`advance` with non-decreasing ``now``; :meth:`stop`
+    last. Messages are returned as UTF-8 JSON bytes, to be sent as websocket *text* frames.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_sid: str | None = None,
+        call_sid: str | None = None,
+        stream_sid: str | None = None,
+        custom_parameters: dict[str, str] | None = None,
+        keep_media_log: bool = True,
+    ) -> None:
+        super().__init__(keep_media_log=keep_media_log)
+        self.account_sid = account_sid or new_sid("AC")
+        self.call_sid = call_sid or new_sid("CA")
+        self.stream_sid = stream_sid or new_sid("MZ")
+        self.custom_parameters = dict(custom_parameters or {})
+        self._seq = 0
+        self._chunk = 0
+        self._t_start = 0.0
+
+    def open_messages(self, now: float) -> list[bytes]:
+        """``connected`` then ``start``."""
+        return [self.connected(), self.start(now)]
 
     # ------------------------------------------------------------------ Twilio -> gateway
 
@@ -336,23 +481,6 @@ class MediaStreamSim:
             case _:
                 return self._on_clear(now)
 
-    def advance(self, now: float) -> Playout:
-        """Play buffered audio up to ``now``; return what played and the mark echoes now due."""
-        if self.started and not self.stopped:
-            self._play_until(now)
-        played, echoes = self._played, self._echoes
-        self._played, self._echoes = [], []
-        return Playout(played, echoes)
-
-    @property
-    def buffered_seconds(self) -> float:
-        """Audio received but not yet played."""
-        return self._buffered / SAMPLE_RATE
-
-    @property
-    def pending_marks(self) -> int:
-        return sum(1 for item in self._queue if isinstance(item, _Mark))
-
     # ------------------------------------------------------------------ internals
 
     def _next_seq(self) -> str:
@@ -364,12 +492,6 @@ class MediaStreamSim:
             raise RuntimeError(f"{what}() before start(): Twilio sends start first")
         if self.stopped:
             raise RuntimeError(f"{what}() after stop(): the stream is over")
-
-    def _violation(self, now: float, event: str, reason: str) -> Inbound:
-        text = f"#{self.received} {event}: {reason}"
-        self.violations.append(text)
-        self.log.append(LogEntry(now, LogKind.VIOLATION, text))
-        return Inbound("invalid", reason=reason)
 
     def _on_media(self, msg: dict[str, Any], now: float) -> Inbound:
         media = msg.get("media")
@@ -384,78 +506,14 @@ class MediaStreamSim:
             return self._violation(
                 now, "media", "payload starts with a WAV header (RIFF): Twilio plays it as noise"
             )
-        self.media_received += 1
-        self.bytes_received += len(audio)
-        if self.keep_media_log:
-            self.log.append(LogEntry(now, LogKind.MEDIA, str(len(audio))))
-        if audio:
-            if self._run_start is None:
-                self._run_start, self._run_played = now, 0
-            self._queue.append(audio)
-            self._buffered += len(audio)
-        return Inbound("media", payload=audio)
+        return self._accept_audio(audio, now)
 
     def _on_mark(self, msg: dict[str, Any], now: float) -> Inbound:
         mark = msg.get("mark")
         name = mark.get("name") if isinstance(mark, dict) else None
         if not isinstance(name, str):
             return self._violation(now, "mark", "missing mark.name string")
-        self.marks_received += 1
-        self.log.append(LogEntry(now, LogKind.MARK, name))
-        if self._queue:
-            self._queue.append(_Mark(name))
-        else:
-            # "... or if there is no audio buffered": echoed at once.
-            self._echo(name, now, "empty")
-        return Inbound("mark", name=name)
+        return self._accept_mark(name, now)
 
     def _on_clear(self, now: float) -> Inbound:
-        self.clears_received += 1
-        dropped, flushed = self._buffered, 0
-        for item in self._queue:
-            if isinstance(item, _Mark):
-                self._echo(item.name, now, "cleared")
-                flushed += 1
-        self._queue.clear()
-        self._head_offset = self._buffered = 0
-        self._run_start = None
-        self.bytes_cleared += dropped
-        self.log.append(LogEntry(now, LogKind.CLEAR, f"dropped={dropped} flushed={flushed}"))
-        return Inbound("clear")
-
-    def _echo(self, name: str, when: float, how: str) -> None:
-        self._echoes.append(MarkEcho(name, when, cleared=how == "cleared"))
-        self.log.append(LogEntry(when, LogKind.MARK_ECHO, f"{name} {how}"))
-
-    def _play_until(self, now: float) -> None:
-        """Move the playout clock to ``now``: play audio, echo the marks playback reaches."""
-        start = self._run_start
-        if start is None:
-            return
-        # Samples due since the run began, minus those already played; integer arithmetic
-        # from the run's start keeps long runs free of cumulative rounding drift.
-        budget = int((now - start) * SAMPLE_RATE + 1e-6) - self._run_played
-        queue = self._queue
-        while queue:
-            head = queue[0]
-            t = start + self._run_played / SAMPLE_RATE
-            if isinstance(head, _Mark):
-                queue.popleft()
-                self._echo(head.name, t, "played")
-                continue
-            if budget <= 0:
-                return
-            offset = self._head_offset
-            take = min(budget, len(head) - offset)
-            self._played.append(PlayedAudio(t, head[offset : offset + take]))
-            budget -= take
-            self._run_played += take
-            self._buffered -= take
-            self.bytes_played += take
-            if offset + take == len(head):
-                queue.popleft()
-                self._head_offset = 0
-            else:
-                self._head_offset = offset + take
-        # Dry: the clock waits for the next audio to arrive.
-        self._run_start = None
+        return self._accept_clear(now)

@@ -137,8 +137,9 @@ class CallReport:
     twiml: list[TwimlVerb] = field(default_factory=list)
     #: Whether a Media Stream was opened.
     streamed: bool = False
-    #: "caller" (script ended), "gateway" (it closed the socket), "twiml" (no stream to open),
-    #: "timeout" (max call duration), "error".
+    #: "caller" (script ended), "gateway" (it closed the socket), "carrier" (the gateway hung up
+    #: or transferred through the carrier's REST API), "twiml" (no stream to open), "timeout"
+    #: (max call duration), "error".
     ended_by: str = ""
     error: str | None = None
     close_code: int | None = None
