@@ -20,8 +20,10 @@ from engine.base import Engine
 from engine.registry import ENGINE_NAMES
 from gateway.call.registry import CallRegistry
 from gateway.callstore.service import call_data_for
+from gateway.carriers.exotel.aio import ExotelRoutes
 from gateway.carriers.sip import SipSettings, sip_server
 from gateway.carriers.twilio.aio import TwilioCarrier
+from gateway.carriers.vonage.aio import VonageRoutes
 from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
 from gateway.engines import EngineSet
@@ -29,6 +31,7 @@ from gateway.ops.admission import Admission, default_capacity, parse_capacity
 from gateway.ops.lifecycle import Lifecycle, readiness
 from gateway.ops.limits import BodyLimit, uvicorn_options
 from gateway.ops.metrics import GatewayMetrics
+from gateway.streams.carrier import StreamCarrier
 
 log = logging.getLogger("overtalk.gateway")
 
@@ -171,6 +174,21 @@ def create_app(
         refused=metrics.refused,
     )
     app.include_router(twilio.router())
+    for name, routes in (("vonage", VonageRoutes), ("exotel", ExotelRoutes)):
+        stream_carrier = StreamCarrier(
+            name,
+            settings,
+            engines,
+            calls,
+            twilio.tokens,
+            plans,
+            lifecycle,
+            refused=metrics.refused,
+            admission=admission,
+        )
+        if wall_clock is not None:
+            stream_carrier.wall_clock = wall_clock
+        app.include_router(routes(stream_carrier).router())
     if settings.campaign_store:
         app.include_router(_campaign_router(settings))
     if call_data is not None:

@@ -95,6 +95,20 @@ class Settings:
     stream_secret: str = ""
     #: REST API base URL; only changed to point at a stand-in (the simulator, tests).
     twilio_api_base: str = ""
+    #: Vonage Voice API: the signature secret its webhooks are signed with
+    #: (VONAGE_SIGNATURE_SECRET; unset: loopback clients only), the application whose private
+    #: key (VONAGE_PRIVATE_KEY, the PEM or a path to it) signs hang-ups and transfers
+    #: (VONAGE_APPLICATION_ID), the L16 rate asked for (8000 or 16000), and the REST base URL
+    #: (only changed to point at a stand-in).
+    vonage_signature_secret: str = ""
+    vonage_application_id: str = ""
+    vonage_private_key: str = ""
+    vonage_rate: int = 8000
+    vonage_api_base: str = ""
+    #: Exotel Voicebot applet: the API key and token its stream URL carries as Basic auth
+    #: (EXOTEL_API_KEY, EXOTEL_API_TOKEN; unset: loopback clients only).
+    exotel_api_key: str = ""
+    exotel_api_token: str = ""
 
     @property
     def signed(self) -> bool:
@@ -106,6 +120,11 @@ _SECRET_ENV = {
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "stream_secret": "OVERTALK_STREAM_SECRET",
     "admin_token": "OVERTALK_ADMIN_TOKEN",
+    "vonage_signature_secret": "VONAGE_SIGNATURE_SECRET",
+    "vonage_application_id": "VONAGE_APPLICATION_ID",
+    "vonage_private_key": "VONAGE_PRIVATE_KEY",
+    "exotel_api_key": "EXOTEL_API_KEY",
+    "exotel_api_token": "EXOTEL_API_TOKEN",
 }
 _FIELDS = {f.name: f for f in fields(Settings)}
 
@@ -169,6 +188,8 @@ def load_settings(
             raise ConfigError(f"{name} must be positive, not {getattr(settings, name)!r}")
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url must start with http:// or https://: {settings.public_url}")
+    if settings.vonage_rate not in (8000, 16000):
+        raise ConfigError(f"vonage_rate must be 8000 or 16000, not {settings.vonage_rate}")
     if not settings.retain_days >= 0:  # NaN included
         raise ConfigError(f"retain_days must be 0 (keep) or more: {settings.retain_days}")
     return settings

@@ -10,18 +10,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.carriers.exotel.stream import (
-    AudioChunk,
-    Dtmf,
-    ExotelStream,
-    LocalProtocolError,
-    MarkReached,
-    ProtocolViolation,
-    RemoteProtocolError,
-    StreamStarted,
-    StreamStopped,
-)
+from gateway.audio.g711 import ulaw_decode, ulaw_encode
+from gateway.carriers.exotel.stream import ExotelStream, pack_route
 from gateway.ids import is_exotel_sid
+from gateway.streams import (
+    CallerAudio,
+    DigitPressed,
+    LocalProtocolError,
+    PlayedUpTo,
+    RemoteProtocolError,
+    StreamEnded,
+    StreamOpened,
+    Violation,
+)
 
 SID = "MZ" + "a" * 30
 CALL = "b" * 32
@@ -35,7 +36,7 @@ START = {
         "account_sid": "acme1",
         "from": "+919876543210",
         "to": "+918047491899",
-        "custom_parameters": {"route": "main", "stream_token": "v1.1.x"},
+        "custom_parameters": {"dialplan": "main/otherwise/abc123/", "stream_token": "v1.1.x"},
         "media_format": {"encoding": "audio/x-raw", "sample_rate": "8000", "bit_rate": "16"},
     },
 }
@@ -60,12 +61,30 @@ def started() -> ExotelStream:
     return stream
 
 
-def test_gateway_receive_start_names_the_call():
+def test_gateway_receive_start_names_the_call_and_unpacks_the_route():
     stream = started()
-    assert stream.events_received() == [
-        StreamStarted(SID, CALL, "acme1", "+919876543210", "+918047491899",
-                      {"route": "main", "stream_token": "v1.1.x"})
-    ]  # fmt: skip
+    params = {
+        "route": "main",
+        "branch": "otherwise",
+        "plan": "abc123",
+        "stream_token": "v1.1.x",
+        "from": "+919876543210",
+        "to": "+918047491899",
+    }
+    assert stream.events_received() == [StreamOpened(CALL, SID, CALL, params, "l16-le@8000")]
+
+
+def test_pack_route_round_trips_and_keeps_within_three_parameters():
+    names = {"route": "main", "branch": "#2", "plan": "0f" * 6, "path": "fallback.then"}
+    packed = pack_route({**names, "stream_token": "v1.1.x"})
+    assert set(packed) == {"dialplan", "stream_token"}
+    start = json.loads(json.dumps(START))
+    start["start"]["custom_parameters"] = packed
+    stream = ExotelStream()
+    stream.receive_message(json.dumps(start), 0.0)
+    [opened] = stream.events_received()
+    assert isinstance(opened, StreamOpened)
+    assert {k: opened.parameters[k] for k in names} == names
 
 
 def test_gateway_receive_start_with_a_path_for_a_sid_is_fatal():
@@ -81,13 +100,14 @@ def test_gateway_receive_start_at_another_rate_is_refused():
     stream = ExotelStream()
     stream.receive_message(json.dumps(bad), 0.0)
     [event] = stream.events_received()
-    assert isinstance(event, ProtocolViolation) and event.kind == "bad-start"
+    assert isinstance(event, Violation) and event.kind == "bad-start"
 
 
 def test_gateway_receive_media_dtmf_mark_stop():
     stream = started()
     stream.events_received()
-    stream.receive_message(media(b"\x01\x00" * 800), 0.1)
+    pcm = b"\x00\x10" * 800
+    stream.receive_message(media(pcm), 0.1)
     stream.receive_message(
         json.dumps({"event": "dtmf", "stream_sid": SID, "dtmf": {"digit": "5", "duration": "100"}}),
         0.2,
@@ -99,11 +119,12 @@ def test_gateway_receive_media_dtmf_mark_stop():
         json.dumps({"event": "stop", "stream_sid": SID, "stop": {"reason": "callended"}}), 0.4
     )
     assert stream.events_received() == [
-        AudioChunk(b"\x01\x00" * 800, 200),
-        Dtmf("5"),
-        MarkReached("0:100"),
-        StreamStopped("callended"),
+        CallerAudio(ulaw_encode(pcm), 200),
+        DigitPressed("5"),
+        PlayedUpTo("0:100"),
+        StreamEnded(),
     ]
+    assert not stream.streaming
 
 
 @pytest.mark.parametrize(
@@ -126,9 +147,9 @@ def test_gateway_receive_garbage_is_one_violation_and_the_call_goes_on(message):
     stream.events_received()
     stream.receive_message(message, 0.1)
     [event] = stream.events_received()
-    assert isinstance(event, ProtocolViolation)
+    assert isinstance(event, Violation)
     stream.receive_message(media(b"\x00\x00" * 160), 0.2)
-    assert stream.events_received() == [AudioChunk(b"\x00\x00" * 160, 200)]
+    assert stream.events_received() == [CallerAudio(ulaw_encode(b"\x00\x00" * 160), 200)]
 
 
 def test_gateway_receive_flood_is_fatal():
@@ -142,7 +163,7 @@ def test_gateway_receive_flood_is_fatal():
 def test_gateway_send_gathers_frames_into_one_chunk_per_mark():
     stream = started()
     for _ in range(5):
-        stream.send_audio(b"\x00" * 320)
+        stream.send_audio(b"\xff" * 160)
     assert stream.messages_to_send() == []  # still gathering
     stream.send_mark("0:100")
     chunk, mark = (orjson.loads(m) for m in stream.messages_to_send())
@@ -155,18 +176,19 @@ def test_gateway_send_closes_a_chunk_at_its_cap_and_refuses_part_frames():
     stream = ExotelStream(max_chunk_frames=3)
     stream.receive_message(json.dumps(START), 0.0)
     for _ in range(3):
-        stream.send_audio(b"\x00" * 320)
+        stream.send_audio(b"\xff" * 160)
     [chunk] = stream.messages_to_send()
-    assert len(base64.b64decode(orjson.loads(chunk)["media"]["payload"])) % 320 == 0
+    pcm = base64.b64decode(orjson.loads(chunk)["media"]["payload"])
+    assert len(pcm) == 960 and pcm == ulaw_decode(b"\xff" * 480)
     with pytest.raises(LocalProtocolError):
-        stream.send_audio(b"\x00" * 100)
+        stream.send_audio(b"\xff" * 50)
 
 
 def test_gateway_send_clear_drops_the_open_chunk_and_goes_first():
     stream = started()
-    stream.send_audio(b"\x00" * 320)
+    stream.send_audio(b"\xff" * 160)
     stream.send_mark("0:20")
-    stream.send_audio(b"\x00" * 320)
+    stream.send_audio(b"\xff" * 160)
     stream.send_clear()
     message = stream.next_message()
     assert message is not None and stream.is_clear(message)
@@ -216,15 +238,17 @@ def test_fuzz_gateway_receive_yields_events_or_the_one_fatal_error(frames):
             stream.receive_message(frame, i * 0.1)
             for event in stream.events_received():
                 match event:
-                    case StreamStarted(stream_sid=sid, call_sid=call, custom_parameters=params):
-                        assert is_exotel_sid(sid) and is_exotel_sid(call) and len(params) <= 16
-                    case AudioChunk(pcm=pcm):
-                        assert len(pcm) % 2 == 0 and len(pcm) <= stream.max_payload_bytes + 3
-                    case MarkReached(name=name):
+                    case StreamOpened(stream_id=sid, call_id=call, parameters=params):
+                        assert is_exotel_sid(sid) and is_exotel_sid(call) and len(params) <= 18
+                    case CallerAudio(ulaw=ulaw):
+                        assert len(ulaw) <= stream.max_payload_bytes // 2
+                    case PlayedUpTo(name=name):
                         assert len(name) <= 64
-                    case Dtmf(digit=digit):
+                    case DigitPressed(digit=digit):
                         assert digit in "0123456789*#"
-                    case StreamStopped() | ProtocolViolation():
+                    case StreamEnded() | Violation():
                         pass
+                    case _:
+                        raise AssertionError(event)
     except RemoteProtocolError as exc:
         assert exc.close_code in (1008, 1009)

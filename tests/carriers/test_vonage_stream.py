@@ -9,18 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.carriers.vonage.stream import (
-    AudioChunk,
-    Cleared,
-    Dtmf,
+from gateway.audio.g711 import ulaw_encode
+from gateway.carriers.vonage.stream import VonageStream, content_type, frame_bytes
+from gateway.ids import is_vonage_uuid
+from gateway.streams import (
+    CallerAudio,
+    DigitPressed,
     LocalProtocolError,
-    MarkReached,
-    ProtocolViolation,
+    PlayedUpTo,
     RemoteProtocolError,
-    StreamStarted,
-    VonageStream,
-    content_type,
-    frame_bytes,
+    StreamOpened,
+    Violation,
 )
 
 CONNECTED = {
@@ -32,7 +31,7 @@ CONNECTED = {
 
 
 def connected(**extra: object) -> VonageStream:
-    stream = VonageStream()
+    stream = VonageStream(16000)
     stream.receive_message(orjson.dumps({**CONNECTED, **extra}).decode(), 0.0)
     return stream
 
@@ -40,15 +39,28 @@ def connected(**extra: object) -> VonageStream:
 def test_gateway_receive_connected_gives_rate_and_headers():
     stream = connected()
     [event] = stream.events_received()
-    assert event == StreamStarted(
-        16000,
-        {"call_uuid": CONNECTED["call_uuid"], "stream_token": "v1.1.abc"},
+    uuid = CONNECTED["call_uuid"]
+    assert event == StreamOpened(
+        uuid, uuid, uuid, {"call_uuid": uuid, "stream_token": "v1.1.abc"}, "l16-le@16000"
     )
-    assert stream.max_audio_bytes == 4 * 640
+    assert stream.max_audio_bytes == 4 * 640 and stream.streaming
+
+
+def test_gateway_receive_connected_without_a_call_uuid_is_fatal():
+    for call in (None, "../../v1/calls", 5):
+        with pytest.raises(RemoteProtocolError) as refused:
+            connected(call_uuid=call)
+        assert refused.value.kind == "bad-identifier"
+
+
+def test_gateway_receive_connected_at_another_rate_than_asked_is_fatal():
+    stream = VonageStream(8000)
+    with pytest.raises(RemoteProtocolError):
+        stream.receive_message(orjson.dumps(CONNECTED).decode(), 0.0)
 
 
 def test_gateway_receive_connected_without_l16_rate_is_fatal():
-    stream = VonageStream()
+    stream = VonageStream(16000)
     with pytest.raises(RemoteProtocolError):
         stream.receive_message('{"event":"websocket:connected","content-type":"audio/x"}', 0.0)
     with pytest.raises(RemoteProtocolError):
@@ -61,21 +73,22 @@ def test_gateway_receive_audio_before_connected_is_a_violation():
     stream = VonageStream()
     stream.receive_message(b"\x00" * 640, 0.0)
     [event] = stream.events_received()
-    assert isinstance(event, ProtocolViolation) and event.kind == "out-of-order"
+    assert isinstance(event, Violation) and event.kind == "out-of-order"
 
 
 def test_gateway_receive_binary_audio_dtmf_notify_cleared():
-    stream = connected()
+    stream = VonageStream(8000)
+    stream.receive_message(json.dumps({**CONNECTED, "content-type": "audio/l16;rate=8000"}), 0)
     stream.events_received()
-    stream.receive_message(b"\x01\x00" * 320, 0.02)
+    pcm = b"\x00\x10" * 160
+    stream.receive_message(pcm, 0.02)
     stream.receive_message('{"event":"websocket:dtmf","digit":"5","duration":260}', 0.03)
     stream.receive_message('{"event":"websocket:notify","payload":{"mark":"0:40"}}', 0.04)
     stream.receive_message('{"event":"websocket:cleared"}', 0.05)
     assert stream.events_received() == [
-        AudioChunk(b"\x01\x00" * 320),
-        Dtmf("5"),
-        MarkReached("0:40"),
-        Cleared(),
+        CallerAudio(ulaw_encode(pcm)),
+        DigitPressed("5"),
+        PlayedUpTo("0:40"),
     ]
 
 
@@ -98,9 +111,10 @@ def test_gateway_receive_garbage_is_one_violation_and_the_call_goes_on(message):
     stream.events_received()
     stream.receive_message(message, 0.1)
     [event] = stream.events_received()
-    assert isinstance(event, ProtocolViolation)
+    assert isinstance(event, Violation)
     stream.receive_message(b"\x00\x00" * 320, 0.12)
-    assert stream.events_received() == [AudioChunk(b"\x00\x00" * 320)]
+    [audio] = stream.events_received()
+    assert isinstance(audio, CallerAudio) and audio.ulaw
 
 
 def test_gateway_receive_oversize_and_flood_are_fatal():
@@ -119,31 +133,32 @@ def test_gateway_receive_headers_are_bounded():
     headers = {f"h{i}": "v" for i in range(40)}
     stream = connected(**headers, big="x" * 600, number=5)
     events = stream.events_received()
-    started = events[-1]
-    assert isinstance(started, StreamStarted)
-    assert len(started.headers) == 32 and "big" not in started.headers
-    assert sum(isinstance(e, ProtocolViolation) for e in events) >= 3
+    opened = events[-1]
+    assert isinstance(opened, StreamOpened)
+    assert len(opened.parameters) <= 32 and "big" not in opened.parameters
+    assert any(isinstance(e, Violation) for e in events)
 
 
 def test_gateway_send_audio_marks_as_notify_and_clear_goes_first():
     stream = connected()
-    stream.send_audio(b"\x00" * 640)
-    stream.send_mark("0:20")
-    assert stream.messages_to_send() == [
-        b"\x00" * 640,
-        '{"action":"notify","payload":{"mark":"0:20"}}',
-    ]
-    stream.send_audio(b"\x00" * 640)
+    for _ in range(3):
+        stream.send_audio(b"\xff" * 160)  # 20 ms of mu-law silence
+    stream.send_mark("0:60")
+    *frames, mark = stream.messages_to_send()
+    # Whole 20 ms frames of L16 at 16 kHz, the resampler's held-back samples waiting.
+    assert frames and all(isinstance(f, bytes) and len(f) == 640 for f in frames)
+    assert mark == '{"action":"notify","payload":{"mark":"0:60"}}'
+    stream.send_audio(b"\xff" * 160)
     stream.send_mark("0:40")
     stream.send_clear()
     message = stream.next_message()
-    assert message == '{"action":"clear"}' and VonageStream.is_clear(message)
+    assert message == '{"action":"clear"}' and stream.is_clear(message)
     assert stream.next_message() is None
 
 
 def test_gateway_send_before_connected_is_our_bug():
     with pytest.raises(LocalProtocolError):
-        VonageStream().send_audio(b"\x00" * 640)
+        VonageStream().send_audio(b"\xff" * 160)
 
 
 def test_content_type_and_frame_size_follow_the_rate():
@@ -151,6 +166,8 @@ def test_content_type_and_frame_size_follow_the_rate():
     assert frame_bytes(16000) == 640
     with pytest.raises(ValueError):
         content_type(11025)
+    with pytest.raises(ValueError):
+        VonageStream(24000)
 
 
 json_values = st.recursive(
@@ -179,7 +196,7 @@ messages = (
 @settings(max_examples=300, deadline=None)
 @given(st.booleans(), st.lists(messages, max_size=20))
 def test_fuzz_gateway_receive_yields_events_or_the_one_fatal_error(open_first, frames):
-    stream = VonageStream()
+    stream = VonageStream(16000)
     if open_first:
         frames = [json.dumps(CONNECTED), *frames]
     now = 0.0
@@ -189,15 +206,17 @@ def test_fuzz_gateway_receive_yields_events_or_the_one_fatal_error(open_first, f
             stream.receive_message(frame, now)
             for event in stream.events_received():
                 match event:
-                    case AudioChunk(pcm=pcm):
-                        assert len(pcm) % 2 == 0 and 0 < len(pcm) <= stream.max_audio_bytes
-                    case MarkReached(name=name):
+                    case CallerAudio(ulaw=ulaw):
+                        assert 0 <= len(ulaw) <= stream.max_audio_bytes // 4
+                    case PlayedUpTo(name=name):
                         assert len(name) <= 64
-                    case Dtmf(digit=digit):
+                    case DigitPressed(digit=digit):
                         assert digit in "0123456789*#ABCD"
-                    case StreamStarted(rate=rate, headers=headers):
-                        assert rate in (8000, 16000, 24000) and len(headers) <= 32
-                    case Cleared() | ProtocolViolation():
+                    case StreamOpened(call_id=call, parameters=params):
+                        assert is_vonage_uuid(call) and len(params) <= 32
+                    case Violation():
                         pass
+                    case _:
+                        raise AssertionError(event)
     except RemoteProtocolError as exc:
         assert exc.close_code in (1008, 1009)

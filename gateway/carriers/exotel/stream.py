@@ -20,132 +20,92 @@ and Voicebot Applet" (https://developer.exotel.com/docs/agentstream/stream-voice
   chunks risk audio distortion"). This core therefore gathers the 20 ms frames it is given into
   one chunk and sends it when a mark closes it (the call's playout puts a mark every
   ``mark_every`` frames and after the last frame of an utterance) or when it reaches
-  ``max_chunk_frames``: a chunk is as long as the mark interval the gateway picks for Exotel.
+  ``max_chunk_frames``: a chunk is as long as the mark interval the gateway picks
+  (``OVERTALK_MARK_EVERY``: 2 frames by default, so 40 ms chunks; 5 gives Exotel's 100 ms).
+  Exotel echoes marks as they play, so the heard position is exact.
 
-Garbage is handled per message: a malformed frame becomes a :class:`ProtocolViolation` event
-and is otherwise ignored; only abuse that threatens the process ends the call, and only it.
-
-Errors::
-
-    ExotelStreamError
-    ├── LocalProtocolError    we misused the stream (sent audio before ``start``): our bug
-    └── RemoteProtocolError   the peer broke the protocol badly enough to end the call;
-                              carries the websocket close code to send
+The core speaks the shared media-stream events (:mod:`gateway.streams.events`): the call's
+8 kHz mu-law is transcoded to and from the wire's L16 by :class:`~gateway.streams.WireCodec`.
+Garbage is handled per message (a :class:`~gateway.streams.Violation` event); only abuse that
+threatens the process (oversized frames, floods, a flood of garbage, identifiers that are not
+Exotel's) raises :class:`~gateway.streams.RemoteProtocolError` and ends this call only.
 """
 
 from __future__ import annotations
 
 import binascii
-import enum
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
 import orjson
 import pybase64
 
 from gateway.ids import is_exotel_sid
 from gateway.ops.logs import field as log_field
+from gateway.streams.codec import Encoding, WireCodec, WireFormat
+from gateway.streams.events import (
+    CLOSE_TOO_BIG,
+    CallerAudio,
+    DigitPressed,
+    LocalProtocolError,
+    PlayedUpTo,
+    RatePolicer,
+    RemoteProtocolError,
+    StreamEnded,
+    StreamEvent,
+    StreamOpened,
+    StreamState,
+    Violation,
+    bounded_parameters,
+)
 
 __all__ = [
-    "AudioChunk",
-    "Dtmf",
-    "ExotelStream",
-    "ExotelStreamError",
     "FRAME_BYTES",
-    "LocalProtocolError",
-    "MarkReached",
-    "ProtocolViolation",
-    "RemoteProtocolError",
+    "MAX_CHUNK_BYTES",
+    "ROUTE_PARAMETER",
     "SAMPLE_RATE",
-    "StreamStarted",
-    "StreamState",
-    "StreamStopped",
+    "ExotelStream",
+    "pack_route",
 ]
 
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TOO_BIG = 1009
 #: The applet's default rate, which the gateway asks for (``?sample-rate=8000``).
 SAMPLE_RATE = 8000
 #: One 20 ms frame of 16-bit PCM at 8 kHz: also the unit every chunk must be a multiple of.
 FRAME_BYTES = 320
 #: Exotel's ceiling on one chunk it accepts (100 KB).
 MAX_CHUNK_BYTES = 100_000
-#: The applet passes "up to 3 key-value pairs ... max 256 chars total" as custom parameters;
-#: the gateway's own (route names and token) need more, so this bound is generous.
+#: The gateway's custom parameters (route names and token) in ``start``: generous bounds.
 MAX_PARAMETERS = 16
 MAX_PARAMETER_CHARS = 500
 MAX_MARK_CHARS = 64
 _DTMF_DIGITS = frozenset("0123456789*#")
+#: The applet passes at most 3 custom parameters, so the dial-plan names a stream needs
+#: (route, branch, plan and path) travel packed in one, ``route/branch/plan/path``: none of
+#: them can hold a ``/`` (dial-plan names are ``[A-Za-z0-9_.-]``, branch labels names or
+#: ``#n``, the plan a hex digest, a path dotted names).
+ROUTE_PARAMETER = "dialplan"
+_ROUTE_NAMES = ("route", "branch", "plan", "path")
 
 
-class ExotelStreamError(Exception):
-    """Base of this module's errors."""
+def pack_route(parameters: Mapping[str, str]) -> dict[str, str]:
+    """``parameters`` with the dial-plan names packed into :data:`ROUTE_PARAMETER`."""
+    packed = {k: v for k, v in parameters.items() if k not in _ROUTE_NAMES}
+    if parameters.get("route"):
+        packed[ROUTE_PARAMETER] = "/".join(parameters.get(k, "") for k in _ROUTE_NAMES)
+    return packed
 
 
-class LocalProtocolError(ExotelStreamError, RuntimeError):
-    """The gateway used the stream wrongly."""
-
-
-class RemoteProtocolError(ExotelStreamError):
-    """The peer broke the protocol; the call must end with ``close_code``."""
-
-    def __init__(
-        self, reason: str, close_code: int = CLOSE_POLICY_VIOLATION, kind: str = "garbage"
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.close_code = close_code
-        self.kind = kind
-
-
-class StreamState(enum.Enum):
-    AWAITING_START = "awaiting-start"
-    STREAMING = "streaming"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStarted:
-    stream_sid: str
-    call_sid: str
-    account_sid: str
-    caller: str
-    called: str
-    custom_parameters: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class AudioChunk:
-    """Caller audio: 16-bit little-endian PCM at 8 kHz; ``timestamp`` in ms, -1 if absent."""
-
-    pcm: bytes
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
-class Dtmf:
-    digit: str
-
-
-@dataclass(frozen=True, slots=True)
-class MarkReached:
-    """Exotel echoed a mark: the audio before it has played."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStopped:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProtocolViolation:
-    reason: str
-    kind: str = "other"
-
-
-StreamEvent = StreamStarted | AudioChunk | Dtmf | MarkReached | StreamStopped | ProtocolViolation
+def _unpack_route(parameters: dict[str, str]) -> dict[str, str]:
+    """The names of a packed :data:`ROUTE_PARAMETER` as parameters of their own (they stand
+    in for any sent separately); unchanged when there is none or it is malformed."""
+    packed = parameters.pop(ROUTE_PARAMETER, None)
+    names = packed.split("/") if packed else []
+    if len(names) != len(_ROUTE_NAMES):
+        return parameters
+    for key in _ROUTE_NAMES:
+        parameters.pop(key, None)
+    parameters.update({k: v for k, v in zip(_ROUTE_NAMES, names, strict=True) if v})
+    return parameters
 
 
 def _small_int(value: object, default: int) -> int | None:
@@ -167,7 +127,8 @@ def _text(value: object, limit: int = 100) -> str:
 
 
 class ExotelStream:
-    """One Voicebot applet stream, from the gateway's side.
+    """One Voicebot applet stream, from the gateway's side (a
+    :class:`~gateway.streams.MediaStream`).
 
     Limits are constructor arguments: ``max_message_bytes`` bounds one frame (Exotel sends about
     100 ms per media message, ~2.2 KB of JSON), ``max_payload_bytes`` one decoded audio chunk
@@ -176,6 +137,9 @@ class ExotelStream:
     ``max_violations`` how much garbage a call may send before it is ended.
     ``max_chunk_frames`` caps an outbound chunk gathered without a mark (1 s).
     """
+
+    #: Exotel echoes a mark "when audio you previously sent has finished playing".
+    exact_heard = True
 
     def __init__(
         self,
@@ -190,29 +154,31 @@ class ExotelStream:
         self.state = StreamState.AWAITING_START
         self.stream_sid: str | None = None
         self.call_sid: str | None = None
+        self.codec = WireCodec(WireFormat(Encoding.L16, SAMPLE_RATE))
         self.max_message_bytes = max_message_bytes
         self.max_payload_bytes = max_payload_bytes
-        self.max_rate = max_rate
-        self.burst = burst
         self.max_violations = max_violations
         self.max_chunk_frames = max_chunk_frames
         self.violations = 0
         self.messages_received = 0
         self.chunks_sent = 0
-        self._tokens = burst
-        self._tokens_at: float | None = None
+        self._policer = RatePolicer(max_rate, burst)
         self._events: list[StreamEvent] = []
         self._out: deque[str] = deque()
         self._chunk: list[bytes] = []
         self._prefix = ""
         self._clear_message = ""
 
+    @property
+    def streaming(self) -> bool:
+        return self.state is StreamState.STREAMING
+
     # -- receiving ---------------------------------------------------------------------------
 
     def receive_message(self, message: str | bytes, now: float) -> None:
         """Parse one websocket frame from Exotel. Raises RemoteProtocolError if fatal."""
         self.messages_received += 1
-        self._police_rate(now)
+        self._policer.take(now)
         if len(message) > self.max_message_bytes:
             raise RemoteProtocolError(
                 f"message of {len(message)} bytes exceeds {self.max_message_bytes}",
@@ -254,22 +220,11 @@ class ExotelStream:
         events, self._events = self._events, []
         return events
 
-    def _police_rate(self, now: float) -> None:
-        last = self._tokens_at
-        self._tokens_at = now
-        if last is not None:
-            self._tokens = min(self.burst, self._tokens + (now - last) * self.max_rate)
-        self._tokens -= 1.0
-        if self._tokens < 0:
-            raise RemoteProtocolError(
-                f"message flood: over {self.max_rate:.0f} messages/s sustained", kind="flood"
-            )
-
     def _violation(self, kind: str, reason: str) -> None:
         self.violations += 1
         if self.violations > self.max_violations:
             raise RemoteProtocolError(f"{self.violations} bad messages; last: {reason}")
-        self._events.append(ProtocolViolation(reason, kind))
+        self._events.append(Violation(reason, kind))
 
     def _check_sid(self, msg: dict[str, object], event: str) -> bool:
         if self.state is StreamState.AWAITING_START:
@@ -301,24 +256,27 @@ class ExotelStream:
             # Nothing about such a stream can name a file, a REST resource or a log line.
             raise RemoteProtocolError(
                 f"'start' with identifiers not Exotel's: stream {log_field(stream_sid, 40)}, "
-                f"call {log_field(call_sid, 40)}"
+                f"call {log_field(call_sid, 40)}",
+                kind="bad-identifier",
             )
         assert isinstance(stream_sid, str) and isinstance(call_sid, str)
         fmt = start.get("media_format")
         if isinstance(fmt, dict) and _small_int(fmt.get("sample_rate"), SAMPLE_RATE) != SAMPLE_RATE:
             self._violation("bad-start", f"unsupported media_format {log_field(fmt)}")
             return
-        params = start.get("custom_parameters") or {}
-        if not isinstance(params, dict):
-            self._violation("bad-start", "custom_parameters is not an object; ignored")
-            params = {}
-        kept = {
-            k: v
-            for k, v in list(params.items())[:MAX_PARAMETERS]
-            if isinstance(v, str) and len(k) + len(v) <= MAX_PARAMETER_CHARS
-        }
-        if len(kept) != len(params):
+        params, dropped = bounded_parameters(
+            start.get("custom_parameters") or {}, MAX_PARAMETERS, MAX_PARAMETER_CHARS
+        )
+        if dropped:
             self._violation("bad-start", "custom_parameters too many, too long or not strings")
+        params = _unpack_route(params)
+        # The numbers Exotel gives in ``start`` are the call's; parameters cannot override them.
+        caller, called = _text(start.get("from")), _text(start.get("to"))
+        params = {
+            **params,
+            **({"from": caller} if caller else {}),
+            **({"to": called} if called else {}),
+        }
         self.stream_sid = stream_sid
         self.call_sid = call_sid
         self.state = StreamState.STREAMING
@@ -326,13 +284,12 @@ class ExotelStream:
         self._prefix = '{"stream_sid":' + sid + ',"event":'
         self._clear_message = self._prefix + '"clear"}'
         self._events.append(
-            StreamStarted(
-                stream_sid=stream_sid,
-                call_sid=call_sid,
-                account_sid=account_sid if isinstance(account_sid, str) else "",
-                caller=_text(start.get("from")),
-                called=_text(start.get("to")),
-                custom_parameters=kept,
+            StreamOpened(
+                call_id=call_sid,
+                stream_id=stream_sid,
+                control_id=call_sid,
+                parameters=params,
+                media_format=str(self.codec.format),
             )
         )
 
@@ -357,7 +314,9 @@ class ExotelStream:
             self._violation("bad-media", f"'media' of {len(pcm)} bytes: not 16-bit samples")
             return
         timestamp = _small_int(media.get("timestamp"), -1)
-        self._events.append(AudioChunk(pcm, -1 if timestamp is None else timestamp))
+        self._events.append(
+            CallerAudio(self.codec.to_core(pcm), -1 if timestamp is None else timestamp)
+        )
 
     def _receive_mark(self, msg: dict[str, object]) -> None:
         if not self._check_sid(msg, "mark"):
@@ -367,7 +326,7 @@ class ExotelStream:
         if not isinstance(name, str) or len(name) > MAX_MARK_CHARS:
             self._violation("bad-mark", "'mark' without a name of ours")
             return
-        self._events.append(MarkReached(name))
+        self._events.append(PlayedUpTo(name))
 
     def _receive_dtmf(self, msg: dict[str, object]) -> None:
         if not self._check_sid(msg, "dtmf"):
@@ -377,16 +336,14 @@ class ExotelStream:
         if not isinstance(digit, str) or digit not in _DTMF_DIGITS:
             self._violation("bad-dtmf", f"'dtmf' with digit {log_field(digit, 10)}")
             return
-        self._events.append(Dtmf(digit))
+        self._events.append(DigitPressed(digit))
 
     def _receive_stop(self, msg: dict[str, object]) -> None:
         if not self._check_sid(msg, "stop"):
             return
-        stop = msg.get("stop")
-        reason = _text(stop.get("reason"), 40) if isinstance(stop, dict) else ""
         self.state = StreamState.STOPPED
         self._chunk.clear()
-        self._events.append(StreamStopped(reason))
+        self._events.append(StreamEnded())
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -394,11 +351,12 @@ class ExotelStream:
         if self.state is not StreamState.STREAMING:
             raise LocalProtocolError(f"cannot send while the stream is {self.state.value}")
 
-    def send_audio(self, pcm: bytes) -> None:
-        """Add a frame of 16-bit PCM at 8 kHz (a multiple of 320 bytes) to the open chunk."""
+    def send_audio(self, ulaw: bytes) -> None:
+        """Add one 20 ms frame of the call's mu-law, as L16, to the open chunk."""
         self._require_streaming()
+        pcm = self.codec.from_core(ulaw)
         if len(pcm) % FRAME_BYTES:
-            raise LocalProtocolError(f"{len(pcm)} bytes is not whole 20 ms frames")
+            raise LocalProtocolError(f"{len(ulaw)} bytes of mu-law are not whole 20 ms frames")
         self._chunk.append(pcm)
         if len(self._chunk) >= self.max_chunk_frames:
             self._close_chunk()
@@ -428,7 +386,8 @@ class ExotelStream:
         self._out.append(self._clear_message)
 
     def next_message(self) -> str | None:
-        """The next text frame to write, or None (one at a time: see the Twilio core)."""
+        """The next text frame to write, or None (one at a time: a clear queued meanwhile goes
+        out next)."""
         out = self._out
         return out.popleft() if out else None
 
@@ -438,5 +397,5 @@ class ExotelStream:
         self._out.clear()
         return out
 
-    def is_clear(self, message: str) -> bool:
+    def is_clear(self, message: str | bytes) -> bool:
         return message is self._clear_message

@@ -23,64 +23,54 @@ The protocol, from Vonage's guide "WebSockets in the Vonage Voice API"
   as with Twilio's marks.
 - There is no stop message: the call's end closes the socket.
 
-Garbage is handled per message: a malformed frame becomes a :class:`ProtocolViolation` event
-and is otherwise ignored; only abuse that threatens the process (oversized frames, floods, a
-flood of garbage) ends the call, and then only this call.
-
-Errors::
-
-    VonageStreamError
-    ├── LocalProtocolError    we misused the stream (audio before ``websocket:connected``)
-    └── RemoteProtocolError   the peer broke the protocol badly enough to end the call;
-                              carries the websocket close code to send
+The core speaks the shared media-stream events (:mod:`gateway.streams.events`): the call's
+8 kHz mu-law is transcoded to and from the wire's L16 by :class:`~gateway.streams.WireCodec`.
+Garbage is handled per message (a :class:`~gateway.streams.Violation` event); only abuse that
+threatens the process (oversized frames, floods, a flood of garbage, a call id that is not a
+Vonage UUID) raises :class:`~gateway.streams.RemoteProtocolError` and ends this call only.
 """
 
 from __future__ import annotations
 
-import enum
 from collections import deque
-from dataclasses import dataclass, field
 
 import orjson
 
+from gateway.ids import is_vonage_uuid
 from gateway.ops.logs import field as log_field
+from gateway.streams.codec import Encoding, WireCodec, WireFormat
+from gateway.streams.events import (
+    CLOSE_TOO_BIG,
+    DTMF_DIGITS,
+    CallerAudio,
+    DigitPressed,
+    LocalProtocolError,
+    PlayedUpTo,
+    RatePolicer,
+    RemoteProtocolError,
+    StreamEvent,
+    StreamOpened,
+    StreamState,
+    Violation,
+    bounded_parameters,
+)
 
-__all__ = [
-    "AudioChunk",
-    "Cleared",
-    "Dtmf",
-    "LocalProtocolError",
-    "MarkReached",
-    "ProtocolViolation",
-    "RATES",
-    "RemoteProtocolError",
-    "StreamStarted",
-    "StreamState",
-    "VonageStream",
-    "VonageStreamError",
-    "content_type",
-    "frame_bytes",
-]
+__all__ = ["CALL_HEADER", "RATES", "VonageStream", "content_type", "frame_bytes"]
 
-#: RFC 6455 close codes used when the peer is at fault.
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TOO_BIG = 1009
-#: The linear PCM rates an NCCO websocket endpoint may ask for (NCCO reference, ``connect``
-#: endpoint ``content-type``: ``audio/l16;rate=8000``, ``16000`` or ``24000``; the ``vonage``
-#: SDK's ``WebsocketEndpoint`` model allows exactly these).
-RATES = (8000, 16000, 24000)
-#: Most the gateway reads of NCCO ``headers`` (each name and value) in ``websocket:connected``.
-MAX_HEADERS = 32
-MAX_HEADER_CHARS = 500
+#: The linear PCM rates the gateway asks for in the NCCO (the NCCO reference also allows
+#: ``audio/l16;rate=24000``, which the call core's codecs do not take).
+RATES = (8000, 16000)
+#: The NCCO header naming the call leg the socket carries (its UUID, from the answer webhook).
+CALL_HEADER = "call_uuid"
 #: The gateway's own mark names are ``generation:position``; an echo longer than this is not one.
 MAX_MARK_CHARS = 64
-_DTMF_DIGITS = frozenset("0123456789*#ABCD")
+_CLEAR = '{"action":"clear"}'
 
 
 def content_type(rate: int) -> str:
     """The NCCO ``content-type`` for linear PCM at ``rate``."""
     if rate not in RATES:
-        raise ValueError(f"Vonage streams L16 at {RATES}, not {rate}")
+        raise ValueError(f"the gateway streams Vonage L16 at {RATES}, not {rate}")
     return f"audio/l16;rate={rate}"
 
 
@@ -97,114 +87,55 @@ def _rate_of(value: object) -> int | None:
     if kind != "audio/l16" or not params.startswith("rate="):
         return None
     digits = params[5:]
-    if not (digits.isascii() and digits.isdigit()) or int(digits) not in RATES:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 6:
         return None
     return int(digits)
 
 
-class VonageStreamError(Exception):
-    """Base of this module's errors."""
-
-
-class LocalProtocolError(VonageStreamError, RuntimeError):
-    """The gateway used the stream wrongly."""
-
-
-class RemoteProtocolError(VonageStreamError):
-    """The peer broke the protocol; the call must end with ``close_code``."""
-
-    def __init__(
-        self, reason: str, close_code: int = CLOSE_POLICY_VIOLATION, kind: str = "garbage"
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.close_code = close_code
-        #: The class of fault, for metrics: "flood", "oversize" or "garbage".
-        self.kind = kind
-
-
-class StreamState(enum.Enum):
-    AWAITING_CONNECTED = "awaiting-connected"
-    STREAMING = "streaming"
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStarted:
-    """``websocket:connected``: the audio rate and the NCCO's headers (strings only)."""
-
-    rate: int
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class AudioChunk:
-    """Caller audio: 16-bit little-endian PCM at the stream's rate."""
-
-    pcm: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Dtmf:
-    digit: str
-
-
-@dataclass(frozen=True, slots=True)
-class MarkReached:
-    """A ``websocket:notify`` carrying one of our marks: played up to it."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Cleared:
-    """``websocket:cleared``: Vonage emptied its playback buffer."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProtocolViolation:
-    """A message was ignored; ``reason`` says why, ``kind`` names the class of fault."""
-
-    reason: str
-    kind: str = "other"
-
-
-StreamEvent = StreamStarted | AudioChunk | Dtmf | MarkReached | Cleared | ProtocolViolation
-
-_CLEAR = '{"action":"clear"}'
-
-
 class VonageStream:
-    """One Vonage websocket call leg, from the gateway's side.
+    """One Vonage websocket call leg, from the gateway's side (a
+    :class:`~gateway.streams.MediaStream`).
 
+    ``rate`` is the rate the gateway's NCCO asked for; a socket announcing another is refused.
     Limits are constructor arguments: ``max_message_bytes`` bounds one frame (a 20 ms frame at
-    24 kHz is 960 bytes), ``max_audio_bytes`` one audio message (four frames at the stream's
-    rate, decided at ``websocket:connected``), ``max_rate`` the sustained messages per second
-    (Vonage sends 50 audio frames plus notify echoes, about 75, so 150 is twice a real call)
-    with a burst of ``burst`` messages (a second of catch-up after a stall), and
-    ``max_violations`` how much garbage a call may send before it is ended.
+    16 kHz is 640 bytes), one audio message may hold up to four frames, ``max_rate`` is the
+    sustained messages per second (Vonage sends 50 audio frames plus notify echoes, about 75,
+    so 150 is twice a real call) with a burst of ``burst`` messages (a second of catch-up after
+    a stall), and ``max_violations`` how much garbage a call may send before it is ended.
     """
+
+    #: Vonage echoes our ``notify`` once the audio before it has played.
+    exact_heard = True
 
     def __init__(
         self,
+        rate: int = 8000,
         *,
         max_message_bytes: int = 8192,
         max_rate: float = 150.0,
         burst: float = 300.0,
         max_violations: int = 100,
     ) -> None:
-        self.state = StreamState.AWAITING_CONNECTED
-        self.rate = 0
+        if rate not in RATES:
+            raise ValueError(f"the gateway streams Vonage L16 at {RATES}, not {rate}")
+        self.state = StreamState.AWAITING_START
+        self.rate = rate
+        self.codec = WireCodec(WireFormat(Encoding.L16, rate))
         self.max_message_bytes = max_message_bytes
-        self.max_audio_bytes = 0
-        self.max_rate = max_rate
-        self.burst = burst
+        self.max_audio_bytes = 4 * frame_bytes(rate)
         self.max_violations = max_violations
         self.violations = 0
         self.messages_received = 0
-        self._tokens = burst
-        self._tokens_at: float | None = None
+        self.call_uuid: str | None = None
+        self._policer = RatePolicer(max_rate, burst)
         self._events: list[StreamEvent] = []
         self._out: deque[str | bytes] = deque()
+        self._frame_bytes = frame_bytes(rate)
+        self._pending = b""
+
+    @property
+    def streaming(self) -> bool:
+        return self.state is StreamState.STREAMING
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -212,7 +143,7 @@ class VonageStream:
         """Parse one websocket frame from Vonage (``bytes`` for a binary frame, ``str`` for a
         text one). Raises RemoteProtocolError if fatal."""
         self.messages_received += 1
-        self._police_rate(now)
+        self._policer.take(now)
         if len(message) > self.max_message_bytes:
             raise RemoteProtocolError(
                 f"message of {len(message)} bytes exceeds {self.max_message_bytes}",
@@ -222,6 +153,8 @@ class VonageStream:
         if isinstance(message, bytes):
             self._receive_audio(message)
             return
+        if not message:
+            return  # an empty text frame says nothing (the simulator's last word: see there)
         try:
             msg = orjson.loads(message)
         except orjson.JSONDecodeError as exc:
@@ -233,14 +166,14 @@ class VonageStream:
         event = msg.get("event")
         if event == "websocket:connected":
             self._receive_connected(msg)
-        elif self.state is StreamState.AWAITING_CONNECTED:
+        elif self.state is StreamState.AWAITING_START:
             self._violation("out-of-order", f"{log_field(event, 40)} before websocket:connected")
         elif event == "websocket:notify":
             self._receive_notify(msg)
         elif event == "websocket:dtmf":
             self._receive_dtmf(msg)
         elif event == "websocket:cleared":
-            self._events.append(Cleared())
+            pass  # the answer to our clear: the audio before it was dropped, nothing to do
         else:
             self._violation("unknown-event", f"unknown event {log_field(event, 40)}")
 
@@ -249,58 +182,56 @@ class VonageStream:
         events, self._events = self._events, []
         return events
 
-    def _police_rate(self, now: float) -> None:
-        last = self._tokens_at
-        self._tokens_at = now
-        if last is not None:
-            self._tokens = min(self.burst, self._tokens + (now - last) * self.max_rate)
-        self._tokens -= 1.0
-        if self._tokens < 0:
-            raise RemoteProtocolError(
-                f"message flood: over {self.max_rate:.0f} messages/s sustained", kind="flood"
-            )
-
     def _violation(self, kind: str, reason: str) -> None:
         self.violations += 1
         if self.violations > self.max_violations:
             raise RemoteProtocolError(f"{self.violations} bad messages; last: {reason}")
-        self._events.append(ProtocolViolation(reason, kind))
+        self._events.append(Violation(reason, kind))
 
     def _receive_connected(self, msg: dict[str, object]) -> None:
-        if self.state is not StreamState.AWAITING_CONNECTED:
+        if self.state is not StreamState.AWAITING_START:
             self._violation("out-of-order", "second websocket:connected ignored")
             return
         rate = _rate_of(msg.get("content-type"))
-        if rate is None:
-            # Nothing of the call can be decoded without its rate: refuse the stream.
+        if rate != self.rate:
+            # Nothing of the call can be decoded at another rate: refuse the stream.
             raise RemoteProtocolError(
                 f"websocket:connected with content-type {log_field(msg.get('content-type'), 40)}"
+                f", not audio/l16;rate={self.rate}"
             )
-        headers: dict[str, str] = {}
-        for name, value in msg.items():
-            if name in ("event", "content-type"):
-                continue
-            if (
-                len(headers) >= MAX_HEADERS
-                or not isinstance(value, str)
-                or len(name) + len(value) > MAX_HEADER_CHARS
-            ):
-                self._violation("bad-connected", f"header {log_field(name, 40)} ignored")
-                continue
-            headers[name] = value
-        self.rate = rate
-        self.max_audio_bytes = 4 * frame_bytes(rate)
+        headers, dropped = bounded_parameters(
+            {k: v for k, v in msg.items() if k not in ("event", "content-type")}, 32
+        )
+        call = headers.get(CALL_HEADER)
+        if not is_vonage_uuid(call):
+            # It names a file, a REST URL and log lines: nothing else may stand in for it.
+            raise RemoteProtocolError(
+                f"websocket:connected without a Vonage call uuid ({log_field(call, 40)})",
+                kind="bad-identifier",
+            )
+        assert isinstance(call, str)
+        if dropped:
+            self._violation("bad-start", "headers too many, too long or not strings; dropped")
+        self.call_uuid = call
         self.state = StreamState.STREAMING
-        self._events.append(StreamStarted(rate, headers))
+        self._events.append(
+            StreamOpened(
+                call_id=call,
+                stream_id=call,
+                control_id=call,
+                parameters=headers,
+                media_format=str(self.codec.format),
+            )
+        )
 
     def _receive_audio(self, pcm: bytes) -> None:
-        if self.state is StreamState.AWAITING_CONNECTED:
+        if self.state is StreamState.AWAITING_START:
             self._violation("out-of-order", "audio before websocket:connected")
             return
         if not pcm or len(pcm) % 2 or len(pcm) > self.max_audio_bytes:
             self._violation("bad-media", f"audio frame of {len(pcm)} bytes")
             return
-        self._events.append(AudioChunk(pcm))
+        self._events.append(CallerAudio(self.codec.to_core(pcm)))
 
     def _receive_notify(self, msg: dict[str, object]) -> None:
         payload = msg.get("payload")
@@ -308,14 +239,14 @@ class VonageStream:
         if not isinstance(name, str) or len(name) > MAX_MARK_CHARS:
             self._violation("bad-mark", "websocket:notify without a mark of ours")
             return
-        self._events.append(MarkReached(name))
+        self._events.append(PlayedUpTo(name))
 
     def _receive_dtmf(self, msg: dict[str, object]) -> None:
         digit = msg.get("digit")
-        if not isinstance(digit, str) or digit not in _DTMF_DIGITS:
+        if not isinstance(digit, str) or digit not in DTMF_DIGITS:
             self._violation("bad-dtmf", f"websocket:dtmf with digit {log_field(digit, 10)}")
             return
-        self._events.append(Dtmf(digit))
+        self._events.append(DigitPressed(digit))
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -323,10 +254,19 @@ class VonageStream:
         if self.state is not StreamState.STREAMING:
             raise LocalProtocolError(f"cannot send while the stream is {self.state.value}")
 
-    def send_audio(self, pcm: bytes) -> None:
-        """Queue one binary frame of 16-bit little-endian PCM at the stream's rate."""
+    def send_audio(self, ulaw: bytes) -> None:
+        """Queue 20 ms of the call's mu-law as L16 at the stream's rate, in whole 20 ms binary
+        frames: the 16 kHz resampler holds a few samples back, so its output is re-framed
+        here (what remains waits for the next frame)."""
         self._require_streaming()
-        self._out.append(pcm)
+        pcm = self.codec.from_core(ulaw)
+        size = self._frame_bytes
+        if self._pending:
+            pcm = self._pending + pcm
+        whole = len(pcm) - len(pcm) % size
+        for start in range(0, whole, size):
+            self._out.append(pcm[start : start + size])
+        self._pending = pcm[whole:]
 
     def send_mark(self, name: str) -> None:
         """Queue a ``notify`` whose echo says the audio before it has played."""
@@ -341,6 +281,8 @@ class VonageStream:
         self._require_streaming()
         self._out.clear()
         self._out.append(_CLEAR)
+        self._pending = b""
+        self.codec.cleared()
 
     def next_message(self) -> str | bytes | None:
         """The next frame to write (bytes: binary, str: text), or None.
@@ -357,6 +299,5 @@ class VonageStream:
         self._out.clear()
         return out
 
-    @staticmethod
-    def is_clear(message: str | bytes) -> bool:
+    def is_clear(self, message: str | bytes) -> bool:
         return message is _CLEAR
