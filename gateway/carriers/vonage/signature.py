@@ -67,11 +67,3 @@ class SignedWebhooks:
             if not isinstance(digest, str) or not hmac.compare_digest(digest.lower(), expected):
                 return "payload_hash does not match the body"
         return None
-
-    def sign(self, body: bytes, now: float, **claims: object) -> str:
-        """A token as Vonage would send it (for the simulator and tests)."""
-        payload: dict[str, object] = {"iat": int(now), "jti": f"{now:.6f}", "iss": "Vonage"}
-        if body:
-            payload["payload_hash"] = hashlib.sha256(body).hexdigest()
-        payload.update(claims)
-        return jwt.encode(payload, self._secret, algorithm="HS256")

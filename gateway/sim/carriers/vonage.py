@@ -1,40 +1,51 @@
-"""Vonage's side of one Voice API websocket and its REST calls, sans I/O: the stand-in.
+"""Vonage's side of a Voice API call, sans I/O: the stand-in the simulator places calls with.
 
-It writes what Vonage sends a gateway's websocket and judges what the gateway sends back, as
-Vonage documents them. Every rule cites its source:
+:class:`VonageDialer` signs the answer webhook and reads the NCCO; :class:`VonageMediaSim`
+plays Vonage's end of the websocket; :class:`VonageVoiceApi` judges the REST call updates
+(hang-up, transfer). Every rule cites its source:
 
 - [WS] "WebSockets in the Vonage Voice API",
   https://developer.vonage.com/en/voice/voice-api/concepts/websockets
-- [NCCO] NCCO reference, ``connect`` with a ``websocket`` endpoint,
-  https://developer.vonage.com/en/voice/voice-api/ncco-reference#websocket-the-websocket-to-connect-to
+- [NCCO] NCCO reference, https://developer.vonage.com/en/voice/voice-api/ncco-reference
 - [API] Voice API reference, "Modify an in progress call",
   https://developer.vonage.com/en/api/voice#updateCall
 - [SIGNED] "Signed webhooks",
   https://developer.vonage.com/en/getting-started/concepts/webhooks#signed-webhooks
 
-Garbage from the gateway never raises: each bad message is recorded in :attr:`violations` with
-its reason and otherwise ignored. Time is passed in to every method that depends on it.
+Garbage from the gateway never raises: each bad message is recorded in ``violations`` with its
+reason and otherwise ignored. Time is passed in to every method that depends on it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import orjson
 
-from gateway.sim.carriers.playback import DueMark, PcmPlayback, PlayedPcm
+from gateway.sim.carriers import StreamPlan, Webhook
+from gateway.sim.media import Inbound, LogEntry, LogKind, MarkEcho, StreamSimBase
+from gateway.sim.report import CallReport
+from gateway.streams.codec import Encoding, WireCodec, WireFormat
 
-__all__ = ["Inbound", "VonageMediaSim", "VonageVoiceApi", "new_uuid"]
+__all__ = ["VonageDialer", "VonageMediaSim", "VonageVoiceApi", "new_uuid", "sign_webhook"]
 
-#: [NCCO] the content-types a websocket endpoint may ask for.
-RATES = (8000, 16000, 24000)
+#: [NCCO] the content-types a websocket endpoint may ask for (the stand-in plays 8 and 16 kHz).
 _CONTENT_TYPE = re.compile(r"audio/l16;rate=(8000|16000|24000)")
+#: [NCCO] the actions an NCCO may hold.
+NCCO_ACTIONS = frozenset(
+    {"record", "conversation", "connect", "talk", "stream", "input", "notify", "wait", "transfer"}
+)
 #: [WS] keys a caller may press.
 DTMF_DIGITS = frozenset("0123456789*#")
+#: The answer to a clear, queued with the mark echoes so it goes out in wire order.
+_CLEARED = "\x00cleared"
 
 
 def new_uuid() -> str:
@@ -42,110 +53,186 @@ def new_uuid() -> str:
     return str(uuid.uuid4())
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """What one gateway message was: ``audio``, ``notify``, ``clear`` or ``invalid``."""
+def sign_webhook(secret: str, body: bytes, now: float, **claims: object) -> str:
+    """[SIGNED] the token Vonage puts in ``Authorization: Bearer``: HS256 with the signature
+    secret, ``iat``, ``jti``, ``iss`` and, for a body, its SHA-256 as ``payload_hash``."""
+    payload: dict[str, object] = {"iat": int(now), "jti": new_uuid(), "iss": "Vonage"}
+    if body:
+        payload["payload_hash"] = hashlib.sha256(body).hexdigest()
+    payload.update(claims)
+    return jwt.encode(payload, secret, algorithm="HS256")
 
-    event: str
-    reason: str = ""
 
-
-@dataclass
-class VonageMediaSim:
+class VonageMediaSim(StreamSimBase):
     """The Vonage end of one websocket call leg."""
 
-    content_type: str
-    headers: dict[str, str] = field(default_factory=dict)
-    violations: list[str] = field(default_factory=list)
+    #: [WS] audio both ways is binary frames.
+    binary_media = True
 
-    def __post_init__(self) -> None:
-        match = _CONTENT_TYPE.fullmatch(self.content_type)
-        if match is None:
-            raise ValueError(f"[NCCO] no such content-type: {self.content_type!r}")
+    def __init__(
+        self, content_type: str, headers: dict[str, str], *, keep_media_log: bool = True
+    ) -> None:
+        super().__init__(keep_media_log=keep_media_log)
+        match = _CONTENT_TYPE.fullmatch(content_type)
+        if match is None or match.group(1) == "24000":
+            raise ValueError(f"[NCCO] content-type {content_type!r} is not one the stand-in plays")
+        self.content_type = content_type
+        self.headers = dict(headers)
         self.rate = int(match.group(1))
-        #: [WS] one message carries 20 ms of audio: 640 bytes at 16 kHz, 320 at 8 kHz.
+        #: [WS] one message carries 20 ms of 16-bit PCM: 640 bytes at 16 kHz, 320 at 8 kHz.
         self.frame_bytes = self.rate // 50 * 2
-        self.playback = PcmPlayback(self.rate)
-        self.received = 0
-        self.frames_received = 0
-        self.notifies_received = 0
-        self.notifies_echoed = 0
-        self.clears_received = 0
+        self.codec = WireCodec(WireFormat(Encoding.L16, self.rate))
+        self.cleared_answers = 0
 
-    # ------------------------------------------------------------------ Vonage -> gateway
+    def open_messages(self, now: float) -> list[bytes]:
+        """[WS] the first message: ``websocket:connected`` with the content-type and the
+        NCCO's ``headers`` as fields of their own."""
+        self.started = True
+        return [
+            orjson.dumps(
+                {"event": "websocket:connected", "content-type": self.content_type, **self.headers}
+            )
+        ]
 
-    def connected(self) -> str:
-        """[WS] the first message: the content-type, and the NCCO's ``headers`` as fields."""
-        return orjson.dumps(
-            {"event": "websocket:connected", "content-type": self.content_type, **self.headers}
-        ).decode()
+    def media(self, ulaw: bytes, now: float) -> bytes:
+        """[WS] 20 ms of caller audio, one binary message of 16-bit little-endian PCM."""
+        pcm = self.codec.from_core(ulaw)
+        return pcm.ljust(self.frame_bytes, b"\0")[: self.frame_bytes]
 
-    def audio(self, pcm: bytes) -> bytes:
-        """[WS] caller audio: one binary message of 20 ms of 16-bit little-endian PCM."""
-        if len(pcm) != self.frame_bytes:
-            raise ValueError(f"a Vonage frame at {self.rate} Hz is {self.frame_bytes} bytes")
-        return pcm
-
-    def dtmf(self, digit: str) -> str:
+    def dtmf(self, digit: str, now: float) -> bytes:
         """[WS] a key press, as a ``websocket:dtmf`` event."""
         if digit not in DTMF_DIGITS:
             raise ValueError(f"not a DTMF digit: {digit!r}")
-        return orjson.dumps({"event": "websocket:dtmf", "digit": digit, "duration": 100}).decode()
+        self.log.append(LogEntry(now, LogKind.DTMF, digit))
+        return orjson.dumps({"event": "websocket:dtmf", "digit": digit, "duration": 100})
 
-    # ------------------------------------------------------------------ gateway -> Vonage
+    def echo_message(self, echo: MarkEcho) -> bytes:
+        """[WS] ``websocket:notify`` with the payload of the ``notify`` that was reached; or the
+        ``websocket:cleared`` answering a clear."""
+        if echo.name == _CLEARED:
+            self.cleared_answers += 1
+            return b'{"event":"websocket:cleared"}'
+        self.marks_echoed += 1
+        return b'{"event":"websocket:notify","payload":' + echo.name.encode() + b"}"
 
-    def receive(self, message: str | bytes, now: float) -> tuple[Inbound, list[str]]:
-        """Take one message from the gateway (bytes: binary frame); returns what it was and
-        the text messages Vonage answers with at once (``websocket:cleared``)."""
+    def stop(self, now: float) -> bytes:
+        """Vonage sends no last message: the call's end closes the socket. The pump writes
+        what this returns before it closes, so it is an empty text frame, which carries
+        nothing."""
+        self._play_until(now)
+        self.stopped = True
+        return b""
+
+    def receive(self, message: str | bytes, now: float, *, binary: bool = False) -> Inbound:
+        """Take one message from the gateway; violations are recorded, never raised."""
         self.received += 1
-        if isinstance(message, bytes):
+        if self.stopped:
+            return Inbound("ignored")
+        self._play_until(now)
+        if isinstance(message, bytes) and binary:
             # [WS] audio to play is binary 16-bit PCM at the connection's rate, 20 ms a message.
             if len(message) != self.frame_bytes:
-                return self._violation(f"binary frame of {len(message)} bytes, not 20 ms"), []
-            self.frames_received += 1
-            self.playback.audio(message, now)
-            return Inbound("audio"), []
+                return self._violation(now, "audio", f"{len(message)} bytes, not 20 ms")
+            return self._accept_audio(self.codec.to_core(message), now)
         try:
             msg = orjson.loads(message)
         except orjson.JSONDecodeError as exc:
-            return self._violation(f"text frame is not JSON: {exc}"), []
+            return self._violation(now, "?", f"text frame is not JSON: {exc}")
         if not isinstance(msg, dict):
-            return self._violation("text frame is not a JSON object"), []
+            return self._violation(now, "?", "text frame is not a JSON object")
         action = msg.get("action")
         if action == "notify":
             payload = msg.get("payload")
             # [WS] notify carries a payload object, sent back once the audio before it played.
             if not isinstance(payload, dict):
-                return self._violation("notify without a payload object"), []
-            self.notifies_received += 1
-            self.playback.mark(orjson.dumps(payload).decode(), now)
-            return Inbound("notify"), []
+                return self._violation(now, "notify", "without a payload object")
+            return self._accept_mark(orjson.dumps(payload).decode(), now)
         if action == "clear":
             # [WS] clear empties the playback buffer and is answered with websocket:cleared.
             # The guide promises no echo for notifies queued behind the cleared audio, so the
             # stand-in sends none: a gateway must not wait for them.
-            self.clears_received += 1
-            self.playback.clear(now)
-            return Inbound("clear"), ['{"event":"websocket:cleared"}']
-        return self._violation(f"unknown action {action!r} (expected notify or clear)"), []
+            inbound = self._accept_clear(now, echo_pending=False)
+            self._echoes.append(MarkEcho(_CLEARED, now))
+            return inbound
+        return self._violation(now, str(action), "unknown action (expected notify or clear)")
 
-    def advance(self, now: float) -> tuple[list[PlayedPcm], list[str]]:
-        """Play up to ``now``: what played, and the ``websocket:notify`` messages now due."""
-        played, due = self.playback.take(now)
-        return played, [self._notify(mark) for mark in due]
 
-    def _notify(self, mark: DueMark) -> str:
-        self.notifies_echoed += 1
-        return '{"event":"websocket:notify","payload":' + mark.name + "}"
+def _ncco_summary(ncco: list[dict[str, Any]]) -> str:
+    return "ncco: " + ", ".join(str(a.get("action")) for a in ncco)
 
-    def _violation(self, reason: str) -> Inbound:
-        self.violations.append(f"#{self.received}: {reason}")
-        return Inbound("invalid", reason)
+
+@dataclass
+class VonageDialer:
+    """Places an inbound call the way Vonage does: a signed answer webhook, then the NCCO.
+
+    ``auth`` is the signature secret (None: the webhook goes unsigned, for a loopback
+    gateway without one). The answer webhook is POSTed as JSON (the application's
+    ``answer_method`` set to POST), so [SIGNED]'s ``payload_hash`` covers its fields.
+    """
+
+    auth: str | None = None
+    name: str = "vonage"
+
+    def webhook(self, report: CallReport, public: str) -> Webhook:
+        report.call_sid = new_uuid()
+        body = orjson.dumps(
+            {
+                "from": report.caller.removeprefix("+"),
+                "to": report.called.removeprefix("+"),
+                "uuid": report.call_sid,
+                "conversation_uuid": "CON-" + new_uuid(),
+            }
+        )
+        headers = {"content-type": "application/json"}
+        if self.auth:
+            token = sign_webhook(self.auth, body, time.time())
+            headers["authorization"] = f"Bearer {token}"
+        return Webhook("/vonage/answer", body, headers)
+
+    def answer(
+        self, text: str, public: str, report: CallReport, *, keep_media_log: bool
+    ) -> StreamPlan | None:
+        try:
+            ncco = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"[NCCO] the answer is not JSON: {exc}") from None
+        if not isinstance(ncco, list) or not all(isinstance(a, dict) for a in ncco):
+            raise ValueError("[NCCO] an NCCO is a JSON array of action objects")
+        for action in ncco:
+            if action.get("action") not in NCCO_ACTIONS:
+                raise ValueError(f"[NCCO] unknown action {action.get('action')!r}")
+            if (
+                action["action"] == "connect"
+                and "from" not in action
+                and not action.get("randomFromNumber")
+            ):
+                raise ValueError("[NCCO] connect needs from or randomFromNumber")
+        report.notes.append(_ncco_summary(ncco))
+        for action in ncco:
+            if action["action"] != "connect":
+                continue
+            for endpoint in action.get("endpoint") or []:
+                if not isinstance(endpoint, dict) or endpoint.get("type") != "websocket":
+                    continue
+                uri = endpoint.get("uri")
+                scheme = urlsplit(uri).scheme if isinstance(uri, str) else ""
+                if scheme not in ("ws", "wss"):
+                    raise ValueError(f"[NCCO] websocket uri must be ws:// or wss://: {uri!r}")
+                headers = endpoint.get("headers") or {}
+                if not isinstance(headers, dict) or not all(
+                    isinstance(v, str) for v in headers.values()
+                ):
+                    raise ValueError("[NCCO] websocket headers must be an object of strings")
+                sim = VonageMediaSim(
+                    str(endpoint.get("content-type")), headers, keep_media_log=keep_media_log
+                )
+                return StreamPlan(urlsplit(uri).path, sim)
+        return None
 
 
 @dataclass
 class VonageVoiceApi:
-    """[API] the two call updates a gateway makes, checked as Vonage checks them.
+    """[API] the call updates a gateway makes, checked as Vonage checks them.
 
     Requests carry an application JWT (RS256, signed with the application's private key, claim
     ``application_id``); ``public_key`` is the application's public key (PEM).

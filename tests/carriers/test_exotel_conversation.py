@@ -1,0 +1,32 @@
+"""The shared scripted conversation over Exotel's Voicebot applet, interruption included:
+the dynamic stream URL, Basic auth, base64 L16 chunks, mark echoes, clear."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conversation import EchoRecorder, check_conversation, conversation, gateway
+
+from gateway.config import Settings
+from gateway.sim.carriers import dialer_for, place_carrier_call
+
+SETTINGS = Settings(exotel_api_key="exo-key", exotel_api_token="exo-token-0123456789")
+
+
+async def test_exotel_holds_the_conversation_with_an_interruption() -> None:
+    engine = EchoRecorder()
+    async with gateway(SETTINGS, engine) as (url, ended):
+        async with asyncio.timeout(30):
+            dialer = dialer_for("exotel", "exo-key:exo-token-0123456789")
+            report = await place_carrier_call(url, conversation(), dialer)
+        record = await ended.record(report.call_sid)
+    check_conversation(report, record, engine)
+    assert record["carrier"] == "exotel"
+
+
+async def test_exotel_stream_url_without_the_credentials_is_refused() -> None:
+    engine = EchoRecorder()
+    async with gateway(SETTINGS, engine) as (url, _):
+        report = await place_carrier_call(url, conversation(), dialer_for("exotel", "exo-key:no"))
+    assert report.http_status == 403 and not report.streamed
+    assert engine.sessions == []
