@@ -22,6 +22,7 @@ from gateway.call.registry import CallRegistry
 from gateway.callstore.service import call_data_for
 from gateway.carriers.exotel.aio import ExotelRoutes
 from gateway.carriers.sip import SipSettings, sip_server
+from gateway.carriers.telnyx.aio import TelnyxRoutes
 from gateway.carriers.twilio.aio import TwilioCarrier
 from gateway.carriers.vonage.aio import VonageRoutes
 from gateway.config import Settings
@@ -103,6 +104,25 @@ def create_app(
     if wall_clock is not None:
         twilio.wall_clock = wall_clock
 
+    def stream_carrier(name: str) -> StreamCarrier:
+        """A websocket media-stream carrier's share of the gateway (gateway/streams)."""
+        carrier = StreamCarrier(
+            name,
+            settings,
+            engines,
+            calls,
+            twilio.tokens,
+            plans,
+            lifecycle,
+            refused=metrics.refused,
+            admission=admission,
+        )
+        if wall_clock is not None:
+            carrier.wall_clock = wall_clock
+        return carrier
+
+    telnyx = TelnyxRoutes(stream_carrier("telnyx"))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.signed:
@@ -152,6 +172,7 @@ def create_app(
                     asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await stack.aclose()
             await twilio.aclose()
+            await telnyx.aclose()
             await calls.flush()
             if call_data is not None:  # last: every call has ended and been handed over
                 await call_data.aclose()
@@ -174,21 +195,9 @@ def create_app(
         refused=metrics.refused,
     )
     app.include_router(twilio.router())
-    for name, routes in (("vonage", VonageRoutes), ("exotel", ExotelRoutes)):
-        stream_carrier = StreamCarrier(
-            name,
-            settings,
-            engines,
-            calls,
-            twilio.tokens,
-            plans,
-            lifecycle,
-            refused=metrics.refused,
-            admission=admission,
-        )
-        if wall_clock is not None:
-            stream_carrier.wall_clock = wall_clock
-        app.include_router(routes(stream_carrier).router())
+    app.include_router(telnyx.router())
+    app.include_router(VonageRoutes(stream_carrier("vonage")).router())
+    app.include_router(ExotelRoutes(stream_carrier("exotel")).router())
     if settings.campaign_store:
         app.include_router(_campaign_router(settings))
     if call_data is not None:

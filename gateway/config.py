@@ -95,18 +95,41 @@ class Settings:
     stream_secret: str = ""
     #: REST API base URL; only changed to point at a stand-in (the simulator, tests).
     twilio_api_base: str = ""
-    #: Vonage Voice API: the signature secret its webhooks are signed with
-    #: (VONAGE_SIGNATURE_SECRET; unset: loopback clients only), the application whose private
-    #: key (VONAGE_PRIVATE_KEY, the PEM or a path to it) signs hang-ups and transfers
-    #: (VONAGE_APPLICATION_ID), the L16 rate asked for (8000 or 16000), and the REST base URL
-    #: (only changed to point at a stand-in).
+    # -- Telnyx (README "Telnyx"): TeXML webhook /telnyx/voice, media stream /telnyx/media
+    #: Call Control API key (TELNYX_API_KEY): hang-up and transfer. Unset: hang up by closing
+    #: the stream; no transfers.
+    telnyx_api_key: str = ""
+    #: The account's Ed25519 public key, base64 (TELNYX_PUBLIC_KEY): webhooks are checked
+    #: against it. Unset: only loopback clients are served.
+    telnyx_public_key: str = ""
+    #: Call Control API base URL (``https://api.telnyx.com/v2``); a stand-in's in tests.
+    telnyx_api_base: str = ""
+    #: The stream's codec both ways: PCMU or PCMA.
+    telnyx_codec: str = "PCMU"
+    # -- Plivo (README "Plivo"): answer webhook /plivo/answer, audio stream /plivo/media
+    #: Auth ID and token (PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN): V3 signatures and the REST API.
+    #: Unset: only loopback clients are served, and hang-up closes the stream.
+    plivo_auth_id: str = ""
+    plivo_auth_token: str = ""
+    #: REST API base URL (``https://api.plivo.com``); a stand-in's in tests.
+    plivo_api_base: str = ""
+    #: The ``<Stream contentType>``: audio/x-mulaw;rate=8000, audio/x-l16;rate=8000 or
+    #: audio/x-l16;rate=16000.
+    plivo_content_type: str = "audio/x-mulaw;rate=8000"
+    # -- Vonage (README "Vonage"): answer webhook /vonage/answer, websocket /vonage/media
+    #: The signature secret its webhooks are signed with (VONAGE_SIGNATURE_SECRET; unset:
+    #: loopback clients only), the application whose private key (VONAGE_PRIVATE_KEY, the PEM
+    #: or a path to it) signs hang-ups and transfers (VONAGE_APPLICATION_ID; unset: hang up by
+    #: closing the socket, no transfers), the L16 rate asked for (8000 or 16000), and the Voice
+    #: API base URL (``https://api.nexmo.com``; a stand-in's in tests).
     vonage_signature_secret: str = ""
     vonage_application_id: str = ""
     vonage_private_key: str = ""
     vonage_rate: int = 8000
     vonage_api_base: str = ""
-    #: Exotel Voicebot applet: the API key and token its stream URL carries as Basic auth
-    #: (EXOTEL_API_KEY, EXOTEL_API_TOKEN; unset: loopback clients only).
+    # -- Exotel (README "Exotel"): stream URL /exotel/stream-url, websocket /exotel/media
+    #: The API key and token the applet's URLs carry as Basic auth (EXOTEL_API_KEY,
+    #: EXOTEL_API_TOKEN; unset: loopback clients only).
     exotel_api_key: str = ""
     exotel_api_token: str = ""
 
@@ -120,6 +143,10 @@ _SECRET_ENV = {
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "stream_secret": "OVERTALK_STREAM_SECRET",
     "admin_token": "OVERTALK_ADMIN_TOKEN",
+    "telnyx_api_key": "TELNYX_API_KEY",
+    "telnyx_public_key": "TELNYX_PUBLIC_KEY",
+    "plivo_auth_id": "PLIVO_AUTH_ID",
+    "plivo_auth_token": "PLIVO_AUTH_TOKEN",
     "vonage_signature_secret": "VONAGE_SIGNATURE_SECRET",
     "vonage_application_id": "VONAGE_APPLICATION_ID",
     "vonage_private_key": "VONAGE_PRIVATE_KEY",
@@ -188,6 +215,14 @@ def load_settings(
             raise ConfigError(f"{name} must be positive, not {getattr(settings, name)!r}")
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url must start with http:// or https://: {settings.public_url}")
+    if settings.telnyx_codec not in ("PCMU", "PCMA"):
+        raise ConfigError(f"telnyx_codec must be PCMU or PCMA, not {settings.telnyx_codec!r}")
+    if settings.plivo_content_type not in (
+        "audio/x-mulaw;rate=8000", "audio/x-l16;rate=8000", "audio/x-l16;rate=16000",
+    ):  # fmt: skip
+        raise ConfigError(
+            f"plivo_content_type is not one Plivo streams: {settings.plivo_content_type!r}"
+        )
     if settings.vonage_rate not in (8000, 16000):
         raise ConfigError(f"vonage_rate must be 8000 or 16000, not {settings.vonage_rate}")
     if not settings.retain_days >= 0:  # NaN included

@@ -23,8 +23,9 @@ __all__ = [
     "InvalidIdentifier",
     "is_exotel_sid",
     "is_file_token",
+    "is_telnyx_call_control_id",
     "is_twilio_sid",
-    "is_vonage_uuid",
+    "is_uuid",
     "path_inside",
     "twilio_sid",
 ]
@@ -44,6 +45,14 @@ _TWILIO_SID = re.compile(r"([A-Z]{2})[0-9a-fA-F]{32}")
 #: separators (``/``, ``\``), a leading dot or symbol, spaces and control characters, more than
 #: 128 characters; so it is safe as ``<id>.wav``, in a log line, and in a URL once quoted.
 _FILE_TOKEN = re.compile(r"[A-Za-z0-9][!-.0-\[\]-~]{0,127}")
+#: A Telnyx call control id (also a TeXML call's ``CallSid``): a version tag and URL-safe base64,
+#: ``v3:T02llQxIyaRkhfRKxgAP8nY511EhFLizdvdUKJiSw8d6A9BborherQ`` in the Call Control docs
+#: (developers.telnyx.com, "Call Control" / "Answer call"); it names REST paths
+#: (``/v2/calls/{call_control_id}/actions/hangup``), so nothing else gets through.
+_TELNYX_CALL_CONTROL = re.compile(r"v[0-9]:[A-Za-z0-9_-]{8,120}")
+#: An RFC 9562 UUID in its 36-character text form (Plivo's CallUUID and streamId, Telnyx's
+#: stream_id and account ids), either case.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: How much of a refused value an error message quotes.
 _QUOTE = 40
 
@@ -75,6 +84,20 @@ def twilio_sid(value: object, prefix: str, kind: str = "") -> str:
     return value
 
 
+def is_telnyx_call_control_id(value: object) -> bool:
+    """True when ``value`` has the format of a Telnyx call control id (``v3:...``)."""
+    return (
+        isinstance(value, str)
+        and len(value) <= 123
+        and _TELNYX_CALL_CONTROL.fullmatch(value) is not None
+    )
+
+
+def is_uuid(value: object) -> bool:
+    """True when ``value`` is a UUID in its 36-character text form."""
+    return isinstance(value, str) and len(value) == 36 and _UUID.fullmatch(value) is not None
+
+
 def is_file_token(value: object) -> bool:
     """True when ``value`` can name a file as it is (no separator, no dot-dot, no control)."""
     return isinstance(value, str) and _FILE_TOKEN.fullmatch(value) is not None
@@ -92,18 +115,9 @@ def path_inside(directory: str | Path, name: str, suffix: str) -> Path:
     return path
 
 
-# Vonage names a call leg by a UUID in its canonical 8-4-4-4-12 hex form (Voice API reference,
-# https://developer.vonage.com/en/api/voice: ``uuid``, "example: 63f61863-4a51-4f6b-86e1-
-# 46edebcf9356"); it reaches REST URLs (``PUT /v1/calls/{uuid}``), file names and log lines.
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: Exotel's call and stream SIDs are opaque alphanumeric strings (its examples show 32 hex
 #: digits, or ``CA``/``MZ`` and letters); nothing else is accepted: no separator, no dot.
 _EXOTEL_SID = re.compile(r"[A-Za-z0-9]{1,64}")
-
-
-def is_vonage_uuid(value: object) -> bool:
-    """True when ``value`` is a Vonage call (leg) UUID."""
-    return isinstance(value, str) and len(value) == 36 and _UUID.fullmatch(value) is not None
 
 
 def is_exotel_sid(value: object) -> bool:

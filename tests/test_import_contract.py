@@ -65,6 +65,10 @@ PURE = (
     "gateway/streams/codec.py",
     "gateway/streams/events.py",
     "gateway/streams/heard.py",
+    "gateway/streams/wire.py",
+    "gateway/carriers/telnyx/signature.py",
+    "gateway/carriers/telnyx/stream.py",
+    "gateway/carriers/telnyx/texml.py",
 )
 
 IO_MODULES = frozenset({"asyncio", "selectors", "socket", "threading", "time"})

@@ -21,14 +21,16 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import parse_qsl
 
 from gateway.call.recording import recording_path
 from gateway.call.registry import CallRegistry
+from gateway.carriers.twilio.signature import public_url
 from gateway.carriers.twilio.stream_token import TOKEN_PARAMETER, StreamTokens
 from gateway.config import Settings
 from gateway.dialplan import BotAction, CallFacts, Decision, PlanHolder, recall, route
@@ -42,7 +44,15 @@ if TYPE_CHECKING:
 
     from gateway.streams.events import MediaStream, StreamOpened
 
-__all__ = ["CallControl", "ControlFactory", "Routed", "StreamCarrier", "is_loopback"]
+__all__ = [
+    "CallControl",
+    "CallControlError",
+    "CloseStreamControl",
+    "ControlFactory",
+    "Routed",
+    "StreamCarrier",
+    "is_loopback",
+]
 
 log = logging.getLogger("overtalk.streams")
 
@@ -69,7 +79,26 @@ class CallControl(Protocol):
 
 
 #: Builds a call's control from its start message and a way to close its stream.
-ControlFactory = Callable[["StreamOpened", Callable[[], object]], CallControl]
+ControlFactory = Callable[["StreamOpened", Callable[[], Awaitable[None]]], CallControl]
+
+
+class CallControlError(Exception):
+    """A REST action on a call failed, or is impossible; carries the carrier's message."""
+
+
+class CloseStreamControl:
+    """Without REST credentials: hang up by closing the stream (the carrier then ends the
+    call, or runs what follows the stream in its answer); transfers are impossible."""
+
+    def __init__(self, close: Callable[[], Awaitable[None]], missing: str) -> None:
+        self._close = close
+        self._missing = missing
+
+    async def hangup(self) -> None:
+        await self._close()
+
+    async def transfer(self, target: str) -> None:
+        raise CallControlError(f"cannot transfer to {target}: set {self._missing}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +134,23 @@ class StreamCarrier:
             self.admission = Admission({}, self.calls.active)
 
     # -- webhook side ------------------------------------------------------------------------
+
+    def url(self, request_base: str, path: str, query: str = "", *, websocket: bool = False) -> str:
+        """This gateway's public URL for ``path``: the configured public URL, else the
+        request's own base (right only when nothing sits in between)."""
+        base = self.settings.public_url or request_base
+        return public_url(base, path, query, websocket=websocket)
+
+    def form(self, body: bytes, max_fields: int = 100) -> dict[str, str] | None:
+        """A form-encoded webhook body as a dict (last value wins); None when it is not one
+        or has more than ``max_fields`` fields."""
+        try:
+            pairs = parse_qsl(
+                body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields
+            )
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return dict(pairs)
 
     def decide(self, call_id: str, facts: CallFacts) -> Routed:
         """Route a new call and take its engine place; ``busy`` when it cannot be served."""

@@ -65,13 +65,15 @@ class WireFormat:
 class WireCodec:
     """Transcodes one call's audio both ways; keeps the resamplers' state between frames."""
 
-    __slots__ = ("format", "_in", "_out")
+    __slots__ = ("format", "_in", "_out", "_out_fresh")
 
     def __init__(self, wire: WireFormat) -> None:
         self.format = wire
         wideband = wire.encoding is Encoding.L16 and wire.rate != CORE_RATE
         self._in = StreamResampler(wire.rate, CORE_RATE) if wideband else None
         self._out = StreamResampler(CORE_RATE, wire.rate) if wideband else None
+        #: The outbound resampler holds back its filter delay (~4 ms) on its first frame.
+        self._out_fresh = True
 
     def to_core(self, payload: bytes) -> bytes:
         """Wire payload -> 8 kHz mu-law."""
@@ -98,9 +100,17 @@ class WireCodec:
         pcm = ulaw_decode(ulaw)
         if self._out is not None:
             pcm = self._out.process(pcm)
+            if self._out_fresh:
+                # Lead the first frame with the filter's delay in silence, so every frame on
+                # the wire is whole (carriers refuse media under 20 ms) and the timeline holds.
+                self._out_fresh = False
+                want = len(ulaw) * 2 * wire.rate // CORE_RATE
+                if len(pcm) < want:
+                    pcm = bytes(want - len(pcm)) + pcm
         return audioop.byteswap(pcm, 2) if wire.big_endian else pcm
 
     def cleared(self) -> None:
         """The outbound audio was cleared: the resampler's held-back tail is stale."""
         if self._out is not None:
             self._out.reset()
+            self._out_fresh = True

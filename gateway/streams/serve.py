@@ -286,7 +286,7 @@ class StreamCall:
         )
         runner = CallRunner(session, self.transport)
         self.transport.runner = runner
-        self.transport.control = self.control_factory(opened, lambda: self._close(CLOSE_NORMAL))
+        self.transport.control = self.control_factory(opened, self._close_normally)
         runner.start(carrier.calls, (bot.max_duration or 0) if bot is not None else 0)
         log.info("= %s call %s streaming to engine %s", carrier.name, ledger.call_id, ledger.engine)
         reason, outcome = "stream closed", "completed"
@@ -375,6 +375,9 @@ class StreamCall:
                         ledger.call_id,
                         log_field(event.reason, 300),
                     )
+
+    async def _close_normally(self) -> None:
+        await self._close(CLOSE_NORMAL)
 
     async def _close(self, code: int) -> None:
         ws = self.ws

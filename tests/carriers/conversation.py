@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.base import Hangup, Transfer
 from engine.echo import EchoEngine
 from gateway.app import create_app
 from gateway.config import Settings
@@ -24,6 +25,7 @@ from gateway.sim.report import CallReport
 from gateway.sim.script import CallerScript
 
 __all__ = [
+    "TRANSFER_TO",
     "EchoRecorder",
     "check_conversation",
     "conversation",
@@ -31,6 +33,9 @@ __all__ = [
     "CallsEnded",
     "speech_like",
 ]
+
+
+TRANSFER_TO = "+15005550009"
 
 
 def speech_like(ms: int, freq: float = 300.0) -> bytes:
@@ -52,7 +57,9 @@ def conversation() -> CallerScript:
 
 
 class EchoRecorder(EchoEngine):
-    """The echo engine, keeping its sessions so a test can read what it was told."""
+    """The echo engine, keeping its sessions so a test can read what it was told. A caller
+    pressing ``#`` makes the bot hang up, ``0`` transfer to :data:`TRANSFER_TO` (call control
+    over the carrier's REST API)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -61,6 +68,16 @@ class EchoRecorder(EchoEngine):
     async def open(self, context):  # type: ignore[no-untyped-def]
         session = await super().open(context)
         self.sessions.append(session)
+        plain = session.dtmf
+
+        def dtmf(digit: str) -> None:
+            plain(digit)
+            if digit == "#":
+                session.channel.put(Hangup("caller pressed #"))
+            elif digit == "0":
+                session.channel.put(Transfer(TRANSFER_TO))
+
+        session.dtmf = dtmf
         return session
 
 

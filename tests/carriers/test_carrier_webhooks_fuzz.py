@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from engine.echo import EchoEngine
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.ids import is_exotel_sid, is_vonage_uuid
+from gateway.ids import is_exotel_sid, is_uuid
 from gateway.sim.carriers.vonage import sign_webhook
 
 SECRET = "vonage-signature-secret-0123456789"
@@ -68,7 +68,7 @@ def test_fuzz_vonage_answer_webhook(body_fields, signed):
         for action in ncco:
             for endpoint in action.get("endpoint", []):
                 if endpoint["type"] == "websocket":
-                    assert is_vonage_uuid(endpoint["headers"]["call_uuid"])
+                    assert is_uuid(endpoint["headers"]["call_uuid"])
 
 
 form = st.dictionaries(

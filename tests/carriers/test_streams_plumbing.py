@@ -49,7 +49,9 @@ def test_codec_l16_8k_byte_order(big_endian: bool) -> None:
 def test_codec_l16_16k_resamples_both_ways_and_keeps_the_tone() -> None:
     codec = WireCodec(WireFormat(Encoding.L16, 16000))
     frames = [codec.from_core(tone_ulaw(20)) for _ in range(10)]
-    assert all(len(f) == 640 for f in frames[2:])  # 20 ms of 16 kHz int16
+    assert all(len(f) == 640 for f in frames)  # whole 20 ms frames of 16 kHz int16, from the first
+    codec.cleared()
+    assert len(codec.from_core(tone_ulaw(20))) == 640  # and again after a clear
     back = b"".join(codec.to_core(f) for f in frames)
     pcm = np.frombuffer(ulaw_decode(back[800:]), dtype="<i2").astype(float)
     spectrum = np.abs(np.fft.rfft(pcm))

@@ -24,7 +24,7 @@ from gateway.carriers.vonage.ncco import connect_websocket, render
 from gateway.carriers.vonage.signature import SignedWebhooks
 from gateway.carriers.vonage.stream import CALL_HEADER, VonageStream
 from gateway.dialplan import CallFacts
-from gateway.ids import is_vonage_uuid
+from gateway.ids import is_uuid
 from gateway.ops.logs import call_id as current_call
 from gateway.ops.logs import field as log_field
 from gateway.streams.carrier import CallControl, StreamCarrier, is_loopback
@@ -130,7 +130,7 @@ class VonageRoutes:
         if params is None:
             return Response("forbidden\n", status_code=403, media_type="text/plain")
         uuid = params.get("uuid")
-        if not is_vonage_uuid(uuid):
+        if not is_uuid(uuid):
             self.carrier.refused("bad-identifier")
             return Response("bad request: uuid\n", status_code=400, media_type="text/plain")
         assert uuid is not None

@@ -16,7 +16,7 @@ import httpx
 from vonage_jwt.jwt import JwtClient
 
 from gateway.carriers.vonage.ncco import transfer_ncco
-from gateway.ids import InvalidIdentifier, is_vonage_uuid
+from gateway.ids import InvalidIdentifier, is_uuid
 
 __all__ = ["API_BASE", "CallControlError", "VonageRestControl"]
 
@@ -41,7 +41,7 @@ class VonageRestControl:
         caller_id: str | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        if not is_vonage_uuid(call_uuid):
+        if not is_uuid(call_uuid):
             raise InvalidIdentifier("Vonage call uuid", call_uuid)
         self.jwt = jwt
         self.url = f"{api_base.rstrip('/')}/v1/calls/{call_uuid}"

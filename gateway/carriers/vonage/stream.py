@@ -36,7 +36,7 @@ from collections import deque
 
 import orjson
 
-from gateway.ids import is_vonage_uuid
+from gateway.ids import is_uuid
 from gateway.ops.logs import field as log_field
 from gateway.streams.codec import Encoding, WireCodec, WireFormat
 from gateway.streams.events import (
@@ -203,7 +203,7 @@ class VonageStream:
             {k: v for k, v in msg.items() if k not in ("event", "content-type")}, 32
         )
         call = headers.get(CALL_HEADER)
-        if not is_vonage_uuid(call):
+        if not is_uuid(call):
             # It names a file, a REST URL and log lines: nothing else may stand in for it.
             raise RemoteProtocolError(
                 f"websocket:connected without a Vonage call uuid ({log_field(call, 40)})",
