@@ -71,7 +71,7 @@ def test_gateway_receive_start_names_the_call_and_unpacks_the_route():
         "from": "+919876543210",
         "to": "+918047491899",
     }
-    assert stream.events_received() == [StreamOpened(CALL, SID, CALL, params, "l16-le@8000")]
+    assert stream.events_received() == [StreamOpened(CALL, SID, CALL, params, "exotel l16-le@8000")]
 
 
 def test_pack_route_round_trips_and_keeps_within_three_parameters():

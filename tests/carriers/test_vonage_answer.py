@@ -16,12 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vonage_jwt.jwt import JwtClient
 
-from gateway.carriers.vonage.control import CallControlError, VonageRestControl
+from gateway.carriers.vonage.control import VonageRestControl
 from gateway.carriers.vonage.ncco import TOKEN_HEADER, render, transfer_ncco
 from gateway.carriers.vonage.signature import SignedWebhooks, bearer_token
 from gateway.dialplan import CallFacts, load, route
 from gateway.ids import InvalidIdentifier
 from gateway.sim.carriers.vonage import sign_webhook
+from gateway.streams.carrier import CallControlError
 
 SECRET = "signature-secret-0123456789abcdef"
 UUID = "63f61863-4a51-4f6b-86e1-46edebcf9356"

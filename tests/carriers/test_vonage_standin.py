@@ -11,9 +11,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from vonage_jwt.jwt import JwtClient
 
-from gateway.carriers.vonage.control import CallControlError, VonageRestControl
+from gateway.carriers.vonage.control import VonageRestControl
 from gateway.sim.carriers.vonage import VonageDialer, VonageMediaSim, VonageVoiceApi, new_uuid
 from gateway.sim.report import CallReport
+from gateway.streams.carrier import CallControlError
 
 HEADERS = {"call_uuid": "63f61863-4a51-4f6b-86e1-46edebcf9356", "stream_token": "t"}
 

@@ -41,9 +41,9 @@ def test_gateway_receive_connected_gives_rate_and_headers():
     [event] = stream.events_received()
     uuid = CONNECTED["call_uuid"]
     assert event == StreamOpened(
-        uuid, uuid, uuid, {"call_uuid": uuid, "stream_token": "v1.1.abc"}, "l16-le@16000"
+        uuid, uuid, uuid, {"call_uuid": uuid, "stream_token": "v1.1.abc"}, "vonage l16-le@16000"
     )
-    assert stream.max_audio_bytes == 4 * 640 and stream.streaming
+    assert stream.max_payload_bytes == 4 * 640 and stream.streaming
 
 
 def test_gateway_receive_connected_without_a_call_uuid_is_fatal():
@@ -207,7 +207,7 @@ def test_fuzz_gateway_receive_yields_events_or_the_one_fatal_error(open_first, f
             for event in stream.events_received():
                 match event:
                     case CallerAudio(ulaw=ulaw):
-                        assert 0 <= len(ulaw) <= stream.max_audio_bytes // 4
+                        assert 0 <= len(ulaw) <= stream.max_payload_bytes // 4
                     case PlayedUpTo(name=name):
                         assert len(name) <= 64
                     case DigitPressed(digit=digit):

@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import base64
 import hmac
-import inspect
 import logging
-from collections.abc import Callable, Mapping
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
@@ -41,10 +40,10 @@ from gateway.carriers.exotel.stream import ExotelStream, pack_route
 from gateway.dialplan import BotAction, CallFacts
 from gateway.ids import is_exotel_sid
 from gateway.ops.logs import call_id as current_call
-from gateway.streams.carrier import CallControl, StreamCarrier, is_loopback
+from gateway.streams.carrier import CallControl, CallControlError, StreamCarrier, is_loopback
 from gateway.streams.events import StreamOpened
 
-__all__ = ["MEDIA_PATH", "STREAM_URL_PATH", "CallControlError", "ExotelRoutes"]
+__all__ = ["MEDIA_PATH", "STREAM_URL_PATH", "ExotelRoutes"]
 
 log = logging.getLogger("overtalk.exotel")
 
@@ -55,20 +54,14 @@ CLOSE_POLICY = 1008
 MAX_CUSTOM_CHARS = 256
 
 
-class CallControlError(Exception):
-    """A call action Exotel does not offer for a call in a Voicebot applet."""
-
-
 class _AppletControl:
     """Hang up by closing the stream (the flow runs its next applet); no transfer."""
 
-    def __init__(self, close: Callable[[], object]) -> None:
+    def __init__(self, close: Callable[[], Awaitable[None]]) -> None:
         self._close = close
 
     async def hangup(self) -> None:
-        result = self._close()
-        if inspect.isawaitable(result):
-            await result
+        await self._close()
 
     async def transfer(self, target: str) -> None:
         raise CallControlError(
@@ -140,10 +133,7 @@ class ExotelRoutes:
         if len(urlencode(query)) > MAX_CUSTOM_CHARS:
             log.error("x call %s: its route names are too long for the applet", call_sid)
             return Response("route names too long\n", status_code=500, media_type="text/plain")
-        base = carrier.settings.public_url or str(request.base_url)
-        scheme, netloc, prefix, _, _ = urlsplit(base)
-        scheme = {"https": "wss", "http": "ws"}.get(scheme, scheme)
-        url = urlunsplit((scheme, netloc, prefix.rstrip("/") + MEDIA_PATH, urlencode(query), ""))
+        url = carrier.url(str(request.base_url), MEDIA_PATH, urlencode(query), websocket=True)
         log.info("< Exotel stream URL for call %s", call_sid)
         return JSONResponse({"url": url})
 
@@ -161,5 +151,5 @@ class ExotelRoutes:
         await self.carrier.serve(ws, ExotelStream(), self._control)
 
     @staticmethod
-    def _control(opened: StreamOpened, close: Callable[[], object]) -> CallControl:
+    def _control(opened: StreamOpened, close: Callable[[], Awaitable[None]]) -> CallControl:
         return _AppletControl(close)

@@ -33,31 +33,27 @@ Exotel's) raises :class:`~gateway.streams.RemoteProtocolError` and ends this cal
 
 from __future__ import annotations
 
-import binascii
-from collections import deque
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 import pybase64
 
 from gateway.ids import is_exotel_sid
 from gateway.ops.logs import field as log_field
-from gateway.streams.codec import Encoding, WireCodec, WireFormat
+from gateway.streams.codec import Encoding, WireFormat
 from gateway.streams.events import (
-    CLOSE_TOO_BIG,
     CallerAudio,
     DigitPressed,
     LocalProtocolError,
     PlayedUpTo,
-    RatePolicer,
     RemoteProtocolError,
     StreamEnded,
-    StreamEvent,
     StreamOpened,
     StreamState,
-    Violation,
     bounded_parameters,
 )
+from gateway.streams.wire import JsonStreamCore, small_int
 
 __all__ = [
     "FRAME_BYTES",
@@ -108,33 +104,19 @@ def _unpack_route(parameters: dict[str, str]) -> dict[str, str]:
     return parameters
 
 
-def _small_int(value: object, default: int) -> int | None:
-    """A number Exotel sends as a string (or a number); None when it is neither, or absurd."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 0 <= value < 2**31 else None
-    if isinstance(value, str) and 0 < len(value) <= 10 and value.isascii() and value.isdigit():
-        return int(value)
-    return None
-
-
 def _text(value: object, limit: int = 100) -> str:
     """A short string field (a phone number), or empty when it is anything else."""
     return value if isinstance(value, str) and len(value) <= limit else ""
 
 
-class ExotelStream:
+class ExotelStream(JsonStreamCore):
     """One Voicebot applet stream, from the gateway's side (a
-    :class:`~gateway.streams.MediaStream`).
+    :class:`~gateway.streams.MediaStream` on the shared :class:`JsonStreamCore`).
 
-    Limits are constructor arguments: ``max_message_bytes`` bounds one frame (Exotel sends about
-    100 ms per media message, ~2.2 KB of JSON), ``max_payload_bytes`` one decoded audio chunk
-    (one second), ``max_rate`` the sustained messages per second (about 10 media messages and
-    the mark echoes; 100 is far above a real call) with a burst of ``burst``, and
-    ``max_violations`` how much garbage a call may send before it is ended.
+    Limits are constructor arguments (see :class:`JsonStreamCore`); the defaults fit Exotel:
+    a media message holds about 100 ms (~2.2 KB of JSON), so one message may hold up to a
+    second of audio (``max_payload_bytes``) in ``max_message_bytes``, and about 10 media
+    messages a second plus the mark echoes arrive (``max_rate`` 100 is far above a real call).
     ``max_chunk_frames`` caps an outbound chunk gathered without a mark (1 s).
     """
 
@@ -151,52 +133,23 @@ class ExotelStream:
         max_violations: int = 100,
         max_chunk_frames: int = 50,
     ) -> None:
-        self.state = StreamState.AWAITING_START
+        super().__init__(
+            max_message_bytes=max_message_bytes,
+            max_payload_bytes=max_payload_bytes,
+            max_rate=max_rate,
+            burst=burst,
+            max_violations=max_violations,
+        )
         self.stream_sid: str | None = None
         self.call_sid: str | None = None
-        self.codec = WireCodec(WireFormat(Encoding.L16, SAMPLE_RATE))
-        self.max_message_bytes = max_message_bytes
-        self.max_payload_bytes = max_payload_bytes
-        self.max_violations = max_violations
         self.max_chunk_frames = max_chunk_frames
-        self.violations = 0
-        self.messages_received = 0
         self.chunks_sent = 0
-        self._policer = RatePolicer(max_rate, burst)
-        self._events: list[StreamEvent] = []
-        self._out: deque[str] = deque()
         self._chunk: list[bytes] = []
         self._prefix = ""
-        self._clear_message = ""
-
-    @property
-    def streaming(self) -> bool:
-        return self.state is StreamState.STREAMING
 
     # -- receiving ---------------------------------------------------------------------------
 
-    def receive_message(self, message: str | bytes, now: float) -> None:
-        """Parse one websocket frame from Exotel. Raises RemoteProtocolError if fatal."""
-        self.messages_received += 1
-        self._policer.take(now)
-        if len(message) > self.max_message_bytes:
-            raise RemoteProtocolError(
-                f"message of {len(message)} bytes exceeds {self.max_message_bytes}",
-                CLOSE_TOO_BIG,
-                "oversize",
-            )
-        if isinstance(message, bytes):
-            self._violation("binary-frame", "binary frame; the applet sends JSON text")
-            return
-        try:
-            msg = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            self._violation("malformed-json", f"malformed JSON: {log_field(str(exc))}")
-            return
-        if not isinstance(msg, dict):
-            self._violation("malformed-json", "message is not a JSON object")
-            return
-        event = msg.get("event")
+    def _on_event(self, event: str, msg: dict[str, Any]) -> None:
         if event == "media":
             self._receive_media(msg)
         elif event == "mark":
@@ -206,7 +159,10 @@ class ExotelStream:
         elif event == "start":
             self._receive_start(msg)
         elif event == "stop":
-            self._receive_stop(msg)
+            if self._in_call_of(msg, "stop"):
+                self.state = StreamState.STOPPED
+                self._chunk.clear()
+                self._events.append(StreamEnded())
         elif event == "connected":
             if self.state is not StreamState.AWAITING_START:
                 self._violation("out-of-order", "'connected' after 'start'")
@@ -215,23 +171,8 @@ class ExotelStream:
         else:
             self._violation("unknown-event", f"unknown event {log_field(event, 40)}")
 
-    def events_received(self) -> list[StreamEvent]:
-        """Events parsed since the last call, in order."""
-        events, self._events = self._events, []
-        return events
-
-    def _violation(self, kind: str, reason: str) -> None:
-        self.violations += 1
-        if self.violations > self.max_violations:
-            raise RemoteProtocolError(f"{self.violations} bad messages; last: {reason}")
-        self._events.append(Violation(reason, kind))
-
-    def _check_sid(self, msg: dict[str, object], event: str) -> bool:
-        if self.state is StreamState.AWAITING_START:
-            self._violation("out-of-order", f"{event!r} before 'start'")
-            return False
-        if self.state is StreamState.STOPPED:
-            self._violation("out-of-order", f"{event!r} after 'stop'")
+    def _in_call_of(self, msg: dict[str, Any], event: str) -> bool:
+        if not self._in_call(event):
             return False
         sid = msg.get("stream_sid")
         if sid is not None and sid != self.stream_sid:
@@ -239,7 +180,7 @@ class ExotelStream:
             return False
         return True
 
-    def _receive_start(self, msg: dict[str, object]) -> None:
+    def _receive_start(self, msg: dict[str, Any]) -> None:
         if self.state is not StreamState.AWAITING_START:
             self._violation("out-of-order", "second 'start' ignored")
             return
@@ -261,7 +202,7 @@ class ExotelStream:
             )
         assert isinstance(stream_sid, str) and isinstance(call_sid, str)
         fmt = start.get("media_format")
-        if isinstance(fmt, dict) and _small_int(fmt.get("sample_rate"), SAMPLE_RATE) != SAMPLE_RATE:
+        if isinstance(fmt, dict) and small_int(fmt.get("sample_rate"), SAMPLE_RATE) != SAMPLE_RATE:
             self._violation("bad-start", f"unsupported media_format {log_field(fmt)}")
             return
         params, dropped = bounded_parameters(
@@ -272,54 +213,47 @@ class ExotelStream:
         params = _unpack_route(params)
         # The numbers Exotel gives in ``start`` are the call's; parameters cannot override them.
         caller, called = _text(start.get("from")), _text(start.get("to"))
-        params = {
-            **params,
-            **({"from": caller} if caller else {}),
-            **({"to": called} if called else {}),
-        }
+        if caller:
+            params["from"] = caller
+        if called:
+            params["to"] = called
         self.stream_sid = stream_sid
         self.call_sid = call_sid
-        self.state = StreamState.STREAMING
-        sid = orjson.dumps(stream_sid).decode()
-        self._prefix = '{"stream_sid":' + sid + ',"event":'
-        self._clear_message = self._prefix + '"clear"}'
-        self._events.append(
+        self._prefix = '{"stream_sid":' + orjson.dumps(stream_sid).decode() + ',"event":'
+        wire = WireFormat(Encoding.L16, SAMPLE_RATE)
+        self._opened(
             StreamOpened(
                 call_id=call_sid,
                 stream_id=stream_sid,
                 control_id=call_sid,
                 parameters=params,
-                media_format=str(self.codec.format),
-            )
+                media_format=f"exotel {wire}",
+            ),
+            wire,
+            self._prefix + '"clear"}',
         )
 
-    def _receive_media(self, msg: dict[str, object]) -> None:
-        if not self._check_sid(msg, "media"):
+    def _receive_media(self, msg: dict[str, Any]) -> None:
+        if not self._in_call_of(msg, "media"):
             return
         media = msg.get("media")
-        payload = media.get("payload") if isinstance(media, dict) else None
-        if not isinstance(payload, str) or not payload:
-            self._violation("bad-media", "'media' without a payload")
+        if not isinstance(media, dict):
+            self._violation("bad-media", "'media' without a media object")
             return
-        assert isinstance(media, dict)
-        if len(payload) > self.max_payload_bytes * 4 // 3 + 4:
-            self._violation("bad-media", f"'media' payload of {len(payload)} characters")
-            return
-        try:
-            pcm = pybase64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            self._violation("bad-media", "'media' payload is not valid base64")
+        pcm = self._payload(media.get("payload"))
+        if pcm is None:
             return
         if len(pcm) % 2:
             self._violation("bad-media", f"'media' of {len(pcm)} bytes: not 16-bit samples")
             return
-        timestamp = _small_int(media.get("timestamp"), -1)
+        assert self.codec is not None
+        timestamp = small_int(media.get("timestamp"), -1)
         self._events.append(
             CallerAudio(self.codec.to_core(pcm), -1 if timestamp is None else timestamp)
         )
 
-    def _receive_mark(self, msg: dict[str, object]) -> None:
-        if not self._check_sid(msg, "mark"):
+    def _receive_mark(self, msg: dict[str, Any]) -> None:
+        if not self._in_call_of(msg, "mark"):
             return
         mark = msg.get("mark")
         name = mark.get("name") if isinstance(mark, dict) else None
@@ -328,8 +262,8 @@ class ExotelStream:
             return
         self._events.append(PlayedUpTo(name))
 
-    def _receive_dtmf(self, msg: dict[str, object]) -> None:
-        if not self._check_sid(msg, "dtmf"):
+    def _receive_dtmf(self, msg: dict[str, Any]) -> None:
+        if not self._in_call_of(msg, "dtmf"):
             return
         dtmf = msg.get("dtmf")
         digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
@@ -338,23 +272,12 @@ class ExotelStream:
             return
         self._events.append(DigitPressed(digit))
 
-    def _receive_stop(self, msg: dict[str, object]) -> None:
-        if not self._check_sid(msg, "stop"):
-            return
-        self.state = StreamState.STOPPED
-        self._chunk.clear()
-        self._events.append(StreamEnded())
-
     # -- sending -----------------------------------------------------------------------------
-
-    def _require_streaming(self) -> None:
-        if self.state is not StreamState.STREAMING:
-            raise LocalProtocolError(f"cannot send while the stream is {self.state.value}")
 
     def send_audio(self, ulaw: bytes) -> None:
         """Add one 20 ms frame of the call's mu-law, as L16, to the open chunk."""
-        self._require_streaming()
-        pcm = self.codec.from_core(ulaw)
+        codec = self._require_streaming()
+        pcm = codec.from_core(ulaw)
         if len(pcm) % FRAME_BYTES:
             raise LocalProtocolError(f"{len(ulaw)} bytes of mu-law are not whole 20 ms frames")
         self._chunk.append(pcm)
@@ -366,7 +289,7 @@ class ExotelStream:
         self._require_streaming()
         self._close_chunk()
         name_json = orjson.dumps(name).decode()
-        self._out.append(self._prefix + '"mark","mark":{"name":' + name_json + "}}")
+        self._queue(self._prefix + '"mark","mark":{"name":' + name_json + "}}")
 
     def _close_chunk(self) -> None:
         if not self._chunk:
@@ -375,27 +298,10 @@ class ExotelStream:
         self._chunk.clear()
         self.chunks_sent += 1
         payload = pybase64.b64encode_as_string(pcm)
-        self._out.append(self._prefix + '"media","media":{"payload":"' + payload + '"}}')
+        self._queue(self._prefix + '"media","media":{"payload":"' + payload + '"}}')
 
     def send_clear(self) -> None:
-        """Put ``clear`` ahead of everything not yet written; drop the open chunk and queued
-        media and marks (they never reached Exotel)."""
-        self._require_streaming()
+        """The shared clear (ahead of everything not yet written), and the open chunk, which
+        never reached Exotel, dropped with the rest."""
         self._chunk.clear()
-        self._out.clear()
-        self._out.append(self._clear_message)
-
-    def next_message(self) -> str | None:
-        """The next text frame to write, or None (one at a time: a clear queued meanwhile goes
-        out next)."""
-        out = self._out
-        return out.popleft() if out else None
-
-    def messages_to_send(self) -> list[str]:
-        """All text frames ready to write, in order (for tests and simple pumps)."""
-        out = list(self._out)
-        self._out.clear()
-        return out
-
-    def is_clear(self, message: str | bytes) -> bool:
-        return message is self._clear_message
+        super().send_clear()

@@ -9,17 +9,15 @@ an auth token.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from fastapi import APIRouter, Request, Response, WebSocket
 from vonage_jwt.jwt import JwtClient
 
-from gateway.carriers.vonage.control import API_BASE, CallControlError, VonageRestControl
+from gateway.carriers.vonage.control import API_BASE, VonageRestControl
 from gateway.carriers.vonage.ncco import connect_websocket, render
 from gateway.carriers.vonage.signature import SignedWebhooks
 from gateway.carriers.vonage.stream import CALL_HEADER, VonageStream
@@ -27,7 +25,7 @@ from gateway.dialplan import CallFacts
 from gateway.ids import is_uuid
 from gateway.ops.logs import call_id as current_call
 from gateway.ops.logs import field as log_field
-from gateway.streams.carrier import CallControl, StreamCarrier, is_loopback
+from gateway.streams.carrier import CallControl, CloseStreamControl, StreamCarrier, is_loopback
 from gateway.streams.events import StreamOpened
 
 __all__ = ["ANSWER_PATH", "EVENT_PATH", "MEDIA_PATH", "VonageRoutes"]
@@ -50,30 +48,6 @@ def _e164(number: str) -> str:
     """Vonage gives numbers as bare digits (``14155550100``); the dial plan speaks E.164."""
     number = number[:32]
     return "+" + number if number.isascii() and number.isdigit() else number
-
-
-def _websocket_url(base: str) -> str:
-    scheme, netloc, prefix, _, _ = urlsplit(base)
-    scheme = {"https": "wss", "http": "ws"}.get(scheme, scheme)
-    return urlunsplit((scheme, netloc, prefix.rstrip("/") + MEDIA_PATH, "", ""))
-
-
-class _CloseControl:
-    """Without Voice API credentials: hang up by closing the socket (Vonage then runs the
-    NCCO's next action, or ends the call); transfers are impossible."""
-
-    def __init__(self, close: Callable[[], object]) -> None:
-        self._close = close
-
-    async def hangup(self) -> None:
-        result = self._close()
-        if inspect.isawaitable(result):
-            await result
-
-    async def transfer(self, target: str) -> None:
-        raise CallControlError(
-            f"cannot transfer to {target}: set VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY"
-        )
 
 
 class VonageRoutes:
@@ -145,16 +119,16 @@ class VonageRoutes:
         routed = carrier.decide(uuid, facts)
         if routed.busy:
             return _json([])
-        base = carrier.settings.public_url or str(request.base_url)
+        stream_url = carrier.url(str(request.base_url), MEDIA_PATH, websocket=True)
         context = {CALL_HEADER: uuid, "from": caller, "to": called, "direction": "inbound"}
         if routed.decision is None:
             headers = carrier.stream_parameters(uuid, None, context)
-            action = connect_websocket(_websocket_url(base), self.rate, headers, called)
+            action = connect_websocket(stream_url, self.rate, headers, called)
             return _json([action.model_dump(by_alias=True, exclude_none=True, mode="json")])
         try:
             ncco = render(
                 routed.decision,
-                stream_url=_websocket_url(base),
+                stream_url=stream_url,
                 rate=self.rate,
                 headers=context,
                 caller_id=called,
@@ -179,9 +153,11 @@ class VonageRoutes:
 
     # -- the websocket -----------------------------------------------------------------------
 
-    def _control(self, opened: StreamOpened, close: Callable[[], object]) -> CallControl:
+    def _control(self, opened: StreamOpened, close: Callable[[], Awaitable[None]]) -> CallControl:
         if self.jwt is None:
-            return _CloseControl(close)
+            # Closing the socket ends the connect action: Vonage runs the NCCO's next action
+            # (the bot's fallback) or, with none, ends the call.
+            return CloseStreamControl(close, "VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY")
         return VonageRestControl(
             self.jwt,
             opened.control_id,

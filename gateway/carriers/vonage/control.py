@@ -17,16 +17,13 @@ from vonage_jwt.jwt import JwtClient
 
 from gateway.carriers.vonage.ncco import transfer_ncco
 from gateway.ids import InvalidIdentifier, is_uuid
+from gateway.streams.carrier import CallControlError
 
-__all__ = ["API_BASE", "CallControlError", "VonageRestControl"]
+__all__ = ["API_BASE", "VonageRestControl"]
 
 API_BASE = "https://api.nexmo.com"
 #: A REST action must not hold a call's hang-up for long.
 TIMEOUT_S = 10.0
-
-
-class CallControlError(Exception):
-    """A REST action on a call failed; carries Vonage's status and a bounded reason."""
 
 
 class VonageRestControl:

@@ -32,28 +32,25 @@ Vonage UUID) raises :class:`~gateway.streams.RemoteProtocolError` and ends this 
 
 from __future__ import annotations
 
-from collections import deque
+from typing import Any
 
 import orjson
 
 from gateway.ids import is_uuid
 from gateway.ops.logs import field as log_field
-from gateway.streams.codec import Encoding, WireCodec, WireFormat
+from gateway.streams.codec import Encoding, WireFormat
 from gateway.streams.events import (
     CLOSE_TOO_BIG,
     DTMF_DIGITS,
     CallerAudio,
     DigitPressed,
-    LocalProtocolError,
     PlayedUpTo,
-    RatePolicer,
     RemoteProtocolError,
-    StreamEvent,
     StreamOpened,
     StreamState,
-    Violation,
     bounded_parameters,
 )
+from gateway.streams.wire import JsonStreamCore
 
 __all__ = ["CALL_HEADER", "RATES", "VonageStream", "content_type", "frame_bytes"]
 
@@ -92,16 +89,16 @@ def _rate_of(value: object) -> int | None:
     return int(digits)
 
 
-class VonageStream:
+class VonageStream(JsonStreamCore):
     """One Vonage websocket call leg, from the gateway's side (a
-    :class:`~gateway.streams.MediaStream`).
+    :class:`~gateway.streams.MediaStream` on the shared :class:`JsonStreamCore`, which takes
+    its text frames; the binary ones, audio, are taken here).
 
     ``rate`` is the rate the gateway's NCCO asked for; a socket announcing another is refused.
-    Limits are constructor arguments: ``max_message_bytes`` bounds one frame (a 20 ms frame at
-    16 kHz is 640 bytes), one audio message may hold up to four frames, ``max_rate`` is the
-    sustained messages per second (Vonage sends 50 audio frames plus notify echoes, about 75,
-    so 150 is twice a real call) with a burst of ``burst`` messages (a second of catch-up after
-    a stall), and ``max_violations`` how much garbage a call may send before it is ended.
+    Limits are constructor arguments (see :class:`JsonStreamCore`): ``max_message_bytes``
+    bounds one frame (a 20 ms frame at 16 kHz is 640 bytes), one audio message may hold up to
+    four frames, ``max_rate`` is the sustained messages per second (Vonage sends 50 audio
+    frames plus notify echoes, about 75, so 150 is twice a real call) with a burst of ``burst``.
     """
 
     #: Vonage echoes our ``notify`` once the audio before it has played.
@@ -118,30 +115,27 @@ class VonageStream:
     ) -> None:
         if rate not in RATES:
             raise ValueError(f"the gateway streams Vonage L16 at {RATES}, not {rate}")
-        self.state = StreamState.AWAITING_START
+        super().__init__(
+            max_message_bytes=max_message_bytes,
+            max_payload_bytes=4 * frame_bytes(rate),
+            max_rate=max_rate,
+            burst=burst,
+            max_violations=max_violations,
+        )
         self.rate = rate
-        self.codec = WireCodec(WireFormat(Encoding.L16, rate))
-        self.max_message_bytes = max_message_bytes
-        self.max_audio_bytes = 4 * frame_bytes(rate)
-        self.max_violations = max_violations
-        self.violations = 0
-        self.messages_received = 0
         self.call_uuid: str | None = None
-        self._policer = RatePolicer(max_rate, burst)
-        self._events: list[StreamEvent] = []
-        self._out: deque[str | bytes] = deque()
         self._frame_bytes = frame_bytes(rate)
         self._pending = b""
-
-    @property
-    def streaming(self) -> bool:
-        return self.state is StreamState.STREAMING
 
     # -- receiving ---------------------------------------------------------------------------
 
     def receive_message(self, message: str | bytes, now: float) -> None:
         """Parse one websocket frame from Vonage (``bytes`` for a binary frame, ``str`` for a
         text one). Raises RemoteProtocolError if fatal."""
+        if isinstance(message, str):
+            if message:  # an empty text frame says nothing (the simulator's last word)
+                super().receive_message(message, now)
+            return
         self.messages_received += 1
         self._policer.take(now)
         if len(message) > self.max_message_bytes:
@@ -150,20 +144,16 @@ class VonageStream:
                 CLOSE_TOO_BIG,
                 "oversize",
             )
-        if isinstance(message, bytes):
-            self._receive_audio(message)
+        if self.state is StreamState.AWAITING_START:
+            self._violation("out-of-order", "audio before websocket:connected")
             return
-        if not message:
-            return  # an empty text frame says nothing (the simulator's last word: see there)
-        try:
-            msg = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            self._violation("malformed-json", f"malformed JSON: {log_field(str(exc))}")
+        if not message or len(message) % 2 or len(message) > self.max_payload_bytes:
+            self._violation("bad-media", f"audio frame of {len(message)} bytes")
             return
-        if not isinstance(msg, dict):
-            self._violation("malformed-json", "message is not a JSON object")
-            return
-        event = msg.get("event")
+        assert self.codec is not None
+        self._events.append(CallerAudio(self.codec.to_core(message)))
+
+    def _on_event(self, event: str, msg: dict[str, Any]) -> None:
         if event == "websocket:connected":
             self._receive_connected(msg)
         elif self.state is StreamState.AWAITING_START:
@@ -177,18 +167,7 @@ class VonageStream:
         else:
             self._violation("unknown-event", f"unknown event {log_field(event, 40)}")
 
-    def events_received(self) -> list[StreamEvent]:
-        """Events parsed since the last call, in order."""
-        events, self._events = self._events, []
-        return events
-
-    def _violation(self, kind: str, reason: str) -> None:
-        self.violations += 1
-        if self.violations > self.max_violations:
-            raise RemoteProtocolError(f"{self.violations} bad messages; last: {reason}")
-        self._events.append(Violation(reason, kind))
-
-    def _receive_connected(self, msg: dict[str, object]) -> None:
+    def _receive_connected(self, msg: dict[str, Any]) -> None:
         if self.state is not StreamState.AWAITING_START:
             self._violation("out-of-order", "second websocket:connected ignored")
             return
@@ -197,7 +176,8 @@ class VonageStream:
             # Nothing of the call can be decoded at another rate: refuse the stream.
             raise RemoteProtocolError(
                 f"websocket:connected with content-type {log_field(msg.get('content-type'), 40)}"
-                f", not audio/l16;rate={self.rate}"
+                f", not audio/l16;rate={self.rate}",
+                kind="bad-format",
             )
         headers, dropped = bounded_parameters(
             {k: v for k, v in msg.items() if k not in ("event", "content-type")}, 32
@@ -213,27 +193,20 @@ class VonageStream:
         if dropped:
             self._violation("bad-start", "headers too many, too long or not strings; dropped")
         self.call_uuid = call
-        self.state = StreamState.STREAMING
-        self._events.append(
+        wire = WireFormat(Encoding.L16, self.rate)
+        self._opened(
             StreamOpened(
                 call_id=call,
                 stream_id=call,
                 control_id=call,
                 parameters=headers,
-                media_format=str(self.codec.format),
-            )
+                media_format=f"vonage {wire}",
+            ),
+            wire,
+            _CLEAR,
         )
 
-    def _receive_audio(self, pcm: bytes) -> None:
-        if self.state is StreamState.AWAITING_START:
-            self._violation("out-of-order", "audio before websocket:connected")
-            return
-        if not pcm or len(pcm) % 2 or len(pcm) > self.max_audio_bytes:
-            self._violation("bad-media", f"audio frame of {len(pcm)} bytes")
-            return
-        self._events.append(CallerAudio(self.codec.to_core(pcm)))
-
-    def _receive_notify(self, msg: dict[str, object]) -> None:
+    def _receive_notify(self, msg: dict[str, Any]) -> None:
         payload = msg.get("payload")
         name = payload.get("mark") if isinstance(payload, dict) else None
         if not isinstance(name, str) or len(name) > MAX_MARK_CHARS:
@@ -241,7 +214,7 @@ class VonageStream:
             return
         self._events.append(PlayedUpTo(name))
 
-    def _receive_dtmf(self, msg: dict[str, object]) -> None:
+    def _receive_dtmf(self, msg: dict[str, Any]) -> None:
         digit = msg.get("digit")
         if not isinstance(digit, str) or digit not in DTMF_DIGITS:
             self._violation("bad-dtmf", f"websocket:dtmf with digit {log_field(digit, 10)}")
@@ -250,54 +223,26 @@ class VonageStream:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _require_streaming(self) -> None:
-        if self.state is not StreamState.STREAMING:
-            raise LocalProtocolError(f"cannot send while the stream is {self.state.value}")
-
     def send_audio(self, ulaw: bytes) -> None:
         """Queue 20 ms of the call's mu-law as L16 at the stream's rate, in whole 20 ms binary
-        frames: the 16 kHz resampler holds a few samples back, so its output is re-framed
-        here (what remains waits for the next frame)."""
-        self._require_streaming()
-        pcm = self.codec.from_core(ulaw)
+        frames (Vonage plays 20 ms messages; what a resampler holds back waits for the next)."""
+        codec = self._require_streaming()
+        pcm = codec.from_core(ulaw)
         size = self._frame_bytes
         if self._pending:
             pcm = self._pending + pcm
         whole = len(pcm) - len(pcm) % size
         for start in range(0, whole, size):
-            self._out.append(pcm[start : start + size])
+            self._queue(pcm[start : start + size])
         self._pending = pcm[whole:]
 
     def send_mark(self, name: str) -> None:
         """Queue a ``notify`` whose echo says the audio before it has played."""
         self._require_streaming()
-        self._out.append(
-            '{"action":"notify","payload":{"mark":' + orjson.dumps(name).decode() + "}}"
-        )
+        self._queue('{"action":"notify","payload":{"mark":' + orjson.dumps(name).decode() + "}}")
 
     def send_clear(self) -> None:
-        """Put ``clear`` ahead of everything not yet written, and drop queued audio and marks:
-        they never reached Vonage, so nothing of the interrupted speech goes out after it."""
-        self._require_streaming()
-        self._out.clear()
-        self._out.append(_CLEAR)
+        """The shared clear (ahead of everything not yet written), and the part-frame held
+        back, which never reached Vonage, dropped with the rest."""
         self._pending = b""
-        self.codec.cleared()
-
-    def next_message(self) -> str | bytes | None:
-        """The next frame to write (bytes: binary, str: text), or None.
-
-        One at a time, so that a ``clear`` queued while the writer awaits the socket goes out
-        next, ahead of audio the writer had not yet started to write.
-        """
-        out = self._out
-        return out.popleft() if out else None
-
-    def messages_to_send(self) -> list[str | bytes]:
-        """All frames to write, in order (for tests and simple pumps)."""
-        out = list(self._out)
-        self._out.clear()
-        return out
-
-    def is_clear(self, message: str | bytes) -> bool:
-        return message is _CLEAR
+        super().send_clear()
