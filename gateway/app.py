@@ -21,6 +21,7 @@ from engine.registry import ENGINE_NAMES
 from gateway.call.registry import CallRegistry
 from gateway.callstore.service import call_data_for
 from gateway.carriers.exotel.aio import ExotelRoutes
+from gateway.carriers.plivo.aio import PlivoRoutes
 from gateway.carriers.sip import SipSettings, sip_server
 from gateway.carriers.telnyx.aio import TelnyxRoutes
 from gateway.carriers.twilio.aio import TwilioCarrier
@@ -122,6 +123,7 @@ def create_app(
         return carrier
 
     telnyx = TelnyxRoutes(stream_carrier("telnyx"))
+    plivo = PlivoRoutes(stream_carrier("plivo"))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -173,6 +175,7 @@ def create_app(
             await stack.aclose()
             await twilio.aclose()
             await telnyx.aclose()
+            await plivo.aclose()
             await calls.flush()
             if call_data is not None:  # last: every call has ended and been handed over
                 await call_data.aclose()
@@ -196,6 +199,7 @@ def create_app(
     )
     app.include_router(twilio.router())
     app.include_router(telnyx.router())
+    app.include_router(plivo.router())
     app.include_router(VonageRoutes(stream_carrier("vonage")).router())
     app.include_router(ExotelRoutes(stream_carrier("exotel")).router())
     if settings.campaign_store:

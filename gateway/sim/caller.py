@@ -321,8 +321,10 @@ class CallPump:
             self.t_end = time.monotonic()
             if not self.gateway_closed:
                 self.hung_up = True
-                with contextlib.suppress(ConnectionClosed):
-                    await ws.send(sim.stop(self.t_end), text=True)
+                last = sim.stop(self.t_end)
+                if last is not None:
+                    with contextlib.suppress(ConnectionClosed):
+                        await ws.send(last, text=True)
             await ws.close()
             await receiver
 

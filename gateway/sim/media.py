@@ -211,8 +211,9 @@ class StreamSimBase(abc.ABC):
         """The carrier's message saying a mark was reached; serialised right before sending."""
 
     @abc.abstractmethod
-    def stop(self, now: float) -> bytes:
-        """The carrier's last message: the call is over."""
+    def stop(self, now: float) -> bytes | None:
+        """The carrier's last message (None for a carrier that just closes): the call is
+        over."""
 
     @abc.abstractmethod
     def receive(self, message: str | bytes, now: float, *, binary: bool = False) -> Inbound:
