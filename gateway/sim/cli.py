@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from gateway.sim.carriers import DIALERS
+
 __all__ = ["build_script", "register", "run_call"]
 
 
@@ -35,19 +37,31 @@ class _Utterance(argparse.Action):
         setattr(namespace, self.dest, items)
 
 
+#: Where each carrier's stand-in finds what it signs with.
+SIGNING_ENV = {"telnyx": "TELNYX_SIM_PRIVATE_KEY", "plivo": "PLIVO_AUTH_TOKEN"}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``sim`` (with ``call``) to the ``overtalk`` command."""
     sim = subparsers.add_parser("sim", help="the simulated phone network (a local Twilio)")
     commands = sim.add_subparsers(dest="sim_command", required=True)
     call = commands.add_parser(
         "call",
-        help="place a simulated inbound Twilio call to a running gateway",
+        help="place a simulated inbound call (Twilio, Telnyx, Plivo...) to a running gateway",
         description="POST the signed voice webhook, follow the TwiML, stream the caller's "
         "audio in real time over Media Streams and report latencies measured on the wire. "
         "The auth token is read from TWILIO_AUTH_TOKEN (no signatures without it).",
     )
     call.add_argument(
         "--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080"
+    )
+    call.add_argument(
+        "--carrier",
+        default="twilio",
+        choices=["twilio", *sorted(DIALERS)],
+        help="whose network places the call (default twilio). Signing secrets come from the "
+        "environment: TWILIO_AUTH_TOKEN, TELNYX_SIM_PRIVATE_KEY (base64 Ed25519 seed whose "
+        "public key the gateway has as TELNYX_PUBLIC_KEY), PLIVO_AUTH_TOKEN; unset: unsigned",
     )
     call.add_argument(
         "--public-url", help="base URL the gateway signs against (default: --gateway)"
@@ -105,14 +119,17 @@ def build_script(args: argparse.Namespace) -> Any:
 def run_call(args: argparse.Namespace) -> int:
     """Handler of ``overtalk sim call``: 0 if the call worked without protocol violations."""
     from gateway.sim.caller import place_call
+    from gateway.sim.carriers import dialer_for
+    from gateway.sim.carriers.dial import place_carrier_call
 
     try:
         script = build_script(args)
     except (OSError, RuntimeError) as exc:  # unreadable audio file, bad format
         print(f"overtalk sim call: {exc}", file=sys.stderr)
         return 2
-    report = asyncio.run(
-        place_call(
+    carrier = getattr(args, "carrier", "twilio")
+    if carrier == "twilio":
+        call = place_call(
             args.gateway,
             script,
             auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or None,
@@ -121,7 +138,22 @@ def run_call(args: argparse.Namespace) -> int:
             called=args.called,
             record=args.record,
         )
-    )
+    else:
+        try:
+            dialer = dialer_for(carrier, os.environ.get(SIGNING_ENV[carrier]) or None)
+        except ValueError as exc:  # a malformed key in the environment
+            print(f"overtalk sim call: {exc}", file=sys.stderr)
+            return 2
+        call = place_carrier_call(
+            args.gateway,
+            script,
+            dialer,
+            public_url=args.public_url,
+            caller=args.caller,
+            called=args.called,
+            record=args.record,
+        )
+    report = asyncio.run(call)
     if args.json:
         print(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:

@@ -19,7 +19,7 @@ from conversation import (
 
 from gateway.config import Settings
 from gateway.ops.server import serve
-from gateway.sim.carriers import place_carrier_call
+from gateway.sim.carriers.dial import place_carrier_call
 from gateway.sim.carriers.plivo import PlivoDialer, PlivoRestSim, sign_v3
 from gateway.sim.report import CallReport
 from gateway.sim.script import CallerScript

@@ -20,7 +20,7 @@ from telnyx.lib.webhook_verification import verify_webhook_signature
 
 from gateway.config import Settings
 from gateway.ops.server import serve
-from gateway.sim.carriers import place_carrier_call
+from gateway.sim.carriers.dial import place_carrier_call
 from gateway.sim.carriers.telnyx import TelnyxDialer, TelnyxRestSim
 from gateway.sim.report import CallReport
 from gateway.sim.script import CallerScript

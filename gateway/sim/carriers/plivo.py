@@ -42,7 +42,7 @@ from fastapi.responses import JSONResponse, Response
 from plivo.utils.signature_v3 import construct_get_url, construct_post_url, get_signature_v3
 
 from gateway.sim.caller import CallPump, parse_twiml
-from gateway.sim.carriers import StreamPlan, Webhook
+from gateway.sim.carriers.dial import StreamPlan, Webhook
 from gateway.sim.carriers.wire import WireSim
 from gateway.sim.media import Inbound, MarkEcho
 from gateway.sim.report import CallReport

@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse
 from nacl.signing import SigningKey
 
 from gateway.sim.caller import CallPump, parse_twiml
-from gateway.sim.carriers import StreamPlan, Webhook
+from gateway.sim.carriers.dial import StreamPlan, Webhook
 from gateway.sim.carriers.wire import WireSim
 from gateway.sim.media import Inbound
 from gateway.sim.report import CallReport
