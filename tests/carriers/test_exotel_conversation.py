@@ -8,7 +8,8 @@ import asyncio
 from conversation import EchoRecorder, check_conversation, conversation, gateway
 
 from gateway.config import Settings
-from gateway.sim.carriers import dialer_for, place_carrier_call
+from gateway.sim.carriers import dialer_for
+from gateway.sim.carriers.dial import place_carrier_call
 
 SETTINGS = Settings(exotel_api_key="exo-key", exotel_api_token="exo-token-0123456789")
 

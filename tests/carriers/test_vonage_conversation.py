@@ -9,7 +9,8 @@ import pytest
 from conversation import EchoRecorder, check_conversation, conversation, gateway
 
 from gateway.config import Settings
-from gateway.sim.carriers import dialer_for, place_carrier_call
+from gateway.sim.carriers import dialer_for
+from gateway.sim.carriers.dial import place_carrier_call
 
 SECRET = "vonage-signature-secret-0123456789"
 

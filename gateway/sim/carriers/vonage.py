@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import jwt
 import orjson
 
-from gateway.sim.carriers import StreamPlan, Webhook
+from gateway.sim.carriers.dial import StreamPlan, Webhook
 from gateway.sim.media import Inbound, LogEntry, LogKind, MarkEcho, StreamSimBase
 from gateway.sim.report import CallReport
 from gateway.streams.codec import Encoding, WireCodec, WireFormat
