@@ -31,3 +31,22 @@ async def test_exotel_stream_url_without_the_credentials_is_refused() -> None:
         report = await place_carrier_call(url, conversation(), dialer_for("exotel", "exo-key:no"))
     assert report.http_status == 403 and not report.streamed
     assert engine.sessions == []
+
+
+async def test_exotel_chunks_are_the_mark_interval_long() -> None:
+    """With a mark every 5 frames, chunks are Exotel's 100 ms, bar an utterance's tail."""
+    engine = EchoRecorder()
+    settings = Settings(exotel_api_key="exo-key", exotel_api_token="t0k", mark_every=5)
+    pumps = []
+    async with gateway(settings, engine) as (url, ended):
+        report = await place_carrier_call(
+            url,
+            conversation(),
+            dialer_for("exotel", "exo-key:t0k"),
+            on_pump=lambda call, pump: pumps.append(pump),
+        )
+        record = await ended.record(report.call_sid)
+    check_conversation(report, record, engine)
+    [pump] = pumps
+    assert pump.sim.media_received >= 5
+    assert pump.sim.short_chunks <= 2  # the tails of the two answers, at most
