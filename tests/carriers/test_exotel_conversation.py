@@ -10,6 +10,7 @@ from conversation import EchoRecorder, check_conversation, conversation, gateway
 from gateway.config import Settings
 from gateway.sim.carriers import dialer_for
 from gateway.sim.carriers.dial import place_carrier_call
+from gateway.sim.script import CallerScript
 
 SETTINGS = Settings(exotel_api_key="exo-key", exotel_api_token="exo-token-0123456789")
 
@@ -50,3 +51,22 @@ async def test_exotel_chunks_are_the_mark_interval_long() -> None:
     [pump] = pumps
     assert pump.sim.media_received >= 5
     assert pump.sim.short_chunks <= 2  # the tails of the two answers, at most
+
+
+async def test_exotel_hangs_up_by_closing_the_stream_and_refuses_transfers() -> None:
+    """Exotel offers no REST call control for a call in its applet: a hang-up closes the
+    stream (the flow's next applet runs), a transfer is an error in the record."""
+    dialer = dialer_for("exotel", "exo-key:exo-token-0123456789")
+    async with gateway(SETTINGS, EchoRecorder()) as (url, ended):
+        async with asyncio.timeout(30):
+            hung_up = await place_carrier_call(
+                url, CallerScript().pause(200).dtmf("#").pause(5000), dialer
+            )
+            transfer = await place_carrier_call(
+                url, CallerScript().pause(200).dtmf("0").pause(300), dialer
+            )
+        await ended.record(hung_up.call_sid)
+        record = await ended.record(transfer.call_sid)
+    assert hung_up.ended_by == "gateway" and hung_up.close_code == 1000, hung_up.format()
+    assert transfer.ended_by == "caller"
+    assert any("transfer failed" in error for error in record["errors"]), record["errors"]

@@ -1,20 +1,13 @@
-"""The Vonage stand-in is as strict as Vonage: its wire rules, its NCCO reading, its REST API
-(which the gateway's call control is run against)."""
+"""The Vonage stand-in is as strict as Vonage: its wire rules and its reading of the NCCO."""
 
 from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from vonage_jwt.jwt import JwtClient
 
-from gateway.carriers.vonage.control import VonageRestControl
-from gateway.sim.carriers.vonage import VonageDialer, VonageMediaSim, VonageVoiceApi, new_uuid
+from gateway.sim.carriers.vonage import VonageDialer, VonageMediaSim
 from gateway.sim.report import CallReport
-from gateway.streams.carrier import CallControlError
 
 HEADERS = {"call_uuid": "63f61863-4a51-4f6b-86e1-46edebcf9356", "stream_token": "t"}
 
@@ -97,52 +90,3 @@ def test_dialer_reads_the_ncco_and_refuses_a_bad_one():
     for bad in ('{"action":"talk"}', '[{"action":"dance"}]', '[{"action":"connect"}]'):
         with pytest.raises(ValueError):
             dialer.answer(bad, "http://gw", report, keep_media_log=False)
-
-
-@pytest.fixture(scope="module")
-def application():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
-def voice_api_transport(api: VonageVoiceApi) -> httpx.MockTransport:
-    def handle(request: httpx.Request) -> httpx.Response:
-        status, body = api.handle(
-            request.method,
-            request.url.path,
-            request.headers.get("authorization", ""),
-            request.content,
-        )
-        return httpx.Response(status, json=body) if body is not None else httpx.Response(status)
-
-    return httpx.MockTransport(handle)
-
-
-async def test_gateway_control_against_the_voice_api_standin(application):
-    private, public = application
-    api = VonageVoiceApi("app-1", public)
-    call = new_uuid()
-    async with httpx.AsyncClient(transport=voice_api_transport(api)) as http:
-        control = VonageRestControl(
-            JwtClient("app-1", private), call, api_base="http://api", caller_id="+15005550001",
-            client=http,
-        )  # fmt: skip
-        await control.transfer("sip:desk@pbx.example.com")
-        await control.hangup()
-        # A JWT for another application is refused, and the gateway says so.
-        stranger = VonageRestControl(
-            JwtClient("app-2", private), call, api_base="http://api", client=http
-        )
-        with pytest.raises(CallControlError):
-            await stranger.hangup()
-    (kind, ncco), hangup = api.updates[call]
-    assert kind == "transfer" and ncco[0]["endpoint"][0]["uri"] == "sip:desk@pbx.example.com"
-    assert hangup == "hangup"

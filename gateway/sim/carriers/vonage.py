@@ -1,8 +1,8 @@
 """Vonage's side of a Voice API call, sans I/O: the stand-in the simulator places calls with.
 
 :class:`VonageDialer` signs the answer webhook and reads the NCCO; :class:`VonageMediaSim`
-plays Vonage's end of the websocket; :class:`VonageVoiceApi` judges the REST call updates
-(hang-up, transfer). Every rule cites its source:
+plays Vonage's end of the websocket; :class:`VonageRestSim` serves the REST call updates
+(hang-up, transfer) and ends the simulated call as Vonage would. Every rule cites its source:
 
 - [WS] "WebSockets in the Vonage Voice API",
   https://developer.vonage.com/en/voice/voice-api/concepts/websockets
@@ -22,19 +22,22 @@ import hashlib
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
 import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
+from gateway.sim.caller import CallPump
 from gateway.sim.carriers.dial import StreamPlan, Webhook
 from gateway.sim.media import Inbound, LogEntry, LogKind, MarkEcho, StreamSimBase
 from gateway.sim.report import CallReport
 from gateway.streams.codec import Encoding, WireCodec, WireFormat
 
-__all__ = ["VonageDialer", "VonageMediaSim", "VonageVoiceApi", "new_uuid", "sign_webhook"]
+__all__ = ["VonageDialer", "VonageMediaSim", "VonageRestSim", "new_uuid", "sign_webhook"]
 
 #: [NCCO] the content-types a websocket endpoint may ask for (the stand-in plays 8 and 16 kHz).
 _CONTENT_TYPE = re.compile(r"audio/l16;rate=(8000|16000|24000)")
@@ -230,47 +233,65 @@ class VonageDialer:
         return None
 
 
-@dataclass
-class VonageVoiceApi:
-    """[API] the call updates a gateway makes, checked as Vonage checks them.
+class VonageRestSim:
+    """[API] the call updates a gateway makes (``PUT /v1/calls/{uuid}``: hang-up, transfer),
+    checked as Vonage checks them, for the calls the stand-in placed.
 
-    Requests carry an application JWT (RS256, signed with the application's private key, claim
-    ``application_id``); ``public_key`` is the application's public key (PEM).
+    Requests carry an application JWT (RS256, signed with the application's private key, with
+    the claim ``application_id``); ``public_key`` is the application's public key (PEM).
     """
 
-    application_id: str
-    public_key: str
-    #: UUID -> what happened to the call: "hangup" or ("transfer", ncco).
-    updates: dict[str, list[Any]] = field(default_factory=dict)
+    def __init__(self, application_id: str, public_key: str) -> None:
+        self.application_id = application_id
+        self.public_key = public_key
+        self.calls: dict[str, CallPump] = {}
+        #: (uuid, action, body) of every accepted update, in order.
+        self.updates: list[tuple[str, str, dict[str, Any]]] = []
+        self.rejected: list[tuple[int, str]] = []
 
-    def handle(self, method: str, path: str, authorization: str, body: bytes) -> tuple[int, Any]:
-        """One request; returns the status and the JSON body Vonage would answer with."""
-        match = re.fullmatch(r"/v1/calls/([0-9a-f-]{36})", path)
-        if method != "PUT" or match is None:
-            return 404, {"title": "Not found"}
-        token = authorization.removeprefix("Bearer ")
+    def track(self, call_id: str, pump: CallPump) -> None:
+        """For :func:`gateway.sim.carriers.dial.place_carrier_call`'s ``on_pump``."""
+        self.calls[call_id] = pump
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+        app.add_api_route("/v1/calls/{uuid}", self._update, methods=["PUT"])
+        return app
+
+    def _refuse(self, status: int, title: str, detail: str) -> JSONResponse:
+        self.rejected.append((status, title))
+        return JSONResponse({"title": title, "detail": detail}, status_code=status)
+
+    async def _update(self, uuid: str, request: Request) -> Response:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
         try:
             claims = jwt.decode(token, self.public_key, algorithms=["RS256"])
         except jwt.PyJWTError:
-            return 401, {"title": "Unauthorized", "detail": "invalid application JWT"}
+            return self._refuse(401, "Unauthorized", "invalid application JWT")
         if claims.get("application_id") != self.application_id:
-            return 401, {"title": "Unauthorized", "detail": "JWT for another application"}
+            return self._refuse(401, "Unauthorized", "JWT for another application")
         try:
-            update = orjson.loads(body)
+            update = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
-            return 400, {"title": "Bad request", "detail": "body is not JSON"}
-        action = update.get("action") if isinstance(update, dict) else None
-        call = match.group(1)
+            update = None
+        if not isinstance(update, dict):
+            return self._refuse(400, "Bad request", "the body is not a JSON object")
+        pump = self.calls.get(uuid)
+        if pump is None or pump.ended_by_carrier or pump.hung_up or pump.gateway_closed:
+            return self._refuse(404, "Not found", "no live call with that uuid")
+        action = update.get("action")
+        destination = update.get("destination")
         if action == "hangup":
-            self.updates.setdefault(call, []).append("hangup")
-            return 204, None
-        destination = update.get("destination") if isinstance(update, dict) else None
-        if (
+            pump.end_by_carrier("hung up through the Voice API")
+        elif (
             action == "transfer"
             and isinstance(destination, dict)
             and destination.get("type") == "ncco"
             and isinstance(destination.get("ncco"), list)
+            and destination["ncco"]
         ):
-            self.updates.setdefault(call, []).append(("transfer", destination["ncco"]))
-            return 204, None
-        return 400, {"title": "Bad request", "detail": f"unsupported action {action!r}"}
+            pump.end_by_carrier("transferred to an NCCO through the Voice API")
+        else:
+            return self._refuse(400, "Bad request", f"unsupported update {action!r}")
+        self.updates.append((uuid, str(action), update))
+        return Response(status_code=204)
