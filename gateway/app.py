@@ -139,6 +139,16 @@ def create_app(
                 "x TWILIO_AUTH_TOKEN is not set: requests are not authenticated, so only "
                 "loopback clients (127.0.0.0/8, ::1) are accepted"
             )
+        for carrier, signed, secret in (
+            ("Telnyx", bool(settings.telnyx_public_key), "TELNYX_PUBLIC_KEY"),
+            ("Plivo", bool(settings.plivo_auth_token), "PLIVO_AUTH_TOKEN"),
+        ):
+            if signed:
+                log.info("= %s signatures checked", carrier)
+            else:
+                log.info(
+                    "= %s requests unsigned (%s unset): loopback clients only", carrier, secret
+                )
         if call_data is not None:
             call_data.start()
         stack = contextlib.AsyncExitStack()

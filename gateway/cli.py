@@ -252,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--pipecat-calls", help="call counts for Pipecat (default: --calls)")
     bench.add_argument(
+        "--carrier",
+        default="",
+        metavar="X[,Y]",
+        help="also run the wire load over these carriers' media streams (telnyx, plivo), "
+        "side by side with Twilio: CPU per call and echo delay",
+    )
+    bench.add_argument(
         "--soak",
         type=float,
         metavar="MINUTES",

@@ -6,6 +6,8 @@ from files that end up in version control.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import tomllib
 from collections.abc import Mapping
@@ -215,6 +217,15 @@ def load_settings(
             raise ConfigError(f"{name} must be positive, not {getattr(settings, name)!r}")
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url must start with http:// or https://: {settings.public_url}")
+    if settings.telnyx_public_key:
+        try:
+            key = base64.b64decode(settings.telnyx_public_key, validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != 32:
+            raise ConfigError(
+                "TELNYX_PUBLIC_KEY must be the account's Ed25519 key: 32 bytes, base64"
+            )
     if settings.telnyx_codec not in ("PCMU", "PCMA"):
         raise ConfigError(f"telnyx_codec must be PCMU or PCMA, not {settings.telnyx_codec!r}")
     if settings.plivo_content_type not in (

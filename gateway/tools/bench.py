@@ -9,7 +9,8 @@ Three measurements, each printed as a table:
    delay (gateway round trip); the gateway's CPU time over the steady window gives CPU per
    call. A run is real-time when p99 echo delay < 20 ms. The generator shares the machine, so
    its own send lateness is printed too: when it is late the figures are the generator's limit,
-   not the gateway's.
+   not the gateway's. ``--carrier telnyx,plivo`` runs the same load over those carriers'
+   media-stream wires on the same server, after Twilio's, and prints them side by side.
 2. **Per frame, in process.** The gateway's own work for one frame each way (JSON, base64,
    G.711, resampling 8 <-> 16 kHz, framing, pacing), timed over many frames of many sessions.
 3. **Interrupt -> clear.** Sessions mid-speech are interrupted; the time from the engine's
@@ -69,7 +70,140 @@ class _WireStats:
     failures: int = 0
 
 
-async def _one_call(url: str, n: int, seconds: float, t0: float, stats: _WireStats) -> None:
+@dataclass(frozen=True)
+class _Dialect:
+    """One carrier's media-stream wire, as the load generator speaks it: the websocket path,
+    the opening messages (with a valid stream token), how a caller frame is framed, where a
+    gateway frame's audio is, how a mark is echoed, and the closing message."""
+
+    name: str
+    path: Callable[[int], str]
+    opening: Callable[[int], list[str]]
+    media: Callable[[int, int], tuple[str, str]]  # (call, frame index) -> payload's prefix, suffix
+    audio_event: str
+    payload: Callable[[dict[str, object]], object]
+    mark_event: str
+    echo: Callable[[dict[str, object], int], str]
+    stop: Callable[[int], str | None]
+
+
+def _telnyx_ids(n: int) -> tuple[str, str]:
+    return f"v3:bench{n:032d}", f"00000000-0000-4000-8000-{n:012d}"
+
+
+def _plivo_ids(n: int) -> tuple[str, str]:
+    return f"10000000-0000-4000-8000-{n:012d}", f"20000000-0000-4000-8000-{n:012d}"
+
+
+def _token(call_id: str) -> str:
+    return _TOKENS.issue(call_id, {}, time.time())
+
+
+def _dialects() -> dict[str, _Dialect]:
+    def media_payload(msg: dict[str, object]) -> object:
+        media = msg.get("media")
+        return media.get("payload") if isinstance(media, dict) else None
+
+    twilio = _Dialect(
+        "twilio",
+        lambda n: "/twilio/media",
+        lambda n: [
+            orjson.dumps(
+                {
+                    "event": "start",
+                    "streamSid": SID,
+                    "start": {
+                        "streamSid": SID,
+                        "callSid": f"CA{n:032d}",
+                        "customParameters": {TOKEN_PARAMETER: _token(f"CA{n:032d}")},
+                    },
+                }
+            ).decode()
+        ],
+        lambda n, i: (
+            '{"event":"media","streamSid":"'
+            + SID
+            + '","media":{"timestamp":"'
+            + str(i * 20)
+            + '","payload":"',
+            '"}}',
+        ),  # fmt: skip
+        "media",
+        media_payload,
+        "mark",
+        lambda msg, n: orjson.dumps(msg).decode(),
+        lambda n: '{"event":"stop","streamSid":"' + SID + '","stop":{}}',
+    )
+    telnyx = _Dialect(
+        "telnyx",
+        lambda n: "/telnyx/media",
+        lambda n: [
+            orjson.dumps(
+                {
+                    "event": "start",
+                    "stream_id": _telnyx_ids(n)[1],
+                    "start": {
+                        "call_control_id": _telnyx_ids(n)[0],
+                        "custom_parameters": {TOKEN_PARAMETER: _token(_telnyx_ids(n)[0])},
+                        "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1},
+                    },
+                }
+            ).decode()
+        ],
+        lambda n, i: (
+            '{"event":"media","stream_id":"'
+            + _telnyx_ids(n)[1]
+            + '","media":{"track":"inbound","payload":"',
+            '"}}',
+        ),  # fmt: skip
+        "media",
+        media_payload,
+        "mark",
+        lambda msg, n: orjson.dumps(
+            {"event": "mark", "stream_id": _telnyx_ids(n)[1], "mark": msg.get("mark")}
+        ).decode(),
+        lambda n: '{"event":"stop","stream_id":"' + _telnyx_ids(n)[1] + '"}',
+    )
+    plivo = _Dialect(
+        "plivo",
+        lambda n: f"/plivo/media?{TOKEN_PARAMETER}={_token(_plivo_ids(n)[0])}",
+        lambda n: [
+            orjson.dumps(
+                {
+                    "event": "start",
+                    "sequenceNumber": 0,
+                    "start": {
+                        "callId": _plivo_ids(n)[0],
+                        "streamId": _plivo_ids(n)[1],
+                        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
+                    },
+                }
+            ).decode()
+        ],
+        lambda n, i: (
+            '{"event":"media","streamId":"'
+            + _plivo_ids(n)[1]
+            + '","media":{"track":"inbound","payload":"',
+            '"}}',
+        ),  # fmt: skip
+        "playAudio",
+        media_payload,
+        "checkpoint",
+        lambda msg, n: orjson.dumps(
+            {"event": "playedStream", "streamId": _plivo_ids(n)[1], "name": msg.get("name")}
+        ).decode(),
+        lambda n: None,  # Plivo just closes the socket
+    )
+    return {d.name: d for d in (twilio, telnyx, plivo)}
+
+
+#: The carriers ``--carrier`` can name.
+CARRIERS = ("twilio", "telnyx", "plivo")
+
+
+async def _one_call(
+    base: str, n: int, seconds: float, t0: float, stats: _WireStats, dialect: _Dialect
+) -> None:
     from websockets.asyncio.client import connect
 
     frames = int(seconds / 0.02)
@@ -78,38 +212,27 @@ async def _one_call(url: str, n: int, seconds: float, t0: float, stats: _WireSta
     sent_at = [0.0] * frames
     clock = time.perf_counter
     try:
-        async with connect(url, max_queue=None, compression=None) as ws:
-            start = {
-                "event": "start",
-                "streamSid": SID,
-                "start": {
-                    "streamSid": SID,
-                    "callSid": f"CA{n:032d}",
-                    "customParameters": {
-                        TOKEN_PARAMETER: _TOKENS.issue(f"CA{n:032d}", {}, time.time())
-                    },
-                },
-            }
-            await ws.send(orjson.dumps(start).decode())
+        async with connect(base + dialect.path(n), max_queue=None, compression=None) as ws:
+            for message in dialect.opening(n):
+                await ws.send(message)
 
             async def reader() -> None:
                 async for raw in ws:
                     now = clock()
                     msg = orjson.loads(raw)
                     event = msg.get("event")
-                    if event == "media":
-                        payload = pybase64.b64decode(msg["media"]["payload"])
+                    if event == dialect.audio_event:
+                        payload = pybase64.b64decode(dialect.payload(msg))
                         # A server may send several frames in one message: match each.
                         for at in range(0, len(payload) - 3, 160):
                             i = index_of.get(payload[at : at + 4])
                             if i is not None:
                                 stats.echo_delays.append(now - sent_at[i])
                                 stats.frames_back += 1
-                    elif event == "mark":  # played out at once by this caller
-                        await ws.send(raw)
+                    elif event == dialect.mark_event:  # played out at once by this caller
+                        await ws.send(dialect.echo(msg, n))
 
             task = asyncio.create_task(reader())
-            prefix = '{"event":"media","streamSid":"' + SID + '","media":{"timestamp":"'
             for i, payload in enumerate(payloads):
                 due = t0 + i * 0.02
                 delay = due - clock()
@@ -118,11 +241,13 @@ async def _one_call(url: str, n: int, seconds: float, t0: float, stats: _WireSta
                 now = clock()
                 stats.send_lateness.append(max(0.0, now - due))
                 sent_at[i] = now
-                text = prefix + str(i * 20) + '","payload":"'
-                await ws.send(text + pybase64.b64encode_as_string(payload) + '"}}')
+                prefix, suffix = dialect.media(n, i)
+                await ws.send(prefix + pybase64.b64encode_as_string(payload) + suffix)
                 stats.frames_sent += 1
             await asyncio.sleep(0.3)
-            await ws.send('{"event":"stop","streamSid":"' + SID + '","stop":{}}')
+            stop = dialect.stop(n)
+            if stop is not None:
+                await ws.send(stop)
             task.cancel()
     except Exception:  # noqa: BLE001 - a failed call is a result, counted
         stats.failures += 1
@@ -164,13 +289,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _wire_run(url: str, calls: int, seconds: float, pid: int) -> dict[str, float]:
+async def _wire_run(
+    url: str, calls: int, seconds: float, pid: int, dialect: _Dialect
+) -> dict[str, float]:
     import psutil
 
     stats = _WireStats()
     proc = psutil.Process(pid)
     t0 = time.perf_counter() + 0.5 + calls * 0.002
-    tasks = [asyncio.create_task(_one_call(url, n, seconds, t0, stats)) for n in range(calls)]
+    tasks = [
+        asyncio.create_task(_one_call(url, n, seconds, t0, stats, dialect)) for n in range(calls)
+    ]
     # Measure the server's CPU over the steady middle of the run.
     await asyncio.sleep(max(0.0, t0 - time.perf_counter()) + seconds * 0.2)
     cpu0, w0 = proc.cpu_times(), time.perf_counter()
@@ -196,8 +325,13 @@ async def _wire_run(url: str, calls: int, seconds: float, pid: int) -> dict[str,
 
 
 async def _wire(
-    calls_list: list[int], seconds: float, command: Callable[[int, Path], list[str]]
+    calls_list: list[int],
+    seconds: float,
+    command: Callable[[int, Path], list[str]],
+    carriers: tuple[str, ...] = (),
 ) -> list[dict[str, float]]:
+    """Each count of ``calls_list`` over Twilio's wire; then, on the same server, over each
+    of ``carriers`` (rows tagged with their carrier)."""
     import httpx
 
     port = _free_port()
@@ -221,8 +355,16 @@ async def _wire(
                         break
                     except httpx.TransportError:
                         await asyncio.sleep(0.05)
-            url = f"ws://127.0.0.1:{port}/twilio/media"
-            return [await _wire_run(url, n, seconds, server.pid) for n in calls_list]
+            dialects = _dialects()
+            url = f"ws://127.0.0.1:{port}"
+            rows = [
+                await _wire_run(url, n, seconds, server.pid, dialects["twilio"]) for n in calls_list
+            ]
+            for carrier in carriers:
+                for n in calls_list:
+                    row = await _wire_run(url, n, seconds, server.pid, dialects[carrier])
+                    rows.append({"carrier": carrier, **row})  # type: ignore[dict-item]
+            return rows
         finally:
             server.terminate()
             try:
@@ -616,12 +758,24 @@ def main(args: argparse.Namespace) -> int:
                 f"{flat['last_mib']:.0f} MiB; flat within 10 %: {verdict}"
             )
         return 0
+    others = tuple(
+        c for c in (getattr(args, "carrier", "") or "").split(",") if c and c != "twilio"
+    )
+    unknown = sorted(set(others) - set(CARRIERS))
+    if unknown:
+        print(f"overtalk bench: unknown carrier {', '.join(unknown)}; one of {CARRIERS}")
+        return 2
+    rows = asyncio.run(_wire(calls, args.seconds, _overtalk_command, others))
     results: dict[str, object] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "per_frame_in_process": _inprocess(),
         "interrupt_to_clear": _interrupts(),
-        "wire": asyncio.run(_wire(calls, args.seconds, _overtalk_command)),
+        "wire": [row for row in rows if "carrier" not in row],
     }
+    if others:
+        results["wire_by_carrier"] = [
+            {"carrier": "twilio", **row} if "carrier" not in row else row for row in rows
+        ]
     if args.pipecat:
         pipecat_calls = [int(x) for x in str(args.pipecat_calls or args.calls).split(",") if x]
         results["pipecat_wire"] = asyncio.run(
@@ -636,6 +790,9 @@ def main(args: argparse.Namespace) -> int:
     print(_table([results["interrupt_to_clear"]]))  # type: ignore[list-item]
     print(f"\nOvertalk on the wire: echo engine, {args.seconds:.0f} s calls:")
     print(_table(results["wire"]))  # type: ignore[arg-type]
+    if "wire_by_carrier" in results:
+        print(f"\nPer carrier on the wire, side by side: echo engine, {args.seconds:.0f} s calls:")
+        print(_table(results["wire_by_carrier"]))  # type: ignore[arg-type]
     if args.pipecat:
         print(f"\nPipecat on the wire: Twilio echo bot, {args.seconds:.0f} s calls:")
         print(_table(results["pipecat_wire"]))  # type: ignore[arg-type]

@@ -3,6 +3,8 @@ the bounds."""
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -121,3 +123,75 @@ def test_bounded_parameters_keeps_only_short_string_pairs(raw: object) -> None:
     assert all(isinstance(v, str) and len(k) + len(v) <= 20 for k, v in kept.items())
     if isinstance(raw, dict) and len(kept) < len(raw):
         assert dropped
+
+
+class _QuietStream:
+    """A carrier core that echoes no marks: the transport must estimate them."""
+
+    exact_heard = False
+    streaming = True
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+
+    def send_audio(self, ulaw: bytes) -> None:
+        self.out.append("media")
+
+    def send_mark(self, name: str) -> None:
+        self.out.append("mark " + name)
+
+    def send_clear(self) -> None:
+        self.out[:] = ["clear"]
+
+    def next_message(self) -> str | None:
+        return self.out.pop(0) if self.out else None
+
+    def is_clear(self, message: str | bytes) -> bool:
+        return message == "clear"
+
+
+class _Socket:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+
+class _Runner:
+    def __init__(self) -> None:
+        self.marks: list[str] = []
+        self.got = asyncio.Event()
+
+    def receive_mark(self, name: str) -> None:
+        self.marks.append(name)
+        self.got.set()
+
+    def clear_written(self) -> None:
+        pass
+
+
+async def test_transport_estimates_mark_echoes_for_a_carrier_that_sends_none() -> None:
+    from gateway.streams.serve import StreamTransport
+
+    stream, ws, runner = _QuietStream(), _Socket(), _Runner()
+    transport = StreamTransport(stream, ws)  # type: ignore[arg-type]
+    transport.runner = runner  # type: ignore[assignment]
+    writer = asyncio.create_task(transport.run_writer())
+    for k in range(3):
+        transport.send_frame(b"\xff" * 160)
+        transport.send_mark(f"0:{(k + 1) * 20}")
+    transport.flush()
+    async with asyncio.timeout(5):
+        while len(runner.marks) < 3:
+            runner.got.clear()
+            await runner.got.wait()
+    assert runner.marks == ["0:20", "0:40", "0:60"]  # in order, each once its audio played
+    assert ws.sent[:2] == ["media", "mark 0:20"]
+    # A clear drops what the player holds: the marks in it are never echoed.
+    transport.send_frame(b"\xff" * 160)
+    transport.send_mark("1:80")
+    transport.send_clear()
+    assert transport.echoes is not None and transport.echoes.next_due() is None
+    writer.cancel()
+    transport.stop_echoes()
