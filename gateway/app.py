@@ -142,6 +142,8 @@ def create_app(
         for carrier, signed, secret in (
             ("Telnyx", bool(settings.telnyx_public_key), "TELNYX_PUBLIC_KEY"),
             ("Plivo", bool(settings.plivo_auth_token), "PLIVO_AUTH_TOKEN"),
+            ("Vonage", bool(settings.vonage_signature_secret), "VONAGE_SIGNATURE_SECRET"),
+            ("Exotel", bool(settings.exotel_api_token), "EXOTEL_API_TOKEN"),
         ):
             if signed:
                 log.info("= %s signatures checked", carrier)

@@ -234,6 +234,13 @@ def load_settings(
         raise ConfigError(
             f"plivo_content_type is not one Plivo streams: {settings.plivo_content_type!r}"
         )
+    if bool(settings.vonage_application_id) != bool(settings.vonage_private_key):
+        raise ConfigError("VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY go together")
+    key = settings.vonage_private_key
+    if key and "-----BEGIN" not in key and not Path(key).is_file():
+        raise ConfigError("VONAGE_PRIVATE_KEY must be the application's PEM key or a path to it")
+    if bool(settings.exotel_api_key) != bool(settings.exotel_api_token):
+        raise ConfigError("EXOTEL_API_KEY and EXOTEL_API_TOKEN go together")
     if settings.vonage_rate not in (8000, 16000):
         raise ConfigError(f"vonage_rate must be 8000 or 16000, not {settings.vonage_rate}")
     if not settings.retain_days >= 0:  # NaN included
