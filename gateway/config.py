@@ -226,6 +226,11 @@ def load_settings(
             raise ConfigError(
                 "TELNYX_PUBLIC_KEY must be the account's Ed25519 key: 32 bytes, base64"
             )
+    if settings.plivo_auth_id and not (
+        settings.plivo_auth_id.isascii() and settings.plivo_auth_id.isalnum()
+        and len(settings.plivo_auth_id) <= 64
+    ):  # fmt: skip
+        raise ConfigError("PLIVO_AUTH_ID must be the account's auth ID (letters and digits)")
     if settings.telnyx_codec not in ("PCMU", "PCMA"):
         raise ConfigError(f"telnyx_codec must be PCMU or PCMA, not {settings.telnyx_codec!r}")
     if settings.plivo_content_type not in (

@@ -1,10 +1,13 @@
-"""The simulated phone network: a local Twilio for tests, the demo and benchmarks.
+"""The simulated phone network: a local Twilio (and Telnyx, Plivo) for tests, the demo and
+benchmarks.
 
-It plays the carrier's side over the wire only (HTTP webhooks and the Media Streams websocket),
-never through the gateway's internals. Pure modules first: :mod:`~gateway.sim.media` (Twilio's
-end of a Media Stream, playout and mark echoes), :mod:`~gateway.sim.script` (what the caller
-says and does), :mod:`~gateway.sim.report` (what was measured); then the asyncio adapter
-:mod:`~gateway.sim.caller` and the CLI :mod:`~gateway.sim.cli`.
+It plays the carrier's side over the wire only (HTTP webhooks and the media websocket), never
+through the gateway's internals. Pure modules first: :mod:`~gateway.sim.media` (the playout
+buffer every carrier's stand-in shares, and Twilio's end of a Media Stream),
+:mod:`~gateway.sim.script` (what the caller says and does), :mod:`~gateway.sim.report` (what
+was measured); then the asyncio adapter
+:mod:`~gateway.sim.caller` and the CLI :mod:`~gateway.sim.cli`. The other carriers' stand-ins
+are in :mod:`gateway.sim.carriers`.
 
 Names are imported lazily: ``overtalk`` imports :mod:`gateway.sim.cli` for every command, and
 should not pay for httpx, websockets, numpy and Piper unless a call is placed.

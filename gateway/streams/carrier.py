@@ -38,6 +38,7 @@ from gateway.engines import EngineSet
 from gateway.ops.admission import Admission
 from gateway.ops.lifecycle import Lifecycle
 from gateway.ops.logs import field as log_field
+from gateway.streams.serve import StreamCall
 
 if TYPE_CHECKING:
     from fastapi import WebSocket
@@ -55,9 +56,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("overtalk.streams")
-
-#: Stream parameter names the dial plan's recall reads back (plus the token).
-ROUTE_NAMES = ("route", "branch", "path", "plan")
 
 
 def is_loopback(host: str | None) -> bool:
@@ -241,6 +239,4 @@ class StreamCarrier:
 
     async def serve(self, ws: WebSocket, stream: MediaStream, control: ControlFactory) -> None:
         """One accepted media websocket, from its start message to its close."""
-        from gateway.streams.serve import StreamCall
-
         await StreamCall(self, ws, stream, control).run()

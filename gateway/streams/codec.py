@@ -57,10 +57,6 @@ class WireFormat:
         width = 2 if self.encoding is Encoding.L16 else 1
         return self.rate // 50 * width
 
-    def __str__(self) -> str:
-        order = "" if self.encoding is not Encoding.L16 else ("-be" if self.big_endian else "-le")
-        return f"{self.encoding.value}{order}@{self.rate}"
-
 
 class WireCodec:
     """Transcodes one call's audio both ways; keeps the resamplers' state between frames."""

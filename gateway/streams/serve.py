@@ -262,6 +262,13 @@ class StreamCall:
             direction=params.get("direction", "inbound"),
             parameters={**params, **(bot.context_parameters() if bot is not None else {})},
         )
+        try:
+            self.transport.control = self.control_factory(opened, self._close_normally)
+        except InvalidIdentifier as exc:  # the core checked the id; defence in depth
+            log.error("x %s call %s refused: %s", carrier.name, opened.call_id, exc)
+            carrier.refused("bad-identifier")
+            await self._close(CLOSE_POLICY)
+            return
         engine_session = await open_engine(engines, ledger, context)
         if engine_session is None:
             carrier.calls.ended(ledger)
@@ -286,7 +293,6 @@ class StreamCall:
         )
         runner = CallRunner(session, self.transport)
         self.transport.runner = runner
-        self.transport.control = self.control_factory(opened, self._close_normally)
         runner.start(carrier.calls, (bot.max_duration or 0) if bot is not None else 0)
         log.info("= %s call %s streaming to engine %s", carrier.name, ledger.call_id, ledger.engine)
         reason, outcome = "stream closed", "completed"

@@ -32,6 +32,7 @@ def test_carrier_secrets_in_a_config_file_are_refused(tmp_path: Path) -> None:
     [
         ({"TELNYX_PUBLIC_KEY": "not-a-key"}, "TELNYX_PUBLIC_KEY"),
         ({"OVERTALK_TELNYX_CODEC": "OPUS"}, "telnyx_codec"),
+        ({"PLIVO_AUTH_ID": "MA1/../x"}, "PLIVO_AUTH_ID"),
         ({"OVERTALK_PLIVO_CONTENT_TYPE": "audio/x-wav"}, "plivo_content_type"),
     ],
 )

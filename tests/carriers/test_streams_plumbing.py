@@ -70,7 +70,7 @@ def test_wire_format_refuses_rates_the_carriers_do_not_send() -> None:
         WireFormat(Encoding.ULAW, 16000)
     with pytest.raises(ValueError):
         WireFormat(Encoding.L16, 44100)
-    assert str(WireFormat(Encoding.L16, 16000, True)) == "l16-be@16000"
+    assert WireFormat(Encoding.L16, 16000, True).bytes_per_20ms == 640
 
 
 def test_paced_echoes_release_marks_when_real_time_playback_reaches_them() -> None:
