@@ -227,7 +227,7 @@ class ExotelStream(JsonStreamCore):
                 stream_id=stream_sid,
                 control_id=call_sid,
                 parameters=params,
-                media_format=f"exotel {wire}",
+                media_format=f"exotel l16-le@{SAMPLE_RATE}",
             ),
             wire,
             self._prefix + '"clear"}',

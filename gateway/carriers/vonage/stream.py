@@ -200,7 +200,7 @@ class VonageStream(JsonStreamCore):
                 stream_id=call,
                 control_id=call,
                 parameters=headers,
-                media_format=f"vonage {wire}",
+                media_format=f"vonage l16-le@{self.rate}",
             ),
             wire,
             _CLEAR,
