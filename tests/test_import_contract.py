@@ -141,3 +141,14 @@ def test_the_dial_plan_reaches_engines_only_through_their_interface():
         for path in sources("gateway/dialplan")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_simulator_meets_the_gateway_on_the_wire_only():
+    """The simulated carriers import nothing of the gateway but the simulator (DESIGN.md 1)."""
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            n for n in imported(path) if under(n, "gateway") and not under(n, "gateway.sim")
+        )
+        for path in sources("gateway/sim")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -22,9 +22,9 @@ from gateway.config import Settings
 from gateway.ops.server import serve
 from gateway.sim.carriers.dial import place_carrier_call
 from gateway.sim.carriers.telnyx import TelnyxDialer, TelnyxRestSim
+from gateway.sim.carriers.wire import L16, Wire
 from gateway.sim.report import CallReport
 from gateway.sim.script import CallerScript
-from gateway.streams.codec import Encoding, WireFormat
 
 PRIVATE, PUBLIC = TelnyxDialer.new_key()
 API_KEY = "KEY-telnyx-test"
@@ -40,12 +40,12 @@ async def call(url: str, script: CallerScript, dialer: TelnyxDialer, **kw: Any) 
     [
         ("PCMU", None),
         ("PCMA", None),
-        ("PCMU", WireFormat(Encoding.L16, 16000, big_endian=True)),
+        ("PCMU", Wire(L16, 16000, big_endian=True)),
     ],
     ids=["pcmu", "pcma", "l16-16k"],
 )
 async def test_telnyx_holds_the_conversation_with_an_interruption(
-    codec: str, wire: WireFormat | None
+    codec: str, wire: Wire | None
 ) -> None:
     engine = EchoRecorder()
     settings = Settings(telnyx_public_key=PUBLIC, telnyx_codec=codec)

@@ -91,13 +91,14 @@ class PlivoRoutes:
         if self.rest is not None:
             await self.rest.aclose()
 
-    async def _authorized(self, request: Request) -> dict[str, str] | None:
+    async def _authorized(self, request: Request) -> dict[str, str] | Response:
+        """The request's form once it is Plivo's; else the refusal to answer."""
         params = self.carrier.form(await request.body())
         if params is None:
-            return None
+            return _plain("bad request: not a form body", 400)
         if self.checker is None:
             host = request.client.host if request.client else None
-            return params if is_loopback(host) else None
+            return params if is_loopback(host) else _plain("forbidden", 403)
         url = self.carrier.url(str(request.base_url), request.url.path, request.url.query)
         if not self.checker.check(
             "POST",
@@ -108,14 +109,14 @@ class PlivoRoutes:
         ):
             log.warning("x rejected unsigned or forged Plivo request to %s", request.url.path)
             self.carrier.refused("bad-signature")
-            return None
+            return _plain("forbidden", 403)
         return params
 
     async def answer(self, request: Request) -> Response:
         """Answer a call: the dial plan's decision in Plivo XML, or a stream to the engine."""
         params = await self._authorized(request)
-        if params is None:
-            return _plain("forbidden", 403)
+        if isinstance(params, Response):
+            return params
         call_id = params.get("CallUUID")
         if not is_uuid(call_id):
             self.carrier.refused("bad-identifier")
@@ -162,8 +163,9 @@ class PlivoRoutes:
 
     async def transfer(self, request: Request) -> Response:
         """The document a REST transfer runs: ``<Dial>`` to the target in the URL."""
-        if await self._authorized(request) is None:
-            return _plain("forbidden", 403)
+        refused = await self._authorized(request)
+        if isinstance(refused, Response):
+            return refused
         target = request.query_params.get("to", "")
         if not _TARGET.fullmatch(target):
             return _plain("bad request: not a number or SIP URI", 400)

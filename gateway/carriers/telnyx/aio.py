@@ -79,11 +79,12 @@ class TelnyxRoutes:
         if self.rest is not None:
             await self.rest.close()
 
-    async def _authorized(self, request: Request) -> dict[str, str] | None:
+    async def _authorized(self, request: Request) -> dict[str, str] | Response:
+        """The webhook's form once it is Telnyx's; else the refusal to answer."""
         body = await request.body()
         if self.checker is None:
             if not is_loopback(request.client.host if request.client else None):
-                return None
+                return _plain("forbidden", 403)
         else:
             problem = self.checker.check(
                 body,
@@ -94,14 +95,15 @@ class TelnyxRoutes:
             if problem is not None:
                 log.warning("x rejected Telnyx webhook: %s", problem)
                 self.carrier.refused("bad-signature")
-                return None
-        return self.carrier.form(body)
+                return _plain("forbidden", 403)
+        params = self.carrier.form(body)
+        return params if params is not None else _plain("bad request: not a form body", 400)
 
     async def voice(self, request: Request) -> Response:
         """Answer a call: the dial plan's decision in TeXML, or a stream to the engine."""
         params = await self._authorized(request)
-        if params is None:
-            return _plain("forbidden", 403)
+        if isinstance(params, Response):
+            return params
         call_id = params.get("CallSid")
         if not is_telnyx_call_control_id(call_id):
             self.carrier.refused("bad-identifier")

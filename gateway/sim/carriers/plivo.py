@@ -43,17 +43,16 @@ from plivo.utils.signature_v3 import construct_get_url, construct_post_url, get_
 
 from gateway.sim.caller import CallPump, parse_twiml
 from gateway.sim.carriers.dial import StreamPlan, Webhook
-from gateway.sim.carriers.wire import WireSim
+from gateway.sim.carriers.wire import L16, ULAW, Wire, WireSim
 from gateway.sim.media import Inbound, MarkEcho
 from gateway.sim.report import CallReport
-from gateway.streams.codec import Encoding, WireFormat
 
 __all__ = ["PlivoDialer", "PlivoRestSim", "PlivoStreamSim", "sign_v3"]
 
 _CONTENT_TYPES = {
-    "audio/x-mulaw;rate=8000": WireFormat(Encoding.ULAW, 8000),
-    "audio/x-l16;rate=8000": WireFormat(Encoding.L16, 8000),
-    "audio/x-l16;rate=16000": WireFormat(Encoding.L16, 16000),
+    "audio/x-mulaw;rate=8000": Wire(ULAW, 8000),
+    "audio/x-l16;rate=8000": Wire(L16, 8000),
+    "audio/x-l16;rate=16000": Wire(L16, 16000),
 }
 #: The echo that stands for ``clearedAudio`` (not a checkpoint name the gateway could send).
 _CLEARED = "\x00clearedAudio"

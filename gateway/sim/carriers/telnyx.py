@@ -38,16 +38,15 @@ from nacl.signing import SigningKey
 
 from gateway.sim.caller import CallPump, parse_twiml
 from gateway.sim.carriers.dial import StreamPlan, Webhook
-from gateway.sim.carriers.wire import WireSim
+from gateway.sim.carriers.wire import ALAW, ULAW, Wire, WireSim
 from gateway.sim.media import Inbound
 from gateway.sim.report import CallReport
-from gateway.streams.codec import Encoding, WireFormat
 
 __all__ = ["TelnyxDialer", "TelnyxRestSim", "TelnyxStreamSim", "new_call_control_id"]
 
 #: TeXML ``codec``/``bidirectionalCodec`` values the stand-in streams (G.711; Telnyx also
 #: offers G722, OPUS and AMR-WB, which the gateway does not ask for).
-_CODECS = {"PCMU": WireFormat(Encoding.ULAW), "PCMA": WireFormat(Encoding.ALAW)}
+_CODECS = {"PCMU": Wire(ULAW), "PCMA": Wire(ALAW)}
 #: What one outbound ``media`` may hold: 20 ms to 30 s of audio (AsyncAPI page).
 _MIN_MEDIA_S, _MAX_MEDIA_S = 0.020, 30.0
 
@@ -68,7 +67,7 @@ class TelnyxStreamSim(WireSim):
         caller: str,
         called: str,
         codec: str = "PCMU",
-        wire: WireFormat | None = None,
+        wire: Wire | None = None,
         keep_media_log: bool = True,
     ) -> None:
         self.codec_name = codec if wire is None else "L16"
@@ -170,7 +169,7 @@ class TelnyxStreamSim(WireSim):
             audio = self._decode(media.get("payload") if isinstance(media, dict) else None, now)
             if isinstance(audio, Inbound):
                 return audio
-            seconds = len(audio) / (self.wire.bytes_per_20ms * 50)
+            seconds = len(audio) / self.wire.bytes_per_second
             if not _MIN_MEDIA_S - 1e-9 <= seconds <= _MAX_MEDIA_S:
                 return self._violation(
                     now, "media", f"{seconds * 1000:.1f} ms of audio; Telnyx takes 20 ms to 30 s"
@@ -194,7 +193,7 @@ class TelnyxDialer:
 
     name = "telnyx"
 
-    def __init__(self, auth: str | None, *, wire: WireFormat | None = None) -> None:
+    def __init__(self, auth: str | None, *, wire: Wire | None = None) -> None:
         self.key = SigningKey(pybase64.b64decode(auth)) if auth else None
         #: Stream L16 (as Call Control's ``streaming_start`` can) instead of the TeXML codec.
         self.wire = wire

@@ -3,7 +3,8 @@
 :class:`WireSim` is a :class:`~gateway.sim.media.StreamSimBase` whose messages are JSON text
 frames and whose audio is G.711 or L16 at 8 or 16 kHz on the wire (the stand-in converts to
 8 kHz mu-law for its playout buffer, and the caller's mu-law to the wire). The stand-in is
-the carrier, so it does its own conversions (``audioop``) rather than borrow the gateway's.
+the carrier, so it describes and converts audio itself (``audioop``) rather than borrow the
+gateway's codecs: the simulator meets the gateway on the wire only.
 """
 
 from __future__ import annotations
@@ -11,25 +12,41 @@ from __future__ import annotations
 import abc
 import binascii
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pybase64
 
 from gateway.sim.media import DTMF_DIGITS, Inbound, LogEntry, LogKind, StreamSimBase
-from gateway.streams.codec import Encoding, WireFormat
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
-__all__ = ["WireSim"]
+__all__ = ["ALAW", "L16", "ULAW", "Wire", "WireSim"]
+
+ULAW, ALAW, L16 = "ulaw", "alaw", "l16"
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """A carrier's audio on the wire: ``encoding`` (:data:`ULAW`, :data:`ALAW`, :data:`L16`),
+    rate, and for L16 the byte order."""
+
+    encoding: str
+    rate: int = 8000
+    big_endian: bool = False
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.rate * (2 if self.encoding == L16 else 1)
 
 
 class WireSim(StreamSimBase):
     """A JSON-text carrier's end of a stream; subclasses write the messages."""
 
-    def __init__(self, wire: WireFormat, *, keep_media_log: bool = True) -> None:
+    def __init__(self, wire: Wire, *, keep_media_log: bool = True) -> None:
         super().__init__(keep_media_log=keep_media_log)
         self.wire = wire
         self._up: Any = None  # ratecv states, 8 -> 16 kHz and back
@@ -39,9 +56,9 @@ class WireSim(StreamSimBase):
 
     def _to_wire(self, ulaw: bytes) -> bytes:
         wire = self.wire
-        if wire.encoding is Encoding.ULAW:
+        if wire.encoding == ULAW:
             return ulaw
-        if wire.encoding is Encoding.ALAW:
+        if wire.encoding == ALAW:
             return audioop.lin2alaw(audioop.ulaw2lin(ulaw, 2), 2)
         pcm = audioop.ulaw2lin(ulaw, 2)
         if wire.rate != 8000:
@@ -50,9 +67,9 @@ class WireSim(StreamSimBase):
 
     def _to_core(self, payload: bytes) -> bytes:
         wire = self.wire
-        if wire.encoding is Encoding.ULAW:
+        if wire.encoding == ULAW:
             return payload
-        if wire.encoding is Encoding.ALAW:
+        if wire.encoding == ALAW:
             return audioop.lin2ulaw(audioop.alaw2lin(payload, 2), 2)
         pcm = audioop.byteswap(payload, 2) if wire.big_endian else payload
         if wire.rate != 8000:
@@ -117,6 +134,6 @@ class WireSim(StreamSimBase):
             return self._violation(now, event, f"payload is not valid base64 ({exc})")
         if audio[:4] == b"RIFF":
             return self._violation(now, event, "payload has a WAV header: played as noise")
-        if self.wire.encoding is Encoding.L16 and len(audio) % 2:
+        if self.wire.encoding == L16 and len(audio) % 2:
             return self._violation(now, event, "L16 payload of an odd number of bytes")
         return audio
