@@ -32,9 +32,9 @@ import orjson
 import pybase64
 
 from gateway.sim.carriers.dial import StreamPlan, Webhook
-from gateway.sim.media import Inbound, LogEntry, LogKind, MarkEcho, StreamSimBase
+from gateway.sim.carriers.wire import L16, Wire, WireSim
+from gateway.sim.media import Inbound, LogEntry, LogKind, MarkEcho
 from gateway.sim.report import CallReport
-from gateway.streams.codec import Encoding, WireCodec, WireFormat
 
 __all__ = ["ExotelDialer", "ExotelMediaSim", "new_sid"]
 
@@ -56,7 +56,7 @@ def new_sid() -> str:
     return secrets.token_hex(16)
 
 
-class ExotelMediaSim(StreamSimBase):
+class ExotelMediaSim(WireSim):
     """The Exotel end of one Voicebot stream."""
 
     def __init__(
@@ -68,13 +68,12 @@ class ExotelMediaSim(StreamSimBase):
         *,
         keep_media_log: bool = True,
     ) -> None:
-        super().__init__(keep_media_log=keep_media_log)
+        super().__init__(Wire(L16, SAMPLE_RATE), keep_media_log=keep_media_log)
         self.call_sid = call_sid
         self.stream_sid = new_sid()
         self.account_sid = "overtalksim"
         self.caller, self.called = caller, called
         self.custom_parameters = dict(custom_parameters)
-        self.codec = WireCodec(WireFormat(Encoding.L16, SAMPLE_RATE))
         self.short_chunks = 0
         self._seq = 0
         self._chunk = 0
@@ -116,7 +115,7 @@ class ExotelMediaSim(StreamSimBase):
     def media(self, ulaw: bytes, now: float) -> bytes:
         """[PROTO] caller audio: base64 16-bit PCM, its chunk number and timestamp (ms)."""
         self._chunk += 1
-        pcm = self.codec.from_core(ulaw)
+        pcm = self._to_wire(ulaw)
         return self._message(
             "media",
             media={
@@ -145,20 +144,8 @@ class ExotelMediaSim(StreamSimBase):
         ids = {"call_sid": self.call_sid, "account_sid": self.account_sid}
         return self._message("stop", stop={**ids, "reason": "callended"})
 
-    def receive(self, message: str | bytes, now: float, *, binary: bool = False) -> Inbound:
-        """Take one message from the gateway; violations are recorded, never raised."""
-        self.received += 1
-        if self.stopped:
-            return Inbound("ignored")
-        self._play_until(now)
-        if binary:
-            return self._violation(now, "?", "binary frame ([PROTO] messages are JSON text)")
-        try:
-            msg = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            return self._violation(now, "?", f"not JSON: {exc}")
-        if not isinstance(msg, dict):
-            return self._violation(now, "?", "not a JSON object")
+    def _on_message(self, msg: dict[str, Any], now: float) -> Inbound:
+        """One JSON message from the gateway (the base class framed and parsed it)."""
         event = msg.get("event")
         if event not in ("media", "mark", "clear"):
             return self._violation(now, str(event), "unknown event ([PROTO] media, mark, clear)")
@@ -192,7 +179,7 @@ class ExotelMediaSim(StreamSimBase):
             )
         if len(pcm) < MIN_CHUNK:
             self.short_chunks += 1
-        return self._accept_audio(self.codec.to_core(pcm), now)
+        return self._accept_audio(self._to_core(pcm), now)
 
 
 @dataclass

@@ -33,9 +33,9 @@ from fastapi.responses import JSONResponse
 
 from gateway.sim.caller import CallPump
 from gateway.sim.carriers.dial import StreamPlan, Webhook
-from gateway.sim.media import Inbound, LogEntry, LogKind, MarkEcho, StreamSimBase
+from gateway.sim.carriers.wire import L16, Wire, WireSim
+from gateway.sim.media import Inbound, LogEntry, LogKind, MarkEcho
 from gateway.sim.report import CallReport
-from gateway.streams.codec import Encoding, WireCodec, WireFormat
 
 __all__ = ["VonageDialer", "VonageMediaSim", "VonageRestSim", "new_uuid", "sign_webhook"]
 
@@ -66,7 +66,7 @@ def sign_webhook(secret: str, body: bytes, now: float, **claims: object) -> str:
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
-class VonageMediaSim(StreamSimBase):
+class VonageMediaSim(WireSim):
     """The Vonage end of one websocket call leg."""
 
     #: [WS] audio both ways is binary frames.
@@ -75,16 +75,16 @@ class VonageMediaSim(StreamSimBase):
     def __init__(
         self, content_type: str, headers: dict[str, str], *, keep_media_log: bool = True
     ) -> None:
-        super().__init__(keep_media_log=keep_media_log)
         match = _CONTENT_TYPE.fullmatch(content_type)
         if match is None or match.group(1) == "24000":
             raise ValueError(f"[NCCO] content-type {content_type!r} is not one the stand-in plays")
+        # [WS] 16-bit signed little-endian PCM at the content-type's rate.
+        super().__init__(Wire(L16, int(match.group(1))), keep_media_log=keep_media_log)
         self.content_type = content_type
         self.headers = dict(headers)
         self.rate = int(match.group(1))
         #: [WS] one message carries 20 ms of 16-bit PCM: 640 bytes at 16 kHz, 320 at 8 kHz.
         self.frame_bytes = self.rate // 50 * 2
-        self.codec = WireCodec(WireFormat(Encoding.L16, self.rate))
         self.cleared_answers = 0
 
     def open_messages(self, now: float) -> list[bytes]:
@@ -99,7 +99,7 @@ class VonageMediaSim(StreamSimBase):
 
     def media(self, ulaw: bytes, now: float) -> bytes:
         """[WS] 20 ms of caller audio, one binary message of 16-bit little-endian PCM."""
-        pcm = self.codec.from_core(ulaw)
+        pcm = self._to_wire(ulaw)
         return pcm.ljust(self.frame_bytes, b"\0")[: self.frame_bytes]
 
     def dtmf(self, digit: str, now: float) -> bytes:
@@ -127,22 +127,20 @@ class VonageMediaSim(StreamSimBase):
         return b""
 
     def receive(self, message: str | bytes, now: float, *, binary: bool = False) -> Inbound:
-        """Take one message from the gateway; violations are recorded, never raised."""
+        """Take one message from the gateway; violations are recorded, never raised. Binary
+        frames are audio; text frames are JSON commands (:meth:`_on_message`)."""
+        if not (binary and isinstance(message, bytes)):
+            return super().receive(message, now)
         self.received += 1
         if self.stopped:
             return Inbound("ignored")
         self._play_until(now)
-        if isinstance(message, bytes) and binary:
-            # [WS] audio to play is binary 16-bit PCM at the connection's rate, 20 ms a message.
-            if len(message) != self.frame_bytes:
-                return self._violation(now, "audio", f"{len(message)} bytes, not 20 ms")
-            return self._accept_audio(self.codec.to_core(message), now)
-        try:
-            msg = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            return self._violation(now, "?", f"text frame is not JSON: {exc}")
-        if not isinstance(msg, dict):
-            return self._violation(now, "?", "text frame is not a JSON object")
+        # [WS] audio to play is binary 16-bit PCM at the connection's rate, 20 ms a message.
+        if len(message) != self.frame_bytes:
+            return self._violation(now, "audio", f"{len(message)} bytes, not 20 ms")
+        return self._accept_audio(self._to_core(message), now)
+
+    def _on_message(self, msg: dict[str, Any], now: float) -> Inbound:
         action = msg.get("action")
         if action == "notify":
             payload = msg.get("payload")
