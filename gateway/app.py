@@ -20,10 +20,12 @@ from engine.base import Engine
 from engine.registry import ENGINE_NAMES
 from gateway.call.registry import CallRegistry
 from gateway.callstore.service import call_data_for
+from gateway.carriers.exotel.aio import ExotelRoutes
 from gateway.carriers.plivo.aio import PlivoRoutes
 from gateway.carriers.sip import SipSettings, sip_server
 from gateway.carriers.telnyx.aio import TelnyxRoutes
 from gateway.carriers.twilio.aio import TwilioCarrier
+from gateway.carriers.vonage.aio import VonageRoutes
 from gateway.carriers.webrtc.aio import PhoneCarrier
 from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
@@ -145,6 +147,8 @@ def create_app(
         for carrier, signed, secret in (
             ("Telnyx", bool(settings.telnyx_public_key), "TELNYX_PUBLIC_KEY"),
             ("Plivo", bool(settings.plivo_auth_token), "PLIVO_AUTH_TOKEN"),
+            ("Vonage", bool(settings.vonage_signature_secret), "VONAGE_SIGNATURE_SECRET"),
+            ("Exotel", bool(settings.exotel_api_token), "EXOTEL_API_TOKEN"),
         ):
             if signed:
                 log.info("= %s signatures checked", carrier)
@@ -216,6 +220,8 @@ def create_app(
     app.include_router(phone.router())
     app.include_router(telnyx.router())
     app.include_router(plivo.router())
+    app.include_router(VonageRoutes(stream_carrier("vonage")).router())
+    app.include_router(ExotelRoutes(stream_carrier("exotel")).router())
     if settings.campaign_store:
         app.include_router(_campaign_router(settings))
     if call_data is not None:

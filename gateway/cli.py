@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--carrier",
         default="",
         metavar="X[,Y]",
-        help="also run the wire load over these carriers' media streams (telnyx, plivo), "
+        help="also run the wire load over these carriers' media streams (telnyx, plivo, "
+        "vonage, exotel), "
         "side by side with Twilio: CPU per call and echo delay",
     )
     bench.add_argument(

@@ -128,6 +128,22 @@ class Settings:
     #: The ``<Stream contentType>``: audio/x-mulaw;rate=8000, audio/x-l16;rate=8000 or
     #: audio/x-l16;rate=16000.
     plivo_content_type: str = "audio/x-mulaw;rate=8000"
+    # -- Vonage (README "Vonage"): answer webhook /vonage/answer, websocket /vonage/media
+    #: The signature secret its webhooks are signed with (VONAGE_SIGNATURE_SECRET; unset:
+    #: loopback clients only), the application whose private key (VONAGE_PRIVATE_KEY, the PEM
+    #: or a path to it) signs hang-ups and transfers (VONAGE_APPLICATION_ID; unset: hang up by
+    #: closing the socket, no transfers), the L16 rate asked for (8000 or 16000), and the Voice
+    #: API base URL (``https://api.nexmo.com``; a stand-in's in tests).
+    vonage_signature_secret: str = ""
+    vonage_application_id: str = ""
+    vonage_private_key: str = ""
+    vonage_rate: int = 8000
+    vonage_api_base: str = ""
+    # -- Exotel (README "Exotel"): stream URL /exotel/stream-url, websocket /exotel/media
+    #: The API key and token the applet's URLs carry as Basic auth (EXOTEL_API_KEY,
+    #: EXOTEL_API_TOKEN; unset: loopback clients only).
+    exotel_api_key: str = ""
+    exotel_api_token: str = ""
 
     @property
     def signed(self) -> bool:
@@ -144,6 +160,11 @@ _SECRET_ENV = {
     "telnyx_public_key": "TELNYX_PUBLIC_KEY",
     "plivo_auth_id": "PLIVO_AUTH_ID",
     "plivo_auth_token": "PLIVO_AUTH_TOKEN",
+    "vonage_signature_secret": "VONAGE_SIGNATURE_SECRET",
+    "vonage_application_id": "VONAGE_APPLICATION_ID",
+    "vonage_private_key": "VONAGE_PRIVATE_KEY",
+    "exotel_api_key": "EXOTEL_API_KEY",
+    "exotel_api_token": "EXOTEL_API_TOKEN",
 }
 _FIELDS = {f.name: f for f in fields(Settings)}
 
@@ -230,6 +251,15 @@ def load_settings(
         raise ConfigError(
             f"plivo_content_type is not one Plivo streams: {settings.plivo_content_type!r}"
         )
+    if bool(settings.vonage_application_id) != bool(settings.vonage_private_key):
+        raise ConfigError("VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY go together")
+    key = settings.vonage_private_key
+    if key and "-----BEGIN" not in key and not Path(key).is_file():
+        raise ConfigError("VONAGE_PRIVATE_KEY must be the application's PEM key or a path to it")
+    if bool(settings.exotel_api_key) != bool(settings.exotel_api_token):
+        raise ConfigError("EXOTEL_API_KEY and EXOTEL_API_TOKEN go together")
+    if settings.vonage_rate not in (8000, 16000):
+        raise ConfigError(f"vonage_rate must be 8000 or 16000, not {settings.vonage_rate}")
     if not settings.retain_days >= 0:  # NaN included
         raise ConfigError(f"retain_days must be 0 (keep) or more: {settings.retain_days}")
     return settings

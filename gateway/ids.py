@@ -21,6 +21,7 @@ __all__ = [
     "STREAM_SID",
     "TRANSCRIPTION_SID",
     "InvalidIdentifier",
+    "is_exotel_sid",
     "is_file_token",
     "is_telnyx_call_control_id",
     "is_twilio_sid",
@@ -112,3 +113,13 @@ def path_inside(directory: str | Path, name: str, suffix: str) -> Path:
     if path.parent != root:
         raise InvalidIdentifier("file name", name)
     return path
+
+
+#: Exotel's call and stream SIDs are opaque alphanumeric strings (its examples show 32 hex
+#: digits, or ``CA``/``MZ`` and letters); nothing else is accepted: no separator, no dot.
+_EXOTEL_SID = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+def is_exotel_sid(value: object) -> bool:
+    """True when ``value`` can be an Exotel call, stream or account SID."""
+    return isinstance(value, str) and _EXOTEL_SID.fullmatch(value) is not None

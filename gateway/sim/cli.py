@@ -38,7 +38,12 @@ class _Utterance(argparse.Action):
 
 
 #: Where each carrier's stand-in finds what it signs with.
-SIGNING_ENV = {"telnyx": "TELNYX_SIM_PRIVATE_KEY", "plivo": "PLIVO_AUTH_TOKEN"}
+SIGNING_ENV = {
+    "telnyx": "TELNYX_SIM_PRIVATE_KEY",
+    "plivo": "PLIVO_AUTH_TOKEN",
+    "vonage": "VONAGE_SIGNATURE_SECRET",
+    "exotel": "EXOTEL_SIM_AUTH",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         choices=["twilio", *sorted(DIALERS)],
         help="whose network places the call (default twilio). Signing secrets come from the "
         "environment: TWILIO_AUTH_TOKEN, TELNYX_SIM_PRIVATE_KEY (base64 Ed25519 seed whose "
-        "public key the gateway has as TELNYX_PUBLIC_KEY), PLIVO_AUTH_TOKEN; unset: unsigned",
+        "public key the gateway has as TELNYX_PUBLIC_KEY), PLIVO_AUTH_TOKEN, "
+        "VONAGE_SIGNATURE_SECRET, EXOTEL_SIM_AUTH (the gateway's EXOTEL_API_KEY:EXOTEL_API_TOKEN); "
+        "unset: unsigned",
     )
     call.add_argument(
         "--public-url", help="base URL the gateway signs against (default: --gateway)"

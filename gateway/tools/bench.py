@@ -9,8 +9,8 @@ Three measurements, each printed as a table:
    delay (gateway round trip); the gateway's CPU time over the steady window gives CPU per
    call. A run is real-time when p99 echo delay < 20 ms. The generator shares the machine, so
    its own send lateness is printed too: when it is late the figures are the generator's limit,
-   not the gateway's. ``--carrier telnyx,plivo`` runs the same load over those carriers'
-   media-stream wires on the same server, after Twilio's, and prints them side by side.
+   not the gateway's. ``--carrier telnyx,plivo,vonage,exotel`` runs the same load over those
+   carriers' media-stream wires on the same server, after Twilio's, side by side.
 2. **Per frame, in process.** The gateway's own work for one frame each way (JSON, base64,
    G.711, resampling 8 <-> 16 kHz, framing, pacing), timed over many frames of many sessions.
 3. **Interrupt -> clear.** Sessions mid-speech are interrupted; the time from the engine's
@@ -33,6 +33,7 @@ import numpy as np
 import orjson
 import pybase64
 
+from gateway.audio.g711 import ulaw_decode, ulaw_encode
 from gateway.carriers.twilio.stream_token import TOKEN_PARAMETER, StreamTokens
 
 SID = "MZ" + "b" * 32
@@ -85,6 +86,13 @@ class _Dialect:
     mark_event: str
     echo: Callable[[dict[str, object], int], str]
     stop: Callable[[int], str | None]
+    #: The wire's audio from the caller's 8 kHz mu-law, and back (L16 carriers transcode).
+    encode: Callable[[bytes], bytes] = bytes
+    decode: Callable[[bytes], bytes] = bytes
+    #: Audio travels as binary websocket frames both ways (Vonage), not base64 in JSON.
+    binary: bool = False
+    #: The JSON field naming a text message's kind (Vonage's commands say ``action``).
+    kind: str = "event"
 
 
 def _telnyx_ids(n: int) -> tuple[str, str]:
@@ -194,11 +202,72 @@ def _dialects() -> dict[str, _Dialect]:
         ).decode(),
         lambda n: None,  # Plivo just closes the socket
     )
-    return {d.name: d for d in (twilio, telnyx, plivo)}
+    vonage = _Dialect(
+        "vonage",
+        lambda n: "/vonage/media",
+        lambda n: [
+            orjson.dumps(
+                {
+                    "event": "websocket:connected",
+                    "content-type": "audio/l16;rate=8000",
+                    "call_uuid": _vonage_id(n),
+                    TOKEN_PARAMETER: _token(_vonage_id(n)),
+                }
+            ).decode()
+        ],
+        lambda n, i: ("", ""),  # binary frames
+        "",
+        media_payload,
+        "notify",
+        lambda msg, n: orjson.dumps(
+            {"event": "websocket:notify", "payload": msg.get("payload")}
+        ).decode(),
+        lambda n: None,  # Vonage just closes the socket
+        encode=ulaw_decode,
+        decode=ulaw_encode,
+        binary=True,
+        kind="action",
+    )
+    exotel = _Dialect(
+        "exotel",
+        lambda n: "/exotel/media",
+        lambda n: [
+            orjson.dumps(
+                {
+                    "event": "start",
+                    "stream_sid": f"s{n:031d}",
+                    "start": {
+                        "stream_sid": f"s{n:031d}",
+                        "call_sid": f"c{n:031d}",
+                        "custom_parameters": {TOKEN_PARAMETER: _token(f"c{n:031d}")},
+                        "media_format": {"encoding": "audio/x-raw", "sample_rate": "8000"},
+                    },
+                }
+            ).decode()
+        ],
+        lambda n, i: (
+            '{"event":"media","stream_sid":"s' + f"{n:031d}" + '","media":{"payload":"',
+            '"}}',
+        ),  # fmt: skip
+        "media",
+        media_payload,
+        "mark",
+        lambda msg, n: orjson.dumps(
+            {"event": "mark", "stream_sid": f"s{n:031d}", "mark": msg.get("mark")}
+        ).decode(),
+        lambda n: '{"event":"stop","stream_sid":"s' + f"{n:031d}" + '","stop":{}}',
+        encode=ulaw_decode,
+        decode=ulaw_encode,
+    )
+    return {d.name: d for d in (twilio, telnyx, plivo, vonage, exotel)}
+
+
+def _vonage_id(n: int) -> str:
+    return f"30000000-0000-4000-8000-{n:012d}"
 
 
 #: The carriers ``--carrier`` can name.
-CARRIERS = ("twilio", "telnyx", "plivo")
+CARRIERS = ("twilio", "telnyx", "plivo", "vonage", "exotel")
 
 
 async def _one_call(
@@ -216,19 +285,24 @@ async def _one_call(
             for message in dialect.opening(n):
                 await ws.send(message)
 
+            def matched(payload: bytes, now: float) -> None:
+                # A server may send several frames in one message: match each.
+                for at in range(0, len(payload) - 3, 160):
+                    i = index_of.get(payload[at : at + 4])
+                    if i is not None:
+                        stats.echo_delays.append(now - sent_at[i])
+                        stats.frames_back += 1
+
             async def reader() -> None:
                 async for raw in ws:
                     now = clock()
+                    if isinstance(raw, bytes) and dialect.binary:
+                        matched(dialect.decode(raw), now)
+                        continue
                     msg = orjson.loads(raw)
-                    event = msg.get("event")
+                    event = msg.get(dialect.kind)
                     if event == dialect.audio_event:
-                        payload = pybase64.b64decode(dialect.payload(msg))
-                        # A server may send several frames in one message: match each.
-                        for at in range(0, len(payload) - 3, 160):
-                            i = index_of.get(payload[at : at + 4])
-                            if i is not None:
-                                stats.echo_delays.append(now - sent_at[i])
-                                stats.frames_back += 1
+                        matched(dialect.decode(pybase64.b64decode(dialect.payload(msg))), now)
                     elif event == dialect.mark_event:  # played out at once by this caller
                         await ws.send(dialect.echo(msg, n))
 
@@ -241,8 +315,12 @@ async def _one_call(
                 now = clock()
                 stats.send_lateness.append(max(0.0, now - due))
                 sent_at[i] = now
-                prefix, suffix = dialect.media(n, i)
-                await ws.send(prefix + pybase64.b64encode_as_string(payload) + suffix)
+                wire = dialect.encode(payload)
+                if dialect.binary:
+                    await ws.send(wire)
+                else:
+                    prefix, suffix = dialect.media(n, i)
+                    await ws.send(prefix + pybase64.b64encode_as_string(wire) + suffix)
                 stats.frames_sent += 1
             await asyncio.sleep(0.3)
             stop = dialect.stop(n)

@@ -30,6 +30,8 @@ __all__ = ["DIALERS", "dialer_for"]
 DIALERS: dict[str, str] = {
     "telnyx": "gateway.sim.carriers.telnyx:TelnyxDialer",
     "plivo": "gateway.sim.carriers.plivo:PlivoDialer",
+    "vonage": "gateway.sim.carriers.vonage:VonageDialer",
+    "exotel": "gateway.sim.carriers.exotel:ExotelDialer",
 }
 
 
