@@ -1,0 +1,108 @@
+"""What one more call costs the embedded engine's process, piece by piece, with the
+alternative measured beside it in the same run (the machine is shared: compare within a row).
+
+    python tests/bench/bench_capacity.py [--calls 40] [--seconds 3] [--repeats 5]
+
+- vad: ``--calls`` streams submit a 512-sample window every 32 ms each, phases spread as real
+  calls' are, to the batched VAD worker with the real Silero model; CPU of the whole process
+  per second of audio (the VAD thread's own, and the whole process's with the submitting
+  loop), and windows per forward, with forwards at least 10 ms apart (the default) against no
+  interval (every window scored as it comes) and 16 ms.
+
+Each figure is the median over ``--repeats`` runs, with the load average beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from engine.local.vad import WINDOW, SileroVad  # noqa: E402
+from engine.local.workers import VadResult, VadStream, VadWorker  # noqa: E402
+
+
+async def _vad_round(model: SileroVad, calls: int, seconds: float, interval: float) -> tuple:
+    worker = VadWorker(model, min_interval_s=interval)
+    worker.bind(asyncio.get_running_loop())
+    got = [0]
+
+    def deliver(results: list[VadResult]) -> None:
+        got[0] += len(results)
+
+    streams = [VadStream(deliver, None) for _ in range(calls)]
+    rng = np.random.default_rng(1)
+    window = (rng.standard_normal((1, WINDOW)) * 0.05).astype(np.float32)
+    period = WINDOW / 16000
+    t0 = time.monotonic()
+    due = sorted((t0 + i * period / calls, i) for i in range(calls))
+    ends = [0] * calls
+    thread = worker._thread
+    assert thread is not None and thread.native_id is not None
+    tid = thread.native_id
+    cpu0, tcpu0 = time.process_time(), _thread_cpu(tid)
+    stop = t0 + seconds
+    while True:
+        at, i = due.pop(0)
+        if at >= stop:
+            break
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        ends[i] += WINDOW
+        worker.submit(streams[i], window, ends[i])
+        due.append((at + period, i))
+        due.sort()
+    await asyncio.sleep(0.1)
+    wall = time.monotonic() - t0
+    cpu = (time.process_time() - cpu0) / wall
+    tcpu = (_thread_cpu(tid) - tcpu0) / wall
+    worker.stop()
+    return cpu, tcpu, worker.windows / max(1, worker.forwards), got[0]
+
+
+def _thread_cpu(tid: int) -> float:
+    """CPU seconds (user + system) of one thread of this process, from /proc."""
+    fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench_vad(calls: int, seconds: float, repeats: int) -> list[str]:
+    model = SileroVad()
+    rows: dict[float, list[tuple]] = {0.010: [], 0.0: [], 0.016: []}
+    for _ in range(repeats):
+        for interval in rows:  # alternate, so both see the same machine
+            rows[interval].append(await _vad_round(model, calls, seconds, interval))
+    lines = []
+    for interval, runs in rows.items():
+        cpu = statistics.median(r[0] for r in runs)
+        worker = statistics.median(r[1] for r in runs)
+        batch = statistics.median(r[2] for r in runs)
+        lines.append(
+            f"  forwards >= {interval * 1000:4.0f} ms apart: VAD thread {100 * worker:5.1f} % of a "
+            f"core, process {100 * cpu:5.1f} %, {batch:4.1f} windows per forward"
+        )
+    lines.append(f"  ({calls} calls, median of {repeats} runs of {seconds:.0f} s each)")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    load0 = os.getloadavg()[0]
+    lines = asyncio.run(bench_vad(args.calls, args.seconds, args.repeats))
+    print(f"vad (load average {load0:.1f} -> {os.getloadavg()[0]:.1f})")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

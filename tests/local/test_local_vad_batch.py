@@ -1,0 +1,42 @@
+"""The VAD worker gathers many calls' windows into one forward (capacity, issue 11)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from engine.local.vad import WINDOW, VadState
+from engine.local.workers import VadResult, VadStream, VadWorker
+
+
+class _Counting:
+    """Records the batch size of every forward."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def forward(self, windows: np.ndarray, states: list[VadState]) -> np.ndarray:
+        self.batches.append(len(states))
+        return np.full(len(states), 0.5, np.float32)
+
+
+async def test_vad_windows_arriving_within_the_interval_share_one_forward() -> None:
+    model = _Counting()
+    worker = VadWorker(model, min_interval_s=0.5)  # far longer than the submits take
+    worker.bind(asyncio.get_running_loop())
+    delivered: asyncio.Queue[list[VadResult]] = asyncio.Queue()
+    try:
+        streams = [VadStream(delivered.put_nowait, None) for _ in range(4)]
+        window = np.zeros((1, WINDOW), np.float32)
+        worker.submit(streams[0], window, WINDOW)
+        first = await asyncio.wait_for(delivered.get(), 10)
+        assert [r.end for r in first] == [WINDOW]  # a lone window is scored at once
+        for stream in streams[1:]:  # inside the interval: they wait for one forward
+            worker.submit(stream, window, WINDOW)
+        worker.submit(streams[0], window, 2 * WINDOW)
+        got = [await asyncio.wait_for(delivered.get(), 10) for _ in range(4)]
+        assert model.batches == [1, 4]
+        assert sorted(r.end for scored in got for r in scored) == [WINDOW] * 3 + [2 * WINDOW]
+    finally:
+        worker.stop()
