@@ -7,7 +7,8 @@ alternative measured beside it in the same run (the machine is shared: compare w
   calls' are, to the batched VAD worker with the real Silero model; CPU of the whole process
   per second of audio (the VAD thread's own, and the whole process's with the submitting
   loop), and windows per forward, with forwards at least 10 ms apart (the default) against no
-  interval (every window scored as it comes) and 16 ms.
+  interval (every window scored as it comes); the model in onnxruntime (the engine's) and
+  through the package's TorchScript export (before).
 
 Each figure is the median over ``--repeats`` runs, with the load average beside it.
 """
@@ -26,11 +27,40 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.local.vad import WINDOW, SileroVad  # noqa: E402
-from engine.local.workers import VadResult, VadStream, VadWorker  # noqa: E402
+from engine.local.vad import WINDOW, SileroVad, VadState  # noqa: E402
+from engine.local.workers import VadModel, VadResult, VadStream, VadWorker  # noqa: E402
 
 
-async def _vad_round(model: SileroVad, calls: int, seconds: float, interval: float) -> tuple:
+class TorchScriptVad:
+    """The same network through the package's TorchScript export (the engine's model before
+    it moved to onnxruntime), for the comparison."""
+
+    def __init__(self) -> None:
+        import silero_vad
+        import torch
+
+        torch.set_num_threads(1)
+        self._torch = torch
+        self._net = silero_vad.load_silero_vad(onnx=False)._model
+        self._net.eval()
+
+    def forward(self, windows: np.ndarray, states: list[VadState]) -> np.ndarray:
+        torch = self._torch
+        x = np.empty((len(states), 64 + WINDOW), np.float32)
+        x[:, 64:] = windows
+        for i, st in enumerate(states):
+            x[i, :64] = st.context
+        h = np.stack([st.state for st in states], axis=1)
+        with torch.inference_mode():
+            prob, new = self._net(torch.from_numpy(x), torch.from_numpy(h))
+        new_np = new.numpy()
+        for i, st in enumerate(states):
+            st.state = new_np[:, i].copy()
+            st.context = x[i, -64:].copy()
+        return prob.numpy()[:, 0].copy()
+
+
+async def _vad_round(model: VadModel, calls: int, seconds: float, interval: float) -> tuple:
     worker = VadWorker(model, min_interval_s=interval)
     worker.bind(asyncio.get_running_loop())
     got = [0]
@@ -74,19 +104,21 @@ def _thread_cpu(tid: int) -> float:
 
 
 async def bench_vad(calls: int, seconds: float, repeats: int) -> list[str]:
-    model = SileroVad()
-    rows: dict[float, list[tuple]] = {0.010: [], 0.0: [], 0.016: []}
+    models: dict[str, VadModel] = {"onnxruntime": SileroVad(), "TorchScript": TorchScriptVad()}
+    configs = [(name, interval) for interval in (0.010, 0.0) for name in models]
+    rows: dict[tuple[str, float], list[tuple]] = {c: [] for c in configs}
     for _ in range(repeats):
-        for interval in rows:  # alternate, so both see the same machine
-            rows[interval].append(await _vad_round(model, calls, seconds, interval))
+        for name, interval in configs:  # alternate, so all see the same machine
+            rows[name, interval].append(await _vad_round(models[name], calls, seconds, interval))
     lines = []
-    for interval, runs in rows.items():
+    for (name, interval), runs in rows.items():
         cpu = statistics.median(r[0] for r in runs)
         worker = statistics.median(r[1] for r in runs)
         batch = statistics.median(r[2] for r in runs)
         lines.append(
-            f"  forwards >= {interval * 1000:4.0f} ms apart: VAD thread {100 * worker:5.1f} % of a "
-            f"core, process {100 * cpu:5.1f} %, {batch:4.1f} windows per forward"
+            f"  {name:<11} forwards >= {interval * 1000:2.0f} ms apart: VAD thread "
+            f"{100 * worker:5.1f} % of a core, process {100 * cpu:5.1f} %, "
+            f"{batch:4.1f} windows per forward"
         )
     lines.append(f"  ({calls} calls, median of {repeats} runs of {seconds:.0f} s each)")
     return lines

@@ -2,7 +2,8 @@
 and the embedded engine under overload.
 
 Run: ``python tests/bench/bench_sip.py [--turns 3]``, or
-``python tests/bench/bench_sip.py --overload [--calls 1,2,4,6,8] [--capacity N] [--repeats R]``.
+``python tests/bench/bench_sip.py --overload [--calls 1,2,4,6,8] [--repeats R] [--admission]
+[--capacity N]``.
 A gateway with the echo engine listens on 127.0.0.1; a bare caller (SIP by hand, RTP from a
 plain UDP socket, 20 ms frames on an absolute schedule) speaks recorded utterances and stamps
 every packet the gateway sends:
@@ -17,9 +18,9 @@ from a second process (as a carrier would be: the callers' own work does not sha
 gateway's interpreter), each waiting out the greeting, saying one utterance three times and
 listening. Each row gives the load average (1 min) beside it: the machine is shared.
 Response = the caller's last voiced frame sent -> the first voiced packet back. The capacity is
-the most calls with p90 <= 400 ms and every turn answered (in every repeat); then twice that
-many callers come, once with admission control at that capacity (the extra callers get 503)
-and once without it.
+the most calls with p90 <= 400 ms and every turn answered (in every repeat); with
+``--admission``, twice that many callers then come, once with admission control at that
+capacity (the extra callers get 503) and once without it.
 """
 
 from __future__ import annotations
@@ -237,10 +238,11 @@ async def overload_round(
     }
 
 
-async def overload(counts: list[int], capacity: int | None, repeats: int) -> None:
+async def overload(counts: list[int], capacity: int | None, repeats: int, admission: bool) -> None:
     from engine.local import LocalEngine
 
     engine = LocalEngine(flow=str(FLOWS / "local-bench-listen.yaml"))
+    fixed = capacity is not None  # given: the admission rounds only
     # The callers run in a process of their own (started once, fresh interpreter), so the
     # gateway's process carries only the gateway and the engine, as in production.
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as callers:
@@ -263,7 +265,7 @@ async def overload(counts: list[int], capacity: int | None, repeats: int) -> Non
                 if all(r["p90_ms"] <= 400 and r["unanswered_turns"] == 0 for r in rows):
                     capacity = n
             print(f"capacity at p90 <= 400 ms, every turn answered: {capacity}")
-        if capacity:
+        if capacity and (admission or fixed):
             show(await overload_round(engine, 2 * capacity, capacity, callers))  # admission on
             show(await overload_round(engine, 2 * capacity, None, callers))  # and off
     await engine.aclose()
@@ -276,9 +278,19 @@ def main() -> None:
     parser.add_argument("--calls", default="1,2,4,6,8", help="overload: callers per round")
     parser.add_argument("--capacity", type=int, help="overload: skip the sweep, use this")
     parser.add_argument("--repeats", type=int, default=1, help="overload: rounds per count")
+    parser.add_argument(
+        "--admission", action="store_true", help="overload: then 2x capacity, with and without"
+    )
     args = parser.parse_args()
     if args.overload:
-        asyncio.run(overload([int(x) for x in args.calls.split(",")], args.capacity, args.repeats))
+        asyncio.run(
+            overload(
+                [int(x) for x in args.calls.split(",")],
+                args.capacity,
+                args.repeats,
+                args.admission,
+            )
+        )
         return
     responses, barges, clears = asyncio.run(call(args.turns))
     print()
