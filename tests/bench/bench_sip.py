@@ -219,7 +219,8 @@ async def overload_round(
     cpu0, wall0 = time.process_time(), time.perf_counter()
     loop = asyncio.get_running_loop()
     results = await loop.run_in_executor(callers, _call_round, gateway.port, n)
-    cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    cpu_s = time.process_time() - cpu0
+    cpu = cpu_s / (time.perf_counter() - wall0)
     load1 = os.getloadavg()[0]
     await gateway.stop()
     answered = [turns for status, turns in results if status == 200]
@@ -234,6 +235,7 @@ async def overload_round(
         "p50_ms": float(np.percentile(latencies, 50)) if latencies else float("nan"),
         "p90_ms": float(np.percentile(latencies, 90)) if latencies else float("nan"),
         "cpu_pct": 100 * cpu,
+        "cpu_s_per_call": cpu_s / n,
         "load": max(load0, load1),
     }
 
@@ -248,12 +250,14 @@ async def overload(counts: list[int], capacity: int | None, repeats: int, admiss
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as callers:
         await overload_round(engine, 1, None, callers)  # warm-up: models, caches, the pool
         print(f"{'callers':>7} {'capacity':>8} {'503':>4} {'answered':>8} {'unanswered':>10} "
-              f"{'p50 ms':>7} {'p90 ms':>7} {'CPU %':>6} {'load':>5}")  # fmt: skip
+              f"{'p50 ms':>7} {'p90 ms':>7} {'CPU %':>6} {'CPU s/call':>10} "
+              f"{'load':>5}")  # fmt: skip
 
         def show(row: dict[str, float]) -> None:
             print(f"{row['callers']:7.0f} {row['capacity'] or '-':>8} {row['refused_503']:4.0f} "
                   f"{row['answered']:8.0f} {row['unanswered_turns']:10.0f} {row['p50_ms']:7.0f} "
-                  f"{row['p90_ms']:7.0f} {row['cpu_pct']:6.0f} {row['load']:5.1f}",
+                  f"{row['p90_ms']:7.0f} {row['cpu_pct']:6.0f} {row['cpu_s_per_call']:10.2f} "
+                f"{row['load']:5.1f}",
                   flush=True)  # fmt: skip
 
         if capacity is None:
