@@ -1,4 +1,5 @@
-"""The VAD worker gathers many calls' windows into one forward (capacity, issue 11)."""
+"""What keeps the embedded engine's CPU per call down (capacity, issue 11): many calls' VAD
+windows share one forward, and the voice's idle threads sleep."""
 
 from __future__ import annotations
 
@@ -40,3 +41,10 @@ async def test_vad_windows_arriving_within_the_interval_share_one_forward() -> N
         assert sorted(r.end for scored in got for r in scored) == [WINDOW] * 3 + [2 * WINDOW]
     finally:
         worker.stop()
+
+
+def test_piper_threads_sleep_between_operators() -> None:
+    from engine.local.tts import piper_session_options
+
+    options = piper_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
