@@ -79,8 +79,8 @@ import orjson
 import pybase64
 
 from engine.base import Audio, Commit, EngineEvent, Hold, Metric, Release, Transcript
-from engine.local.nlu import Completeness, completeness, is_backchannel, is_vocal_sound
 from engine.remote.errors import LocalProtocolError, VendorError
+from engine.remote.floor import takes_floor
 from engine.remote.output_timeline import OutputTimeline
 from engine.remote.settings import CallSettings
 from engine.remote.tools import CallTools
@@ -202,12 +202,6 @@ class RealtimeConfig:
 
 def _dumps(message: dict[str, Any]) -> str:
     return orjson.dumps(message).decode()
-
-
-def _not_a_turn(text: str) -> bool:
-    """The caller's transcript says the sound did not take the floor: no words (or the words a
-    recogniser makes of noise), a non-lexical vocal sound, or a backchannel."""
-    return completeness(text) is Completeness.EMPTY or is_vocal_sound(text) or is_backchannel(text)
 
 
 class RealtimeProtocol:
@@ -471,7 +465,7 @@ class RealtimeProtocol:
                 text = text.strip()
                 events: list[EngineEvent] = []
                 if self._holding and self._unanswered:
-                    events = self._decide(commit=not _not_a_turn(text))
+                    events = self._decide(commit=takes_floor(text))
                 if text:
                     self._history.append(("caller", text))
                     events.append(Transcript("caller", text))
