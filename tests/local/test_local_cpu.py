@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from engine.local.vad import WINDOW, VadState
 from engine.local.workers import VadResult, VadStream, VadWorker
@@ -48,3 +49,29 @@ def test_piper_threads_sleep_between_operators() -> None:
 
     options = piper_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the package's TorchScript loader
+def test_vad_in_onnxruntime_scores_an_utterance_as_the_torchscript_export_does() -> None:
+    import silero_vad
+    import torch
+
+    from engine.local.vad import SileroVad
+    from tests.conftest import load_pcm
+
+    audio = load_pcm("speech/pocketsphinx/cards_001.wav", 16000).astype(np.float32) / 32768
+    reference = silero_vad.load_silero_vad(onnx=False)._model
+    model = SileroVad()
+    state = [VadState()]
+    h, context = torch.zeros(2, 1, 128), torch.zeros(1, 64)
+    probs, expected = [], []
+    for k in range(len(audio) // WINDOW):
+        window = audio[k * WINDOW : (k + 1) * WINDOW][None]
+        probs.append(float(model.forward(window, state)[0]))
+        x = torch.cat([context, torch.from_numpy(window)], 1)
+        with torch.inference_mode():
+            p, h = reference(x, h)
+        context = x[:, -64:]
+        expected.append(float(p[0, 0]))
+    assert max(probs) > 0.9 and min(probs) < 0.1  # speech and silence both in the clip
+    assert np.allclose(probs, expected, atol=1e-5)
