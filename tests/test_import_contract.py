@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The sans-I/O cores: wire protocols, their state machines, codecs and pure helpers.
 PURE = (
     "engine/remote/errors.py",
+    "engine/remote/floor.py",
     "engine/remote/gemini_protocol.py",
     "engine/remote/keypad.py",
     "engine/remote/moshi_protocol.py",

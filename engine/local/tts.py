@@ -78,7 +78,8 @@ def _to_pcm(samples: np.ndarray, src_rate: int, rate: int) -> bytes:
 
 
 def piper_session_options() -> object:
-    """onnxruntime options for a Piper voice, whose input length changes with every phrase.
+    """onnxruntime options for a Piper voice, whose input length changes with every phrase,
+    run from a thread that shares the machine.
 
     With the defaults (``PiperVoice.load`` passes a bare ``SessionOptions()``) the CPU memory
     arena keeps every block it ever grew to and the memory-pattern planner caches one plan per
@@ -92,6 +93,11 @@ def piper_session_options() -> object:
     options = onnxruntime.SessionOptions()
     options.enable_cpu_mem_arena = False
     options.enable_mem_pattern = False
+    # The intra-op threads' default is to spin between operators; the engine's other model
+    # threads and the event loop share the cores, so a phrase's idle threads must sleep:
+    # measured here, 516 ms of CPU for a 75-character phrase against 650 ms spinning (median
+    # of 5, load average 9-11; tests/bench/bench_capacity.py --sections tts).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 

@@ -5,10 +5,15 @@ append and a wake-up) and get results back as callbacks scheduled on that loop w
 ``call_soon_threadsafe``, so no model step ever runs on the loop and a slow one delays nothing
 but its own queue.
 
-Batching is by backlog: each worker takes everything queued when it wakes. Idle, a call's VAD
-window is scored alone within a millisecond of arriving; busy, windows pile up during a forward
-and the next forward takes them all (one window per call per forward, so a call's windows stay
-in order). The recogniser batches the same way, up to ``max_batch`` requests per pass.
+Batching is by backlog: each worker takes everything queued when it wakes (one window per call
+per forward, so a call's windows stay in order). The VAD worker also keeps its forwards at
+least ``min_interval_s`` apart (10 ms): one call's windows come every 32 ms, so a lone call is
+never made to wait, while many calls' windows, which arrive spread over the 32 ms, gather into
+one forward instead of one each. A forward of one window costs most of a forward of forty
+(measured here on one core: 0.59 ms of CPU for one window, 2.2 ms for forty, 56 us each), so
+at 40 calls scoring them one by one took about 0.7 of a core and batching by 10 ms about 0.15,
+for at most 10 ms more before a window is scored (5 ms on average). The recogniser batches by
+backlog alone, up to ``max_batch`` requests per pass.
 
 torch, ctranslate2 and onnxruntime release the GIL while they compute, so the loop keeps
 running frames while a model works.
@@ -145,11 +150,25 @@ class VadWorker(_Thread):
 
     name = "overtalk-vad"
 
-    def __init__(self, model: VadModel) -> None:
+    def __init__(self, model: VadModel, *, min_interval_s: float = 0.010) -> None:
         super().__init__()
         self.model = model
+        self.min_interval_s = min_interval_s
         self.windows = 0
         self.forwards = 0
+
+    def _run(self) -> None:
+        queue = self._queue
+        next_batch = 0.0
+        while not self._stop:
+            self._wake.wait()
+            self._wake.clear()
+            while queue and not self._stop:
+                wait = next_batch - time.monotonic()
+                if wait > 0:  # other calls' windows join this batch meanwhile
+                    time.sleep(wait)
+                next_batch = time.monotonic() + self.min_interval_s
+                self._work_once()
 
     def submit(self, stream: VadStream, windows: np.ndarray, end: int) -> None:
         """Score ``windows`` (k x 512 float32), the last ending at caller sample ``end``."""

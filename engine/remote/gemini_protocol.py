@@ -16,10 +16,15 @@ input itself); 24 kHz out. No mu-law support, so no pass-through.
 
 Barge-in is the server's (``activityHandling: START_OF_ACTIVITY_INTERRUPTS``): it stops
 generating and sends ``interrupted``, which becomes ``Interrupt`` (the gateway clears the
-carrier); there is nothing to truncate. A reply the server has finished generating may still be
-playing out at the carrier, and the server no longer interrupts it; when the caller's speech
-shows up in ``inputTranscription`` while such audio is still audible (by a 1x playout model of
-what was emitted), the engine interrupts it itself.
+carrier); there is nothing to truncate. In the two stages of :mod:`engine.base` that is a hold
+and a commit at once: the server has already decided and dropped the rest of the turn, so no
+release could carry on from the held sample, and no earlier signal of the caller's sound reaches
+a client that leaves activity detection to the server.
+
+A reply the server has finished generating may still be playing out at the carrier, and the
+server no longer interrupts it; when the caller's speech shows up in ``inputTranscription``
+while such audio is still audible (by a 1x playout model of what was emitted), the engine
+interrupts it itself.
 
 Session limits: on ``goAway`` the call moves to a new connection that resumes the session with
 the last resumable handle, at the first moment between turns with a handle newer than the last

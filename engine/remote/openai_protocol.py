@@ -25,13 +25,37 @@ no response is active or requested, otherwise held and sent on the active respon
 ``response.done``. If the server's own turn detection starts a response in the same instant
 and the service refuses ours, the request is held again rather than lost.
 
-Barge-in. ``input_audio_buffer.speech_started`` becomes ``Interrupt``: the gateway clears the
-carrier and reports the heard position with ``played(ms)``. The position is mapped to the item
-that was playing by :class:`~engine.remote.output_timeline.OutputTimeline` and sent as
-``conversation.item.truncate`` with ``audio_end_ms`` clamped to the audio received for that
-item (the API errors beyond it). With ``interrupt_response`` on, the server cancels the
-response; deltas of it already on their way when ``speech_started`` was sent are dropped here,
-so no audio of the cut reply reaches the caller after the ``clear``.
+Barge-in, in two stages (:mod:`engine.base`: hold, then commit or release).
+``input_audio_buffer.speech_started`` over audio still playing is a ``Hold``: the gateway quiets
+the bot and keeps the unheard audio from the exact sample. Truncation happens only on commit:
+the gateway then reports the heard position with ``played(ms)``, mapped to the item that was
+playing by :class:`~engine.remote.output_timeline.OutputTimeline` and sent as
+``conversation.item.truncate`` with ``audio_end_ms`` clamped to the audio received for that item
+(the API errors beyond it; REFERENCE.md 4.1). What commits is the service's own decision:
+
+- ``interrupt_response`` true (the service's default): the server cancels the active response
+  when speech starts ("Whether or not to automatically interrupt any ongoing response ... when a
+  VAD start event occurs", openai-python ``realtime_audio_input_turn_detection.py``), so the
+  hold commits on that response's ``response.done`` with status ``cancelled``. Deltas of it
+  already on their way are dropped, so none reaches the caller after the ``clear``. With no
+  response active (the reply was generated and is still playing out), the server answers the
+  sound when it stops (``create_response``), and that new ``response.created`` commits. A hold
+  in this mode never releases: the service has already given the turn away.
+- ``interrupt_response`` false: the response stays alive and its audio keeps coming (held at the
+  gateway). A response cannot start while one is active ("If interrupt_response is set to false
+  this may fail to create a response if the model is already responding", the same file's
+  ``create_response``), so when the sound stops during the response the decision is this
+  client's, on the caller's transcript (``conversation.item.input_audio_transcription.completed``):
+  no words, a non-lexical sound ("[cough]", "hmm", a laugh) or a backchannel ("uh-huh", "right")
+  releases, and the bot carries on from the held sample with no truncate; words that take the
+  floor commit: the kept response is cancelled (``response.cancel``, then the truncate) and a
+  response to the caller is asked for through the response gate, after the cancelled one's
+  ``response.done``. Without transcription there are no words to judge by, and the hold commits
+  when the speech stops. If the kept response finished before the speech stopped, the server
+  answers the sound itself, and its ``response.created`` commits as above.
+
+A hold left open by the service is committed by the gateway (its ``played`` call does the same
+cancel, truncate and request).
 
 Reconnects. The Realtime API has no session resumption; when a session ends under a call (its
 maximum duration, a dropped socket) a new one is opened and the conversation so far is replayed
@@ -54,8 +78,9 @@ from typing import Any
 import orjson
 import pybase64
 
-from engine.base import Audio, EngineEvent, Interrupt, Metric, Transcript
+from engine.base import Audio, Commit, EngineEvent, Hold, Metric, Release, Transcript
 from engine.remote.errors import LocalProtocolError, VendorError
+from engine.remote.floor import takes_floor
 from engine.remote.output_timeline import OutputTimeline
 from engine.remote.settings import CallSettings
 from engine.remote.tools import CallTools
@@ -99,7 +124,8 @@ class RealtimeConfig:
 
     @property
     def interrupts(self) -> bool:
-        """Whether caller speech cancels the reply (the server's ``interrupt_response``)."""
+        """Whether the server cancels the reply when caller speech starts (its
+        ``interrupt_response``); when not, this client judges the sound (module docstring)."""
         td = self.turn_detection
         return td is not None and td.get("interrupt_response", True) is not False
 
@@ -200,12 +226,25 @@ class RealtimeProtocol:
         # (its message: a plain one, or the greeting's with instructions).
         self._response: str | None = None
         self._creating = False
+        # A response.create of ours went out and no response has finished since: a refusal
+        # may be of it (the server's response.created cannot be told from ours).
+        self._asked = False
         self._last_create = _RESPONSE_CREATE
         self._held: str | None = None
         self.responses_held = 0
         self._cut_responses: deque[str] = deque(maxlen=MAX_CUT_RESPONSES)
         self._live_items: set[str] = set()  # assistant items of the current session
         self._truncated: dict[str, tuple[int, float]] = {}
+        # The open hold (module docstring): whether one is open, the response active when it
+        # began, and whether the caller's speech stopped while that response was still active,
+        # so the server could not answer it and the decision is ours.
+        self._holding = False
+        self._held_response: str | None = None
+        self._unanswered = False
+        #: Holds opened, committed and released (the ledger has the gateway's view).
+        self.holds = 0
+        self.commits = 0
+        self.releases = 0
         self._history: deque[tuple[str, str]] = deque(maxlen=MAX_HISTORY)
         self.connections = 0
         #: Counters for the ledger and the tests.
@@ -276,6 +315,7 @@ class RealtimeProtocol:
         the first message (a greeting's instructions outrank a plain request)."""
         if self.phase is Phase.READY and self._response is None and not self._creating:
             self._creating = True
+            self._asked = True
             self._last_create = message
             self.outbox.append(message)
         elif self._held is None:
@@ -332,7 +372,20 @@ class RealtimeProtocol:
         self._request_response()
 
     def played(self, heard_ms: float) -> None:
-        """After an interruption: truncate every item the caller did not hear to its end."""
+        """After a commit: cancel a reply kept alive through the hold (and ask for one to the
+        caller if the server could not start it), then truncate every item the caller did not
+        hear to what was heard."""
+        if self._holding:
+            self._holding = False  # committed by the gateway (a hold left open too long)
+            self.commits += 1
+        kept = self._held_response
+        self._held_response = None
+        if kept is not None and kept == self._response and kept not in self._cut_responses:
+            self._cut_responses.append(kept)  # its deltas still on their way are stale
+            self.outbox.append(_dumps({"type": "response.cancel", "response_id": kept}))
+        if self._unanswered:
+            self._unanswered = False
+            self._request_response()  # after the cancelled response's done (the gate)
         for cut in self.timeline.cut(heard_ms):
             if cut.item not in self._live_items:
                 continue  # an item of a closed session: nothing left to truncate
@@ -379,27 +432,44 @@ class RealtimeProtocol:
                 # Ours, or one the server's turn detection started: either way, active now.
                 self._response = response["id"]
                 self._creating = False
+                if self._holding:
+                    self._unanswered = False  # the server (or a request) answered the sound
+                    return self._decide(commit=True)  # a new reply replaces the held one
                 return []
             case "response.done":
                 response = msg.get("response")
                 if not isinstance(response, dict):
                     return self._violation("response.done without a response")
+                status = response.get("status")
+                if status == "failed":
+                    self.errors.append(f"response failed: {response.get('status_details')}")
+                self._asked = False
                 if response.get("id") == self._response:
                     self._response = None
                     self._release_held()
-                if response.get("status") == "failed":
-                    self.errors.append(f"response failed: {response.get('status_details')}")
+                if (
+                    self._holding
+                    and status == "cancelled"
+                    and response.get("id") == self._held_response
+                ):
+                    return self._decide(commit=True)  # the server gave the turn away
                 return []
+            case "input_audio_buffer.speech_stopped":
+                return self._on_speech_stopped()
             case "response.output_audio_transcript.done":
                 return self._on_bot_transcript(msg)
             case "conversation.item.input_audio_transcription.completed":
                 text = msg.get("transcript")
                 if not isinstance(text, str):
                     return self._violation(f"{kind} without a transcript")
-                if not text.strip():
-                    return []
-                self._history.append(("caller", text.strip()))
-                return [Transcript("caller", text.strip())]
+                text = text.strip()
+                events: list[EngineEvent] = []
+                if self._holding and self._unanswered:
+                    events = self._decide(commit=takes_floor(text))
+                if text:
+                    self._history.append(("caller", text))
+                    events.append(Transcript("caller", text))
+                return events
             case "response.output_item.done":
                 return self._on_item_done(msg)
             case "session.updated":
@@ -429,15 +499,38 @@ class RealtimeProtocol:
         return [Audio(audio)]
 
     def _on_speech_started(self) -> list[EngineEvent]:
-        if not self.config.interrupts:
-            return []  # the model talks on by configuration: nothing to stop
-        if self._response is not None and self._response not in self._cut_responses:
+        response = self._response
+        if self.config.interrupts and response is not None and response not in self._cut_responses:
             # The server cancels it (it stays active until its response.done); deltas it sent
             # before cancelling are stale from now on.
-            self._cut_responses.append(self._response)
-        if not self.timeline.unsettled:
-            return []  # nothing emitted since the last cut: nothing can be playing
-        return [Interrupt()]
+            self._cut_responses.append(response)
+        if self._holding or not self.timeline.unsettled:
+            return []  # a hold is open already, or nothing emitted since the last cut is playing
+        self._holding = True
+        self._held_response = response
+        self._unanswered = False
+        self.holds += 1
+        return [Hold()]
+
+    def _on_speech_stopped(self) -> list[EngineEvent]:
+        if not self._holding or self.config.interrupts or self._response is None:
+            return []  # the server cancelled, or will answer the sound itself
+        # The kept response is active, so the server cannot answer: ours to judge.
+        self._unanswered = True
+        if not self.config.transcription_model:
+            return self._decide(commit=True)  # no words will come to judge by
+        return []
+
+    def _decide(self, *, commit: bool) -> list[EngineEvent]:
+        """End the open hold: ``Commit`` (``played`` follows from the gateway) or ``Release``."""
+        self._holding = False
+        if commit:
+            self.commits += 1
+            return [Commit()]
+        self.releases += 1
+        self._held_response = None
+        self._unanswered = False
+        return [Release()]
 
     def _on_bot_transcript(self, msg: dict[str, Any]) -> list[EngineEvent]:
         text, item = msg.get("transcript"), msg.get("item_id")
@@ -493,10 +586,12 @@ class RealtimeProtocol:
         if code == ACTIVE_RESPONSE_CODE:
             # Our request met a response the server started in the same instant: hold it
             # until that one is done (its response.created has arrived or follows).
-            self._creating = False
-            if self._held is None:
+            # A refusal of the server's own attempt (a sound that stopped during a reply kept
+            # alive) holds nothing: no request of ours was in flight.
+            if self._asked and self._held is None:
                 self._held = self._last_create
                 self.responses_held += 1
+            self._creating = self._asked = False
             self.errors.append(f"{code}: {text}")
             return [Metric("vendor_errors", 1.0)]
         if self.phase is not Phase.READY or code in SESSION_ENDING_CODES:

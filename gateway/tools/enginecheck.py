@@ -41,12 +41,15 @@ import numpy as np
 from engine.base import (
     Audio,
     CallContext,
+    Commit,
     Engine,
     EngineFailed,
     EngineSession,
     EngineUnavailable,
+    Hold,
     Interrupt,
     Metric,
+    Release,
     Result,
     Transcript,
 )
@@ -210,6 +213,7 @@ class _Listener:
         self.transcripts: list[Transcript] = []
         self.results: list[Mapping[str, str]] = []
         self.interrupts: list[float] = []
+        self.held_at: float | None = None  # an open hold: when it began
         self.vendor_errors = 0
         self.failure = ""
 
@@ -221,8 +225,15 @@ class _Listener:
                     case Audio(pcm=pcm):
                         (self.voiced if self._loud(pcm) else self.quiet).append(now)
                         self.emitted_ms += len(pcm) / self.bytes_per_ms
-                    case Interrupt():
-                        self.interrupts.append(now)
+                    case Hold():
+                        if self.held_at is None:
+                            self.held_at = now  # the phone stops playing, keeping its place
+                    case Release():
+                        self.held_at = None
+                    case Commit() | Interrupt():
+                        # Stopped when it went quiet: at the hold, if one came first.
+                        self.interrupts.append(now if self.held_at is None else self.held_at)
+                        self.held_at = None
                         self.emitted_ms = self.played_ms  # the phone drops what is queued
                         self.session.played(int(self.played_ms))
                     case Transcript():
@@ -244,7 +255,10 @@ class _Listener:
         return bool(self.voiced) and self.voiced[-1] > t
 
     def tick(self, ms: float) -> None:
-        """One frame of wall time went by: the phone played up to ``ms`` more of the bot."""
+        """One frame of wall time went by: the phone played up to ``ms`` more of the bot (none
+        during a hold)."""
+        if self.held_at is not None:
+            return
         self.played_ms = min(self.emitted_ms, self.played_ms + ms)
 
     @property

@@ -7,7 +7,17 @@ import base64
 import orjson
 import pytest
 
-from engine.base import Audio, Hangup, Interrupt, Metric, Result, SendDtmf, Transcript, Transfer
+from engine.base import (
+    Audio,
+    Commit,
+    Hangup,
+    Hold,
+    Metric,
+    Result,
+    SendDtmf,
+    Transcript,
+    Transfer,
+)
 from engine.remote.openai_protocol import RealtimeConfig, RealtimeProtocol
 from engine.remote.output_timeline import OutputTimeline
 from engine.remote.settings import CallSettings
@@ -102,16 +112,16 @@ def test_client_holds_audio_until_session_updated_then_sends_it_in_order():
     assert base64.b64decode(out[1]["audio"]) == b"\x01" * 160
 
 
-def test_server_speech_started_interrupts_and_late_deltas_are_dropped():
+def test_server_speech_started_holds_and_late_deltas_are_dropped():
     protocol = ready(RealtimeProtocol(config()))
     protocol.receive(ev("response.created", response={"id": "resp_1"}))
     assert protocol.receive(delta("item_a", 100)) == [Audio(b"\x10" * 800)]
-    assert protocol.receive(ev("input_audio_buffer.speech_started", audio_start_ms=1)) == [
-        Interrupt()
-    ]
+    assert protocol.receive(ev("input_audio_buffer.speech_started", audio_start_ms=1)) == [Hold()]
     assert protocol.receive(delta("item_a", 100)) == []
     assert protocol.stale_deltas_dropped == 1
-    # A new response plays normally.
+    # The server's cancel commits; a new response plays normally.
+    done = ev("response.done", response={"id": "resp_1", "status": "cancelled"})
+    assert protocol.receive(done) == [Commit()]
     protocol.receive(ev("response.created", response={"id": "resp_2"}))
     assert protocol.receive(delta("item_b", 20, "resp_2")) == [Audio(b"\x10" * 160)]
 
@@ -289,7 +299,7 @@ def test_a_cut_response_stays_active_until_its_done():
     p = ready(RealtimeProtocol(config()))
     p.receive(ev("response.created", response={"id": "resp_1"}))
     p.receive(delta("item_1", 100))
-    assert p.receive(ev("input_audio_buffer.speech_started")) == [Interrupt()]
+    assert p.receive(ev("input_audio_buffer.speech_started")) == [Hold()]
     p.keys("The caller pressed 9 on the phone keypad.")  # the cancelled reply is not done yet
     assert [m["type"] for m in sent(p)] == ["conversation.item.create"]
     p.receive(ev("response.done", response={"id": "resp_1", "status": "cancelled"}))

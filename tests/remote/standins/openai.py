@@ -9,9 +9,11 @@ response:
 ``response.created``, ``response.output_item.added``, ``response.output_audio.delta`` chunks
 faster than real time, ``response.output_audio_transcript.done``, ``response.output_item.done``,
 ``response.done``. With ``interrupt_response`` (the default) speech during a response cancels
-it; the deltas already "in flight" (``late_deltas``) still follow ``speech_started``, as on the
-real wire. ``conversation.item.truncate`` is refused with an error when ``audio_end_ms`` exceeds
-the audio sent for the item (as the API documents), and recorded otherwise.
+it; without it the response talks on and the utterance gets no response of its own (see
+``speech_stopped``); the deltas already "in flight" (``late_deltas``) still follow
+``speech_started``, as on the real wire. ``conversation.item.truncate`` is refused with an
+error when ``audio_end_ms`` exceeds the audio sent for the item (as the API documents), and
+recorded otherwise.
 
 Refused as the service refuses (each rule cites its source beside it): the retired beta
 interface (``OpenAI-Beta: realtime=v1``: error ``beta_api_shape_disabled``, close 4000); a
@@ -96,6 +98,8 @@ class OpenAIScript:
     #: (the service finishes the response after the item: response.output_item.done comes
     #: first, response.done later; openai-python types/realtime/realtime_server_event.py).
     tool_response_tail_ms: int = 200
+    #: The caller's transcript for utterance N (1-based); others are "caller utterance N".
+    transcripts: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,6 +137,8 @@ class RealtimeRecord:
     errors_sent: list[str] = field(default_factory=list)
     items_created: list[dict[str, Any]] = field(default_factory=list)
     speech_started: int = 0
+    #: Utterances that ended while a response was active and was not interrupted: unanswered.
+    answers_skipped: int = 0
     closed: bool = False
 
     def types(self) -> list[str]:
@@ -352,12 +358,22 @@ class _Session:
                     "type": "conversation.item.input_audio_transcription.completed",
                     "item_id": item,
                     "content_index": 0,
-                    "transcript": f"caller utterance {self.utterances}",
+                    "transcript": self.script.transcripts.get(
+                        self.utterances, f"caller utterance {self.utterances}"
+                    ),
                 }
             )
-        if (self.turn_detection or {}).get("create_response", True):
+        td = self.turn_detection or {}
+        if td.get("create_response", True):
             if self.response_task is not None and not self.response_task.done():
-                await self.response_task
+                if not td.get("interrupt_response", True):
+                    # The response talks on, and none can start beside it: "If
+                    # interrupt_response is set to false this may fail to create a response if
+                    # the model is already responding" (openai-python
+                    # types/realtime/realtime_audio_input_turn_detection.py, create_response).
+                    self.record.answers_skipped += 1
+                    return
+                await self.response_task  # cancelled at speech_started: its done follows
             tool = self.script.tool_call if self.utterances == 1 else None
             self.start_response(self.script.reply_ms, tool)
 
