@@ -56,8 +56,13 @@ class CallGarbage:
         self.last_s = 0.0
 
     def call_ended(self, _ledger: object = None) -> None:
-        if self._pending is None:
-            self._pending = asyncio.get_running_loop().call_later(self.every_s, self._run)
+        if self._pending is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a registry driven without a loop (a tool, a test): no later
+            return
+        self._pending = loop.call_later(self.every_s, self._run)
 
     def _run(self) -> None:
         self._pending = None

@@ -63,6 +63,13 @@ async def test_a_full_collection_follows_ended_calls_once_per_period() -> None:
         garbage.close()
 
 
+def test_a_call_ended_without_a_loop_schedules_nothing() -> None:
+    garbage = CallGarbage(every_s=0.01, collect=lambda: 1 // 0)
+    garbage.call_ended()
+    assert garbage.collections == 0
+    garbage.close()
+
+
 async def test_the_collection_frees_an_ended_calls_cycle() -> None:
     garbage = CallGarbage(every_s=0.01)
     call = _Cycle()
