@@ -7,6 +7,10 @@ arenas instead and stay resident, fragmented, after they are freed: the embedded
 crept up over hundreds of calls though nothing was kept. Setting ``M_MMAP_THRESHOLD`` turns the
 dynamic adjustment off (mallopt(3): setting it "disables dynamic adjustment"), the same as
 ``MALLOC_MMAP_THRESHOLD_`` in the environment. Elsewhere than glibc it does nothing.
+
+The second is CTranslate2's oneDNN, which keeps a compiled primitive per input shape; see
+:func:`cap_primitive_cache`. (What calls leave behind in Python, the gateway's side, is in
+``gateway.ops.heap``.)
 """
 
 from __future__ import annotations
