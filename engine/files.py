@@ -18,8 +18,11 @@ from pathlib import Path
 __all__ = ["FileRefused", "read_regular_file"]
 
 
-class FileRefused(Exception):
-    """A file cannot be used: missing, not a regular file, too large, or unreadable."""
+class FileRefused(OSError):
+    """A file cannot be used: missing, not a regular file, too large, or unreadable.
+
+    An ``OSError``, so callers that already report unreadable files as such (the engine's
+    flow check: "cannot be read") keep doing so."""
 
 
 def read_regular_file(path: str | Path, max_bytes: int) -> bytes:

@@ -51,7 +51,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from engine.files import FileRefused, read_regular_file
+from engine.files import read_regular_file
 from engine.local import nlu
 
 __all__ = [
@@ -362,7 +362,8 @@ def _expanded_size(root: yaml.Node) -> int:
 
 
 def load_flow(path: str | Path) -> Flow:
-    """Read and validate a flow file; :class:`FlowInvalid` if it cannot run or be read.
+    """Read and validate a flow file; :class:`FlowInvalid` if it cannot run, or
+    :class:`engine.files.FileRefused` (an OSError) if it cannot be read.
 
     The file must be a regular file of at most :data:`MAX_FLOW_BYTES` (the same rule as a dial
     plan's files, :func:`engine.files.read_regular_file`), in UTF-8, nested at most
@@ -371,8 +372,6 @@ def load_flow(path: str | Path) -> Flow:
     source = str(path)
     try:
         text = read_regular_file(path, MAX_FLOW_BYTES).decode("utf-8")
-    except FileRefused as exc:
-        raise FlowInvalid(source, [f"cannot read flow file: {exc}"]) from None
     except UnicodeDecodeError as exc:
         raise FlowInvalid(source, [f"not UTF-8 text: {exc.reason}"]) from None
     try:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from engine.files import FileRefused, read_regular_file
 from engine.local.flow import MAX_DEPTH, MAX_FLOW_BYTES, MAX_NODES, FlowInvalid, load_flow
+from engine.registry import check_settings
 
 SMALL = "name: t\nstart: a\nstates:\n  a: {say: 'Hello.', hangup: true}\n"
 
@@ -18,9 +19,11 @@ SMALL = "name: t\nstart: a\nstates:\n  a: {say: 'Hello.', hangup: true}\n"
 def test_a_flow_over_the_size_cap_is_refused_before_parsing(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text(SMALL + "#" * MAX_FLOW_BYTES + "\n")  # valid YAML: all comment
-    with pytest.raises(FlowInvalid) as caught:
+    with pytest.raises(FileRefused, match=f"^larger than {MAX_FLOW_BYTES} bytes$"):
         load_flow(path)
-    assert caught.value.problems == [f"cannot read flow file: larger than {MAX_FLOW_BYTES} bytes"]
+    # The dial plan's check of a route's flow says so too (engine.registry.check_settings).
+    (problem,) = check_settings("local", {"flow": str(path)})
+    assert problem.message == f"cannot be read: larger than {MAX_FLOW_BYTES} bytes"
 
 
 def test_a_flow_at_the_cap_loads(tmp_path: Path) -> None:
@@ -37,11 +40,9 @@ def test_a_flow_that_is_not_a_regular_file_is_refused_unread(tmp_path: Path, nam
         path.mkdir()
     elif name == "fifo":
         os.mkfifo(path)  # opening it to read would block until a writer came
-    with pytest.raises(FlowInvalid) as caught:
+    with pytest.raises(FileRefused) as caught:
         load_flow(path)
-    reason = caught.value.problems[0]
-    assert reason.startswith("cannot read flow file: ")
-    assert ("not found" if name == "missing.yaml" else "not a regular file") in reason
+    assert str(caught.value) == ("not found" if name == "missing.yaml" else "not a regular file")
 
 
 def test_deep_nesting_is_a_flow_error_not_a_recursion_error(tmp_path: Path) -> None:
@@ -87,7 +88,8 @@ def test_the_dial_plan_and_the_flow_loader_share_one_reader(tmp_path: Path) -> N
 )
 @given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
 def test_any_bytes_load_as_a_flow_or_give_flow_invalid(tmp_path: Path, content: bytes) -> None:
-    """Whatever a flow file holds, the loader returns a flow or lists problems: no other error."""
+    """Whatever a regular file holds, the loader returns a flow or lists problems: no other
+    error."""
     path = tmp_path / "fuzz.yaml"
     path.write_bytes(content)
     try:
