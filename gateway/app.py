@@ -31,6 +31,7 @@ from gateway.config import Settings
 from gateway.dialplan import PlanHolder, install_sighup, watch
 from gateway.engines import EngineSet
 from gateway.ops.admission import Admission, default_capacity, parse_capacity
+from gateway.ops.heap import CallGarbage
 from gateway.ops.lifecycle import Lifecycle, readiness
 from gateway.ops.limits import BodyLimit, uvicorn_options
 from gateway.ops.metrics import GatewayMetrics
@@ -91,6 +92,8 @@ def create_app(
         lambda: len(calls.active), lambda: lifecycle.draining, admission, lambda: [engine.name]
     )
     calls.on_end.append(metrics.call_ended)
+    garbage = CallGarbage()  # ended calls' cycles freed within seconds (see ops.heap)
+    calls.on_end.append(garbage.call_ended)
     call_data = call_data_for(settings)  # the call store, when one is configured
     if call_data is not None:
         calls.on_end.append(call_data.submit)
@@ -198,6 +201,7 @@ def create_app(
             if call_data is not None:  # last: every call has ended and been handed over
                 await call_data.aclose()
             await engines.aclose()
+            garbage.close()
 
     app = FastAPI(title="Overtalk gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.calls = calls

@@ -87,7 +87,8 @@ PURE = (
 
 IO_MODULES = frozenset({"asyncio", "selectors", "socket", "threading", "time"})
 CARRIERS = tuple(p.name for p in (ROOT / "gateway" / "carriers").iterdir() if p.is_dir())
-ENGINE_INTERFACE = frozenset({"engine", "engine.base", "engine.registry"})
+#: ``engine.files`` is the bounded file reader that dial plans and flows share (not an engine).
+ENGINE_INTERFACE = frozenset({"engine", "engine.base", "engine.files", "engine.registry"})
 
 
 def imported(path: Path) -> set[str]:

@@ -21,6 +21,7 @@ The recogniser is a one-method seam (:class:`Recognizer`) so tests and other mod
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from engine.local.heap import cap_primitive_cache
 
 __all__ = [
     "AsrRequest",
@@ -96,6 +99,7 @@ class WhisperRecognizer:
         tokens_per_s: float = 7.0,
         timestamps: bool = True,
     ) -> None:
+        cap_primitive_cache()  # before CTranslate2 creates its first primitive
         import ctranslate2
         import tokenizers
         from faster_whisper.feature_extractor import FeatureExtractor
@@ -128,7 +132,9 @@ class WhisperRecognizer:
             return []
         tok = self.tokenizer
         longest = max(len(r.audio) for r in requests) / RATE
-        length = max(self.window_s, longest + self.tail_s)
+        # Whole seconds: every distinct input length costs the encoder's oneDNN primitives a
+        # cache entry of ~1 MiB (see engine.local.heap), so lengths come in a few sizes only.
+        length = max(self.window_s, float(math.ceil(longest + self.tail_s)))
         frames = int(length * 100)
         feats = np.empty((len(requests), self.model.n_mels, frames), np.float32)
         groups: dict[int, list[int]] = {}

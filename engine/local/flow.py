@@ -51,6 +51,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from engine.files import read_regular_file
 from engine.local import nlu
 
 __all__ = [
@@ -289,9 +290,32 @@ def parse_flow(data: Any, source: str = "<flow>") -> Flow:
     return flow
 
 
+#: Largest flow file read, as for a dial plan file: a hand-written flow is a few kilobytes, and
+#: the dial plan's check loads every flow it names on each reload.
+MAX_FLOW_BYTES = 1024 * 1024
+#: Deepest nesting of lists and mappings (a real flow nests about five levels); PyYAML composes
+#: recursively, so 100,000 ``[`` would otherwise end in RecursionError.
+MAX_DEPTH = 64
+#: Most values one file may expand to, aliases counted each time they are used: validation walks
+#: the expanded data, so a "billion laughs" of nested aliases would otherwise stall it.
+MAX_NODES = 100_000
+
+
 class _Loader(yaml.SafeLoader):
     """YAML 1.2 booleans: only true/false. YAML 1.1 also reads yes/no/on/off as booleans, which
-    would turn a flow's ``on: {yes: ..., no: ...}`` into ``{True: {True: ..., False: ...}}``."""
+    would turn a flow's ``on: {yes: ..., no: ...}`` into ``{True: {True: ..., False: ...}}``.
+    Composition stops at :data:`MAX_DEPTH` levels."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(f"nested more than {MAX_DEPTH} levels deep", self.peek_event())
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -303,14 +327,67 @@ _Loader.add_implicit_resolver(
 )
 
 
+class _Refused(Exception):
+    """A bound of the loader was passed, at ``where`` (a node or event with a start mark)."""
+
+    def __init__(self, reason: str, where: yaml.Node | yaml.Event) -> None:
+        mark = where.start_mark
+        super().__init__(f"line {mark.line + 1}: {reason}")
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values ``root`` stands for once its aliases are expanded; refuses a recursive
+    alias and stops counting past :data:`MAX_NODES`. Each node is sized once (by identity),
+    so an alias bomb is measured in the time of its text, not of its expansion."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            if sizes[key] < 0:
+                raise _Refused("an alias refers to a value that contains it", node)
+            return sizes[key]
+        sizes[key] = -1
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        if total > MAX_NODES:
+            raise _Refused(f"expands to more than {MAX_NODES} values", node)
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
 def load_flow(path: str | Path) -> Flow:
-    """Read and validate a flow file; :class:`FlowInvalid` (or OSError) if it cannot run."""
-    path = Path(path)
+    """Read and validate a flow file; :class:`FlowInvalid` if it cannot run, or
+    :class:`engine.files.FileRefused` (an OSError) if it cannot be read.
+
+    The file must be a regular file of at most :data:`MAX_FLOW_BYTES` (the same rule as a dial
+    plan's files, :func:`engine.files.read_regular_file`), in UTF-8, nested at most
+    :data:`MAX_DEPTH` levels and expanding to at most :data:`MAX_NODES` values.
+    """
+    source = str(path)
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader
+        text = read_regular_file(path, MAX_FLOW_BYTES).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FlowInvalid(source, [f"not UTF-8 text: {exc.reason}"]) from None
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _expanded_size(node)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except _Refused as exc:
+        raise FlowInvalid(source, [str(exc)]) from None
     except yaml.YAMLError as exc:
-        raise FlowInvalid(str(path), [f"not valid YAML: {exc}"]) from None
-    return parse_flow(data, str(path))
+        raise FlowInvalid(source, [f"not valid YAML: {exc}"]) from None
+    return parse_flow(data, source)
 
 
 # ------------------------------------------------------------------------------ running

@@ -24,7 +24,6 @@ import difflib
 import hashlib
 import os
 import re
-import stat
 import types
 import typing
 from collections.abc import Collection, Iterator, Mapping
@@ -37,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
+from engine.files import FileRefused, read_regular_file
 from gateway.dialplan._yaml import Loc, Positions, parse
 from gateway.dialplan.numbers import NumberPattern
 from gateway.dialplan.plan import CompiledBranch, CompiledRoute, DialPlan, NumberRule
@@ -68,36 +68,14 @@ MAX_FILES = 64
 MAX_FILE_BYTES = 1024 * 1024
 
 
-class PlanFileUnreadable(Exception):
-    """A plan file cannot be used: missing, not a regular file, too large, or unreadable."""
+#: A plan file cannot be used: missing, not a regular file, too large, or unreadable. The rule is
+#: shared with the embedded engine's flow files (see engine.files).
+PlanFileUnreadable = FileRefused
 
 
 def read_plan_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a plan file, which must be a regular file of at most ``max_bytes``.
-
-    Opened without blocking and checked on the open descriptor (no race with a swap): a FIFO,
-    ``/dev/zero`` or a directory is refused before one byte is read, and no more than
-    ``max_bytes + 1`` bytes are ever read, even from a file that grows.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise PlanFileUnreadable("not found") from None
-    except OSError as exc:
-        raise PlanFileUnreadable(exc.strerror or str(exc)) from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise PlanFileUnreadable("not a regular file")
-        if info.st_size > max_bytes:
-            raise PlanFileUnreadable(f"larger than {max_bytes} bytes")
-        try:
-            content = file.read(max_bytes + 1)
-        except OSError as exc:
-            raise PlanFileUnreadable(exc.strerror or str(exc)) from None
-    if len(content) > max_bytes:
-        raise PlanFileUnreadable(f"larger than {max_bytes} bytes")
-    return content
+    """The bytes of a plan file: a regular file of at most ``max_bytes`` (see engine.files)."""
+    return read_regular_file(path, max_bytes)
 
 
 def load(

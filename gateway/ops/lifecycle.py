@@ -21,6 +21,7 @@ from typing import Any
 import uvicorn
 
 from gateway.ops.admission import Admission
+from gateway.ops.heap import freeze_startup_objects
 
 log = logging.getLogger("overtalk.lifecycle")
 
@@ -123,6 +124,9 @@ async def run(
         except SystemExit as exc:  # uvicorn's way out when the lifespan fails
             raise StartFailed("the gateway could not start; the log above says why") from exc
         if server.started:
+            # Everything start-up built (the engine's models included) stays for the process:
+            # out of the collector's way, so ended calls are collected soon (see ops.heap).
+            log.debug("= %d start-up objects frozen", freeze_startup_objects())
             # Said once it answers; with port 0 this is where the chosen port is told.
             log.info("= listening on http://%s:%d", host, port)
 

@@ -513,7 +513,7 @@ async def _soak(
 ) -> list[dict[str, float]]:
     """Keep ``calls`` calls up (each ``call_seconds`` long, replaced when it ends; slots take
     turns over ``carriers``) for ``minutes`` or ``max_calls`` calls; sample the gateway's
-    memory, file descriptors and tasks every ``sample_s``."""
+    memory, file descriptors, threads and tasks every ``sample_s``."""
     import httpx
     import psutil
 
@@ -584,6 +584,7 @@ async def _soak(
                             "failed": counts.failed,
                             "rss_mib": proc.memory_info().rss / 2**20,
                             "fds": proc.num_fds(),
+                            "threads": proc.num_threads(),  # each may hold a malloc arena
                             "tasks": health["tasks"],
                             "active_calls": health["active_calls"],
                         }
@@ -822,7 +823,7 @@ def main(args: argparse.Namespace) -> int:
             _soak(calls[0], args.soak, args.seconds, engine=args.engine, carriers=carriers,
                   max_calls=args.max_calls, progress=True)
         )  # fmt: skip
-        growth = {k: _growth(samples, k) for k in ("rss_mib", "fds", "tasks")}
+        growth = {k: _growth(samples, k) for k in ("rss_mib", "fds", "threads", "tasks")}
         print(
             "\nGrowth per hour over the second half: "
             + ", ".join(f"{k} {v:+.1f}" for k, v in growth.items())
