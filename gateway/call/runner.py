@@ -4,9 +4,8 @@
 it with the time read once per input, hands the session's commands to the carrier, keeps the
 session's one timer armed at :meth:`~gateway.call.session.CallSession.next_deadline`, pumps
 the engine's events, runs hang-ups, transfers and REST DTMF (network round trips) in one task
-in order,
-enforces the bot's ``max_duration``, and at the end settles the ledger, closes the engine,
-writes the recording off the event loop and files the call record.
+in order, enforces the bot's ``max_duration``, and at the end settles the ledger, closes the
+engine, writes the recording off the event loop and files the call record.
 
 A carrier supplies only a :class:`Carrier`: wire framing of frames and marks, clear, and its
 call control. Model: aioquic's ``asyncio/protocol.py`` (``transmit()`` after every input,
@@ -227,8 +226,10 @@ class CallRunner:
                     case TransferCall(target=target):
                         await self.carrier.transfer(target)
                     case SendDigits(digits=digits):
-                        assert isinstance(self.carrier, RequestsDtmf)
-                        await self.carrier.request_dtmf(digits)
+                        carrier = self.carrier
+                        if not isinstance(carrier, RequestsDtmf):  # transmit() checked it
+                            raise TypeError("the carrier sends no DTMF")
+                        await carrier.request_dtmf(digits)
             except Exception as exc:  # a failed REST call must not end the media path
                 session.ledger.errors.append(f"{kind} failed: {exc}")
                 log.warning("x %s of call %s failed: %s", kind, call_id, exc)
