@@ -59,20 +59,17 @@ def vonage_keys() -> tuple[str, str]:
     return private, public
 
 
-def keying(wait_ms: int = 1500) -> CallerScript:
-    """The caller presses 5 (the bot keys BOT_DIGITS), waits ``wait_ms``, hangs up. The
-    ``telnyx`` SDK's first request in a process probes the platform in a worker thread
-    (``_base_client.py``, ``get_platform``): about 1.5 s here, so Telnyx's calls wait longer."""
-    return CallerScript().pause(200).dtmf("5").pause(wait_ms).hang_up()
+def keying() -> CallerScript:
+    """The caller presses 5 (the bot keys BOT_DIGITS), waits 2 s, hangs up."""
+    return CallerScript().pause(200).dtmf("5").pause(2000).hang_up()
 
 
 async def call_through(
-    settings: Settings, dialer: Any, rest: Any, wait_ms: int = 1500
+    settings: Settings, dialer: Any, rest: Any
 ) -> tuple[CallReport, dict[str, Any]]:
     async with gateway(settings, EchoRecorder()) as (url, ended):
         async with asyncio.timeout(30):
-            script = keying(wait_ms)
-            report = await place_carrier_call(url, script, dialer, on_pump=rest.track)
+            report = await place_carrier_call(url, keying(), dialer, on_pump=rest.track)
         record = await ended.record(report.call_sid)
     assert report.ended_by == "caller", report.format()
     return report, record
@@ -84,7 +81,7 @@ async def test_telnyx_bot_dtmf_reaches_call_control_send_dtmf() -> None:
         settings = Settings(
             telnyx_public_key=TELNYX_PUBLIC, telnyx_api_key=TELNYX_KEY, telnyx_api_base=api + "/v2"
         )
-        report, record = await call_through(settings, TelnyxDialer(TELNYX_PRIVATE), rest, 5000)
+        report, record = await call_through(settings, TelnyxDialer(TELNYX_PRIVATE), rest)
     assert rest.pressed == [(report.call_sid, BOT_DIGITS)] and rest.rejected == []
     assert record["errors"] == [] and report.bot_audio_played_s == 0  # no tones
 
@@ -122,7 +119,7 @@ async def test_a_refused_dtmf_request_falls_back_to_tones_and_is_recorded() -> N
         settings = Settings(
             telnyx_public_key=TELNYX_PUBLIC, telnyx_api_key=TELNYX_KEY, telnyx_api_base=api + "/v2"
         )
-        report, record = await call_through(settings, TelnyxDialer(TELNYX_PRIVATE), rest, 5000)
+        report, record = await call_through(settings, TelnyxDialer(TELNYX_PRIVATE), rest)
     assert rest.pressed == [] and rest.rejected == [(401, "send_dtmf")]
     assert [e for e in record["errors"] if e.startswith("dtmf failed")], record["errors"]
     assert report.bot_audio_played_s > 0.3  # the caller heard the digits as tones

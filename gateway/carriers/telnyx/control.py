@@ -27,10 +27,16 @@ DTMF = DtmfAlphabet(frozenset("0123456789ABCD*#"), pause="w")
 
 def rest_client(api_key: str, api_base: str | None = None) -> telnyx.AsyncTelnyx:
     """The SDK's async client; ``api_base`` points it at a stand-in. One retry at most: a
-    hang-up that waits for back-off keeps a caller on a dead bot."""
-    return telnyx.AsyncTelnyx(
+    hang-up that waits for back-off keeps a caller on a dead bot.
+
+    The SDK imports its call-command resources on first use, a synchronous import of about a
+    second: done here, at start-up, so the first hang-up or DTMF does not stall the event
+    loop, and every call's media with it."""
+    client = telnyx.AsyncTelnyx(
         api_key=api_key, base_url=api_base or DEFAULT_API_BASE, max_retries=1, timeout=10.0
     )
+    _ = client.calls.actions
+    return client
 
 
 class TelnyxControl:
