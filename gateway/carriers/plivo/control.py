@@ -7,8 +7,9 @@
   transfer-a-call: Plivo fetches ``aleg_url`` (signed) for the XML to run, here the gateway's
   ``/plivo/transfer`` with the target, which answers ``<Dial>``.
 - DTMF: ``POST /v1/Account/{auth_id}/Call/{call_uuid}/DTMF/`` with ``digits`` and ``leg``
-  (``aleg``, the caller; 202), "Send digits", plivo.com/docs/voice/api/call/send-digits (the
-  SDK's ``Calls.send_digits``, ``plivo/resources/calls.py``).
+  (``aleg``, the caller; 202), "Send digits on an active call",
+  plivo.com/docs/voice/api/call/dtmf/send-digits-on-a-call (the SDK's ``Calls.send_digits``,
+  ``plivo/resources/calls.py``).
 
 HTTP basic auth with the auth ID and token. The ``plivo`` SDK's REST client is synchronous
 (requests) with its API hosts fixed in module constants (``plivo/rest/client.py``), so this
@@ -28,9 +29,9 @@ from gateway.streams.dtmf import DtmfAlphabet
 __all__ = ["DEFAULT_API_BASE", "DTMF", "PlivoControl", "rest_client"]
 
 DEFAULT_API_BASE = "https://api.plivo.com"
-#: Send digits' ``digits``: the keys ``0-9``, ``*`` and ``#``, ``w`` a 0.5 s wait and ``W`` a
-#: 1 s wait (plivo.com/docs/voice/api/call/send-digits; the same alphabet as the ``<DTMF>``
-#: element, plivo.com/docs/voice/xml/the-dtmf-element). A-D are not among them: tones.
+#: Send digits' ``digits`` (the API page says only "set of digits"): the alphabet of Plivo's
+#: ``<DTMF>`` element, ``1234567890*#wW``, ``w`` a 0.5 s and ``W`` a 1 s wait
+#: (plivo.com/docs/voice/xml/dtmf). A-D are not among them: tones.
 DTMF = DtmfAlphabet(frozenset("0123456789*#"), pause="w")
 
 

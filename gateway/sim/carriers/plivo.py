@@ -24,7 +24,8 @@ Rules, each from Plivo's documentation or its own SDKs:
   fetching ``aleg_url`` for the XML to run. ``POST .../Call/{uuid}/DTMF/`` with ``digits``
   (``0-9``, ``*``, ``#``, ``w`` a 0.5 s and ``W`` a 1 s wait) and ``leg`` (``aleg``, the
   default, or ``bleg``, the other party of a ``<Dial>``) sends digits (202, "digits sent":
-  plivo.com/docs/voice/api/call/send-digits). Basic auth with the auth ID and token; errors
+  plivo.com/docs/voice/api/call/dtmf/send-digits-on-a-call; the characters are those of the
+  ``<DTMF>`` element, plivo.com/docs/voice/xml/dtmf). Basic auth with the auth ID and token; errors
   as ``{"api_id", "error"}`` (401, 404 "call not found", 400).
 """
 
@@ -261,7 +262,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"api_id": str(uuid.uuid4()), "error": message}, status_code=status)
 
 
-#: Send digits' ``digits`` (send-digits page).
+#: Send digits' ``digits`` (the ``<DTMF>`` element's alphabet).
 _DTMF = re.compile(r"[0-9*#wW]+")
 
 
