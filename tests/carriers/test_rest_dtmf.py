@@ -21,7 +21,9 @@ from conversation import BOT_DIGITS, EchoRecorder, gateway
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given
+from hypothesis import settings as examples
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
 from vonage_jwt.jwt import JwtClient
 
 from gateway.call.commands import DTMF_CHARACTERS, MAX_DTMF_DIGITS
@@ -251,3 +253,33 @@ def test_the_pause_character_each_api_reads_as_half_a_second() -> None:
     assert VONAGE.translate("1W2") == "1p2"
     assert PLIVO.translate("A") is None and VONAGE.translate("D") is None
     assert TELNYX.translate("A") == "A"
+
+
+@examples(max_examples=40, deadline=None)
+@given(st.one_of(st.text(alphabet="0123456789ABCD*#wWp", max_size=12), st.text(max_size=12)))
+def test_stand_ins_press_exactly_what_their_service_accepts(digits: str) -> None:
+    """Whatever the string, each stand-in either plays it (and records it) or refuses it with
+    its service's status, recording nothing."""
+    telnyx_ok = bool(digits) and set(digits) <= set("0123456789ABCD*#wW")
+    plivo_ok = bool(digits) and set(digits) <= set("0123456789*#wW")
+    telnyx, plivo = TelnyxRestSim(TELNYX_KEY), PlivoRestSim(PLIVO_ID, PLIVO_TOKEN)
+    call_id, call_uuid = new_call_control_id(), new_uuid()
+    telnyx.track(call_id, _Live())  # type: ignore[arg-type]
+    plivo.track(call_uuid, _Live())  # type: ignore[arg-type]
+    with TestClient(telnyx.app()) as http:
+        got = http.post(
+            f"/v2/calls/{call_id}/actions/send_dtmf",
+            json={"digits": digits},
+            headers={"Authorization": f"Bearer {TELNYX_KEY}"},
+        )
+    assert got.status_code == (200 if telnyx_ok else 422)
+    assert telnyx.pressed == ([(call_id, digits)] if telnyx_ok else [])
+    basic = "Basic " + pybase64.b64encode(f"{PLIVO_ID}:{PLIVO_TOKEN}".encode()).decode()
+    with TestClient(plivo.app()) as http:
+        got = http.post(
+            f"/v1/Account/{PLIVO_ID}/Call/{call_uuid}/DTMF/",
+            data={"digits": digits},
+            headers={"Authorization": basic},
+        )
+    assert got.status_code == (202 if plivo_ok else 400)
+    assert plivo.pressed == ([(call_uuid, digits)] if plivo_ok else [])
