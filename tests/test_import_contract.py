@@ -80,6 +80,7 @@ PURE = (
     "gateway/histogram.py",
     "gateway/ids.py",
     "gateway/streams/codec.py",
+    "gateway/streams/dtmf.py",
     "gateway/streams/events.py",
     "gateway/streams/heard.py",
     "gateway/streams/wire.py",

@@ -3,9 +3,9 @@
 :class:`CallRunner` drives a sans-I/O :class:`~gateway.call.session.CallSession`: it feeds
 it with the time read once per input, hands the session's commands to the carrier, keeps the
 session's one timer armed at :meth:`~gateway.call.session.CallSession.next_deadline`, pumps
-the engine's events, runs hang-ups and transfers (network round trips) in one task in order,
-enforces the bot's ``max_duration``, and at the end settles the ledger, closes the engine,
-writes the recording off the event loop and files the call record.
+the engine's events, runs hang-ups, transfers and REST DTMF (network round trips) in one task
+in order, enforces the bot's ``max_duration``, and at the end settles the ledger, closes the
+engine, writes the recording off the event loop and files the call record.
 
 A carrier supplies only a :class:`Carrier`: wire framing of frames and marks, clear, and its
 call control. Model: aioquic's ``asyncio/protocol.py`` (``transmit()`` after every input,
@@ -90,6 +90,23 @@ class SendsDtmf(Protocol):
         False when this call cannot carry them (the peer offered no telephone-event)."""
 
 
+@runtime_checkable
+class RequestsDtmf(Protocol):
+    """A carrier whose REST API plays DTMF into the call (Telnyx, Plivo, Vonage): a network
+    round trip, so it runs in the action task, in order with hang-ups and transfers."""
+
+    def can_request_dtmf(self, digits: str) -> bool:
+        """Whether this call's API can carry ``digits`` (keys and ``W`` pauses); False sends
+        them as tones at once, with no error (no credentials, or a key the API refuses)."""
+
+    async def request_dtmf(self, digits: str) -> None:
+        """Ask the carrier to play ``digits``; raises when the request fails."""
+
+
+#: How the ledger's errors name a failed action.
+_ACTION_KINDS: dict[type, str] = {HangUp: "hangup", TransferCall: "transfer", SendDigits: "dtmf"}
+
+
 class CallRunner:
     """One call's asyncio side; see the module docstring."""
 
@@ -164,7 +181,11 @@ class CallRunner:
                     case HangUp() | TransferCall():
                         self._act(command)
                     case SendDigits(digits=digits):
-                        if not (isinstance(carrier, SendsDtmf) and carrier.send_dtmf(digits)):
+                        if isinstance(carrier, SendsDtmf) and carrier.send_dtmf(digits):
+                            continue  # RFC 4733 events, queued in order with the media
+                        if isinstance(carrier, RequestsDtmf) and carrier.can_request_dtmf(digits):
+                            self._act(command)  # after the hang-ups and transfers before it
+                        else:
                             session.play_dtmf(digits, self.clock())  # tones: more commands
             carrier.flush()
             commands = session.commands_to_send()
@@ -193,19 +214,28 @@ class CallRunner:
             self._action_task = asyncio.get_running_loop().create_task(self._run_actions())
 
     async def _run_actions(self) -> None:
-        call_id = self.session.ledger.call_id
+        session = self.session
+        call_id = session.ledger.call_id
         while self._actions:
             action = self._actions.popleft()
-            kind = "hangup" if type(action) is HangUp else "transfer"
+            kind = _ACTION_KINDS.get(type(action), "action")
             try:
                 match action:
                     case HangUp():
                         await self.carrier.hangup()
                     case TransferCall(target=target):
                         await self.carrier.transfer(target)
+                    case SendDigits(digits=digits):
+                        carrier = self.carrier
+                        if not isinstance(carrier, RequestsDtmf):  # transmit() checked it
+                            raise TypeError("the carrier sends no DTMF")
+                        await carrier.request_dtmf(digits)
             except Exception as exc:  # a failed REST call must not end the media path
-                self.session.ledger.errors.append(f"{kind} failed: {exc}")
+                session.ledger.errors.append(f"{kind} failed: {exc}")
                 log.warning("x %s of call %s failed: %s", kind, call_id, exc)
+                if isinstance(action, SendDigits) and not session.closed:
+                    session.play_dtmf(action.digits, self.clock())  # the caller still hears them
+                    self.transmit()
 
     # -- lifetime ----------------------------------------------------------------------------
 

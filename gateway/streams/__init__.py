@@ -20,7 +20,11 @@ How a carrier plugs in
    call record says "estimated".
 2. **Its call control**: an object with ``async hangup()`` and ``async transfer(target)``
    (:class:`~gateway.streams.carrier.CallControl`), built per call from the
-   :class:`StreamOpened` by a factory that also gets a callable closing the stream.
+   :class:`StreamOpened` by a factory that also gets a callable closing the stream. Where the
+   carrier's API plays DTMF into a call, the control is also a
+   :class:`~gateway.call.runner.RequestsDtmf` (``can_request_dtmf``, ``async request_dtmf``;
+   the digits in the API's alphabet with :class:`gateway.streams.dtmf.DtmfAlphabet`); else
+   the bot's DTMF is played as tones.
 3. **Its routes** (``gateway/carriers/<name>/aio.py``): the call webhook checks the vendor's
    signature, validates identifiers (``gateway.ids``), then asks
    :meth:`StreamCarrier.decide` (dial plan + admission) and answers in the vendor's document

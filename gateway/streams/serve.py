@@ -27,7 +27,7 @@ from engine.base import CallContext, EngineFailed
 from gateway.call.ledger import CallLedger
 from gateway.call.playout import Playout
 from gateway.call.recording import CallRecorder
-from gateway.call.runner import CallRunner, open_engine
+from gateway.call.runner import CallRunner, RequestsDtmf, open_engine
 from gateway.call.session import CallSession
 from gateway.ids import InvalidIdentifier
 from gateway.ops.logs import call_id as current_call
@@ -60,7 +60,9 @@ WATCHDOG_S = 1.0
 
 class StreamTransport:
     """The call's :class:`~gateway.call.runner.Carrier` over a carrier's MediaStream: the
-    writer coroutine drains it to the socket; hang-up and transfer go to ``control``."""
+    writer coroutine drains it to the socket; hang-up, transfer and DTMF go to ``control``
+    (DTMF only where that control is :class:`~gateway.call.runner.RequestsDtmf`: else the
+    runner plays tones)."""
 
     __slots__ = ("stream", "ws", "_wakeup", "runner", "control", "echoes", "_echo_timer")
 
@@ -107,6 +109,16 @@ class StreamTransport:
     async def transfer(self, target: str) -> None:
         if self.control is not None:
             await self.control.transfer(target)
+
+    def can_request_dtmf(self, digits: str) -> bool:
+        control = self.control
+        return isinstance(control, RequestsDtmf) and control.can_request_dtmf(digits)
+
+    async def request_dtmf(self, digits: str) -> None:
+        control = self.control
+        if not isinstance(control, RequestsDtmf):  # the runner asked can_request_dtmf first
+            raise RuntimeError("this call's control sends no DTMF")
+        await control.request_dtmf(digits)
 
     def arm_echoes(self) -> None:
         """Keep one timer at the next estimated mark echo (pacing-clock carriers only)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.base import Hangup, Transfer
+from engine.base import Hangup, SendDtmf, Transfer
 from engine.echo import EchoEngine
 from gateway.app import create_app
 from gateway.config import Settings
@@ -25,6 +25,7 @@ from gateway.sim.report import CallReport
 from gateway.sim.script import CallerScript
 
 __all__ = [
+    "BOT_DIGITS",
     "TRANSFER_TO",
     "EchoRecorder",
     "check_conversation",
@@ -36,6 +37,8 @@ __all__ = [
 
 
 TRANSFER_TO = "+15005550009"
+#: What the bot keys when the caller presses ``5``: keys and a half-second pause.
+BOT_DIGITS = "1w2#"
 
 
 def speech_like(ms: int, freq: float = 300.0) -> bytes:
@@ -59,7 +62,7 @@ def conversation() -> CallerScript:
 class EchoRecorder(EchoEngine):
     """The echo engine, keeping its sessions so a test can read what it was told. A caller
     pressing ``#`` makes the bot hang up, ``0`` transfer to :data:`TRANSFER_TO` (call control
-    over the carrier's REST API)."""
+    over the carrier's REST API), ``5`` key :data:`BOT_DIGITS` (DTMF out)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -76,6 +79,8 @@ class EchoRecorder(EchoEngine):
                 session.channel.put(Hangup("caller pressed #"))
             elif digit == "0":
                 session.channel.put(Transfer(TRANSFER_TO))
+            elif digit == "5":
+                session.channel.put(SendDtmf(BOT_DIGITS))
 
         session.dtmf = dtmf
         return session

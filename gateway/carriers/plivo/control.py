@@ -1,4 +1,4 @@
-"""Call control for Plivo calls: hang up and transfer through the Voice REST API.
+"""Call control for Plivo calls: hang up, transfer and DTMF through the Voice REST API.
 
 - Hang up: ``DELETE /v1/Account/{auth_id}/Call/{call_uuid}/`` (204), "Hang up a call",
   plivo.com/docs/voice/api/call/hang-up-a-call.
@@ -6,10 +6,14 @@
   ``aleg_url`` and ``aleg_method`` (202), "Transfer a call", plivo.com/docs/voice/api/call/
   transfer-a-call: Plivo fetches ``aleg_url`` (signed) for the XML to run, here the gateway's
   ``/plivo/transfer`` with the target, which answers ``<Dial>``.
+- DTMF: ``POST /v1/Account/{auth_id}/Call/{call_uuid}/DTMF/`` with ``digits`` and ``leg``
+  (``aleg``, the caller; 202), "Send digits on an active call",
+  plivo.com/docs/voice/api/call/dtmf/send-digits-on-a-call (the SDK's ``Calls.send_digits``,
+  ``plivo/resources/calls.py``).
 
 HTTP basic auth with the auth ID and token. The ``plivo`` SDK's REST client is synchronous
 (requests) with its API hosts fixed in module constants (``plivo/rest/client.py``), so this
-speaks the two documented endpoints with httpx's async client: it never blocks the event loop.
+speaks the documented endpoints with httpx's async client: it never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -20,10 +24,15 @@ import httpx
 
 from gateway.ids import InvalidIdentifier, is_uuid
 from gateway.streams.carrier import CallControlError
+from gateway.streams.dtmf import DtmfAlphabet
 
-__all__ = ["DEFAULT_API_BASE", "PlivoControl", "rest_client"]
+__all__ = ["DEFAULT_API_BASE", "DTMF", "PlivoControl", "rest_client"]
 
 DEFAULT_API_BASE = "https://api.plivo.com"
+#: Send digits' ``digits`` (the API page says only "set of digits"): the alphabet of Plivo's
+#: ``<DTMF>`` element, ``1234567890*#wW``, ``w`` a 0.5 s and ``W`` a 1 s wait
+#: (plivo.com/docs/voice/xml/dtmf). A-D are not among them: tones.
+DTMF = DtmfAlphabet(frozenset("0123456789*#"), pause="w")
 
 
 def rest_client(auth_id: str, auth_token: str, api_base: str | None = None) -> httpx.AsyncClient:
@@ -35,8 +44,8 @@ def rest_client(auth_id: str, auth_token: str, api_base: str | None = None) -> h
 
 
 class PlivoControl:
-    """Hangs up or transfers one call. The CallUUID and auth ID go into REST paths, so they
-    must be a UUID and a plain token; raises InvalidIdentifier otherwise."""
+    """Hangs up, transfers or sends DTMF on one call. The CallUUID and auth ID go into REST
+    paths, so they must be a UUID and a plain token; raises InvalidIdentifier otherwise."""
 
     def __init__(
         self, client: httpx.AsyncClient, auth_id: str, call_uuid: str, transfer_url: str
@@ -66,3 +75,13 @@ class PlivoControl:
         url = self.transfer_url + "?to=" + quote(target, safe="")
         form = {"legs": "aleg", "aleg_url": url, "aleg_method": "POST"}
         await self._send(self.client.build_request("POST", self.path, data=form), 202)
+
+    def can_request_dtmf(self, digits: str) -> bool:
+        return DTMF.translate(digits) is not None
+
+    async def request_dtmf(self, digits: str) -> None:
+        wire = DTMF.translate(digits)
+        if wire is None:
+            raise CallControlError(f"Plivo cannot send DTMF {digits[:70]!r}")
+        form = {"digits": wire, "leg": "aleg"}
+        await self._send(self.client.build_request("POST", self.path + "DTMF/", data=form), 202)

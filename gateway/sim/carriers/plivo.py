@@ -21,12 +21,17 @@ Rules, each from Plivo's documentation or its own SDKs:
   ``streamId``. No ``stop``: Plivo closes the socket.
 - REST (plivo.com/docs/voice/api/call): ``DELETE /v1/Account/{auth_id}/Call/{uuid}/`` hangs up
   (204); ``POST`` to the same path with ``legs=aleg`` and ``aleg_url`` transfers (202), Plivo
-  fetching ``aleg_url`` for the XML to run. Basic auth with the auth ID and token; errors as
-  ``{"api_id", "error"}`` (401, 404 "call not found", 400).
+  fetching ``aleg_url`` for the XML to run. ``POST .../Call/{uuid}/DTMF/`` with ``digits``
+  (``0-9``, ``*``, ``#``, ``w`` a 0.5 s and ``W`` a 1 s wait) and ``leg`` (``aleg``, the
+  default, or ``bleg``, the other party of a ``<Dial>``) sends digits (202, "digits sent":
+  plivo.com/docs/voice/api/call/dtmf/send-digits-on-a-call; the characters are those of the
+  ``<DTMF>`` element, plivo.com/docs/voice/xml/dtmf). Basic auth with the auth ID and token; errors
+  as ``{"api_id", "error"}`` (401, 404 "call not found", 400).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import uuid
@@ -257,8 +262,12 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"api_id": str(uuid.uuid4()), "error": message}, status_code=status)
 
 
+#: Send digits' ``digits`` (the ``<DTMF>`` element's alphabet).
+_DTMF = re.compile(r"[0-9*#wW]+")
+
+
 class PlivoRestSim:
-    """The Voice API's hang-up and transfer for the calls the stand-in placed."""
+    """The Voice API's hang-up, transfer and send digits for the calls the stand-in placed."""
 
     def __init__(self, auth_id: str, auth_token: str) -> None:
         self.auth_id, self.auth_token = auth_id, auth_token
@@ -266,6 +275,8 @@ class PlivoRestSim:
         #: (CallUUID, action, detail) of every accepted request, in order.
         self.actions: list[tuple[str, str, str]] = []
         self.rejected: list[tuple[int, str]] = []
+        #: (CallUUID, digits) of every DTMF string played into a call, in order.
+        self.pressed: list[tuple[str, str]] = []
 
     def track(self, call_id: str, pump: CallPump) -> None:
         self.calls[call_id] = pump
@@ -275,6 +286,7 @@ class PlivoRestSim:
         path = "/v1/Account/{account}/Call/{call_uuid}/"
         app.add_api_route(path, self._hangup, methods=["DELETE"])
         app.add_api_route(path, self._transfer, methods=["POST"])
+        app.add_api_route(path + "DTMF/", self._digits, methods=["POST"])
         return app
 
     def _authorized(self, request: Request, account: str) -> bool:
@@ -333,4 +345,26 @@ class PlivoRestSim:
         self.actions.append((call_uuid, "transfer", target.text))
         return JSONResponse(
             {"api_id": str(uuid.uuid4()), "message": "call transferred"}, status_code=202
+        )
+
+    async def _digits(self, account: str, call_uuid: str, request: Request) -> Response:
+        if not self._authorized(request, account):
+            self.rejected.append((401, "dtmf"))
+            return _error(401, "Authentication failed")
+        pump = self._live(call_uuid)
+        if pump is None:
+            self.rejected.append((404, "dtmf"))
+            return _error(404, "call not found")
+        form = dict((await request.form()).items())
+        digits, leg = form.get("digits"), form.get("leg", "aleg")
+        if not isinstance(digits, str) or not _DTMF.fullmatch(digits):
+            self.rejected.append((400, "dtmf"))
+            return _error(400, "digits must be 0-9, *, #, w or W")
+        if leg != "aleg":  # the stand-in's calls never <Dial>: there is no B leg
+            self.rejected.append((400, "dtmf"))
+            return _error(400, f"no {leg!r} on this call")
+        self.pressed.append((call_uuid, digits))
+        self.actions.append((call_uuid, "dtmf", digits))
+        return JSONResponse(
+            {"api_id": str(uuid.uuid4()), "message": "digits sent"}, status_code=202
         )

@@ -18,11 +18,14 @@ Rules, each from Telnyx's documentation:
 - Call Control REST (developers.telnyx.com/api-reference/call-commands): ``POST
   /v2/calls/{call_control_id}/actions/hangup`` and ``.../transfer`` with ``{"to"}``, Bearer
   API key; errors as ``{"errors": [{"code", "title", "detail"}]}`` (401 for a bad key, 404
-  for an unknown call, 422 for a bad body).
+  for an unknown call, 422 for a bad body). ``.../send_dtmf`` (the send-dtmf page there):
+  ``digits`` of ``0-9``, ``A-D``, ``*``, ``#``, ``w`` (0.5 s) and ``W`` (1 s), required;
+  ``duration_millis`` an integer from 100 to 500; answers ``{"data": {"result": "ok"}}``.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import uuid
@@ -47,6 +50,8 @@ __all__ = ["TelnyxDialer", "TelnyxRestSim", "TelnyxStreamSim", "new_call_control
 #: TeXML ``codec``/``bidirectionalCodec`` values the stand-in streams (G.711; Telnyx also
 #: offers G722, OPUS and AMR-WB, which the gateway does not ask for).
 _CODECS = {"PCMU": Wire(ULAW), "PCMA": Wire(ALAW)}
+#: send_dtmf's ``digits`` (send-dtmf page).
+_DTMF = re.compile(r"[0-9A-D*#wW]+")
 #: What one outbound ``media`` may hold: 20 ms to 30 s of audio (AsyncAPI page).
 _MIN_MEDIA_S, _MAX_MEDIA_S = 0.020, 30.0
 
@@ -287,7 +292,7 @@ def _error(status: int, code: str, title: str, detail: str) -> JSONResponse:
 
 
 class TelnyxRestSim:
-    """Call Control's hang-up and transfer for the calls the stand-in placed."""
+    """Call Control's hang-up, transfer and send_dtmf for the calls the stand-in placed."""
 
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
@@ -295,6 +300,8 @@ class TelnyxRestSim:
         #: (call control id, action, body) of every accepted command, in order.
         self.actions: list[tuple[str, str, dict[str, Any]]] = []
         self.rejected: list[tuple[int, str]] = []
+        #: (call control id, digits) of every DTMF string played into a call, in order.
+        self.pressed: list[tuple[str, str]] = []
 
     def track(self, call_id: str, pump: CallPump) -> None:
         """For :func:`gateway.sim.carriers.place_carrier_call`'s ``on_pump``."""
@@ -328,6 +335,15 @@ class TelnyxRestSim:
                 self.rejected.append((422, action))
                 return _error(422, "10015", "Invalid value for to", "E.164 number or SIP URI")
             pump.end_by_carrier(f"transferred to {to} through Call Control")
+        elif action == "send_dtmf":
+            digits, duration = body.get("digits"), body.get("duration_millis", 250)
+            if not isinstance(digits, str) or not _DTMF.fullmatch(digits):
+                self.rejected.append((422, action))
+                return _error(422, "10015", "Invalid value for digits", "0-9, A-D, *, #, w, W")
+            if type(duration) is not int or not 100 <= duration <= 500:
+                self.rejected.append((422, action))
+                return _error(422, "10015", "Invalid value for duration_millis", "100 to 500")
+            self.pressed.append((call_id, digits))
         else:
             self.rejected.append((404, action))
             return _error(404, "10005", "Resource not found", f"no action {action!r}")

@@ -2,13 +2,16 @@
 
 :class:`VonageDialer` signs the answer webhook and reads the NCCO; :class:`VonageMediaSim`
 plays Vonage's end of the websocket; :class:`VonageRestSim` serves the REST call updates
-(hang-up, transfer) and ends the simulated call as Vonage would. Every rule cites its source:
+(hang-up, transfer, DTMF) and ends the simulated call as Vonage would. Every rule cites its source:
 
 - [WS] "WebSockets in the Vonage Voice API",
   https://developer.vonage.com/en/voice/voice-api/concepts/websockets
 - [NCCO] NCCO reference, https://developer.vonage.com/en/voice/voice-api/ncco-reference
 - [API] Voice API reference, "Modify an in progress call",
   https://developer.vonage.com/en/api/voice#updateCall
+- [DTMF] Voice API reference, "Play DTMF into a call" (``PUT /v1/calls/{uuid}/dtmf``, body
+  ``{"digits"}`` matching ``^[0-9#*p]+$``, ``p`` a 500 ms pause; 200 ``{"message": "DTMF
+  sent", "uuid"}``), https://developer.vonage.com/en/api/voice#startDTMF
 - [SIGNED] "Signed webhooks",
   https://developer.vonage.com/en/getting-started/concepts/webhooks#signed-webhooks
 
@@ -45,6 +48,8 @@ _CONTENT_TYPE = re.compile(r"audio/l16;rate=(8000|16000|24000)")
 NCCO_ACTIONS = frozenset(
     {"record", "conversation", "connect", "talk", "stream", "input", "notify", "wait", "transfer"}
 )
+#: [DTMF] what the gateway may play into a call.
+_PLAY_DTMF = re.compile(r"[0-9#*p]+")
 #: [WS] keys a caller may press.
 DTMF_DIGITS = frozenset("0123456789*#")
 #: The answer to a clear, queued with the mark echoes so it goes out in wire order.
@@ -246,6 +251,8 @@ class VonageRestSim:
         #: (uuid, action, body) of every accepted update, in order.
         self.updates: list[tuple[str, str, dict[str, Any]]] = []
         self.rejected: list[tuple[int, str]] = []
+        #: (uuid, digits) of every DTMF string played into a call, in order.
+        self.pressed: list[tuple[str, str]] = []
 
     def track(self, call_id: str, pump: CallPump) -> None:
         """For :func:`gateway.sim.carriers.dial.place_carrier_call`'s ``on_pump``."""
@@ -254,13 +261,17 @@ class VonageRestSim:
     def app(self) -> FastAPI:
         app = FastAPI()
         app.add_api_route("/v1/calls/{uuid}", self._update, methods=["PUT"])
+        app.add_api_route("/v1/calls/{uuid}/dtmf", self._dtmf, methods=["PUT"])
         return app
 
     def _refuse(self, status: int, title: str, detail: str) -> JSONResponse:
         self.rejected.append((status, title))
         return JSONResponse({"title": title, "detail": detail}, status_code=status)
 
-    async def _update(self, uuid: str, request: Request) -> Response:
+    async def _checked(
+        self, uuid: str, request: Request
+    ) -> tuple[CallPump, dict[str, Any]] | JSONResponse:
+        """The live call and the JSON body of an authorised request, or the refusal."""
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         try:
             claims = jwt.decode(token, self.public_key, algorithms=["RS256"])
@@ -269,14 +280,31 @@ class VonageRestSim:
         if claims.get("application_id") != self.application_id:
             return self._refuse(401, "Unauthorized", "JWT for another application")
         try:
-            update = orjson.loads(await request.body())
+            body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
-            update = None
-        if not isinstance(update, dict):
+            body = None
+        if not isinstance(body, dict):
             return self._refuse(400, "Bad request", "the body is not a JSON object")
         pump = self.calls.get(uuid)
         if pump is None or pump.ended_by_carrier or pump.hung_up or pump.gateway_closed:
             return self._refuse(404, "Not found", "no live call with that uuid")
+        return pump, body
+
+    async def _dtmf(self, uuid: str, request: Request) -> Response:
+        checked = await self._checked(uuid, request)
+        if isinstance(checked, JSONResponse):
+            return checked
+        digits = checked[1].get("digits")
+        if not isinstance(digits, str) or not _PLAY_DTMF.fullmatch(digits):
+            return self._refuse(400, "Bad request", "digits must match ^[0-9#*p]+$")
+        self.pressed.append((uuid, digits))
+        return JSONResponse({"message": "DTMF sent", "uuid": uuid})
+
+    async def _update(self, uuid: str, request: Request) -> Response:
+        checked = await self._checked(uuid, request)
+        if isinstance(checked, JSONResponse):
+            return checked
+        pump, update = checked
         action = update.get("action")
         destination = update.get("destination")
         if action == "hangup":
