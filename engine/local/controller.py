@@ -54,12 +54,14 @@ from engine.local import nlu
 __all__ = [
     "Backchannel",
     "Decision",
+    "Deepen",
     "Discard",
     "EndOfTurn",
     "Interrupt",
     "InterruptConfirmed",
     "Partial",
     "Resume",
+    "Soften",
     "SpeechStarted",
     "Transcribe",
     "TurnConfig",
@@ -87,6 +89,18 @@ class TurnConfig:
     barge_windows: int = 2
     #: Silence before the words so far are transcribed (the pause might be the end).
     pause_ms: int = 64
+    #: A held sound goes deep (the bot silenced, not only ducked) after this many consecutive
+    #: windows of speech beyond doubt: VAD probability at or above ``deep_prob`` and loudness
+    #: within ``deep_within_db`` of the sound's loudest so far. Speech holds its level from
+    #: syllable to syllable; a cough or a laugh bursts and decays within a window or two.
+    deep_prob: float = 0.9
+    deep_windows: int = 3
+    deep_within_db: float = 12.0
+    #: A deep hold is lifted back to soft once the sound has stayed this far below its loudest
+    #: for this many windows (a burst's end, seen in 64 ms rather than after the VAD's 128 ms
+    #: of silence); speech that goes on deepens it again.
+    burst_drop_db: float = 20.0
+    burst_end_windows: int = 2
     #: Silence that ends the turn, by how finished the words look. Unsure words (no closing
     #: punctuation, no dangling word) wait only a little longer than finished ones: a wrong
     #: early end costs an acknowledgement the caller talks over, and their continuation is
@@ -181,6 +195,20 @@ class Interrupt:
 
 
 @dataclass(frozen=True, slots=True)
+class Deepen:
+    """The held sound is speech-like: silence the bot (the hold's second level)."""
+
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Soften:
+    """The deep hold's sound burst has ended: back to the soft level while it is judged."""
+
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
 class InterruptConfirmed:
     """The interruption is a turn: commit (hold again first if it had been released)."""
 
@@ -218,6 +246,8 @@ Decision = (
     | Partial
     | EndOfTurn
     | Interrupt
+    | Deepen
+    | Soften
     | InterruptConfirmed
     | Resume
     | Backchannel
@@ -248,6 +278,12 @@ class _Segment:
     released: bool = False
     #: The judgement of its latest words (see TurnController._verdict), "" before any.
     verdict: str = ""
+    #: The hold's level and its evidence: the loudest window so far (dBFS), consecutive
+    #: windows of sure speech, consecutive windows fallen ``burst_drop_db`` below the loudest.
+    deep: bool = False
+    peak_db: float = -120.0
+    sure_run: int = 0
+    low_run: int = 0
 
 
 @dataclass
@@ -261,6 +297,9 @@ class TurnController:
     def __post_init__(self) -> None:
         self.t = 0
         self._run = 0  # consecutive speech windows outside a segment
+        # ...their loudest window, and how many of the latest are sure speech (see deep_prob).
+        self._run_peak = -120.0
+        self._run_sure = 0
         self._bot_until = 0
         self._segment: _Segment | None = None
         self._next_id = 0
@@ -301,18 +340,32 @@ class TurnController:
         seg = self._segment
         if seg is None:
             self._run = self._run + 1 if speech else 0
+            self._run_peak = max(self._run_peak, level_db) if speech else -120.0
+            sure = (
+                speech and prob >= cfg.deep_prob and level_db >= self._run_peak - cfg.deep_within_db
+            )
+            self._run_sure = self._run_sure + 1 if sure else 0
             barge = self.bot_audible(t)
             need = cfg.barge_windows if barge else cfg.onset_windows
             if self._run >= need:
                 onset = t - self._run * cfg.window
                 seg = self._open(onset, t, barge, out)
+                seg.peak_db, seg.sure_run = self._run_peak, self._run_sure
                 self._run = 0
+                if seg.pending_interrupt:
+                    self._level(seg, out)
             return out
         if speech:
             seg.last_speech = t
             seg.speech_samples += cfg.window
         elif prob >= cfg.silence_prob and loud and echo_db > cfg.echo_db:
             seg.last_speech = t  # between thresholds: still in the word, not yet a pause
+        if seg.pending_interrupt:
+            seg.peak_db = max(seg.peak_db, level_db) if speech else seg.peak_db
+            sure = speech and prob >= cfg.deep_prob and level_db >= seg.peak_db - cfg.deep_within_db
+            seg.sure_run = seg.sure_run + 1 if sure else 0
+            seg.low_run = seg.low_run + 1 if level_db <= seg.peak_db - cfg.burst_drop_db else 0
+            self._level(seg, out)
         if seg.pending_interrupt or seg.released:
             self._judge_sound(seg, out)
             if self._segment is None:
@@ -376,6 +429,18 @@ class TurnController:
             self._bot_until = min(self._bot_until, t)
             out.append(Interrupt(onset, t))
         return seg
+
+    def _level(self, seg: _Segment, out: list[Decision]) -> None:
+        """A held sound's level: deep on sustained sure speech, soft again when it bursts out."""
+        cfg = self.config
+        if not seg.deep and seg.sure_run >= cfg.deep_windows:
+            seg.deep = True
+            seg.low_run = 0
+            out.append(Deepen(self.t))
+        elif seg.deep and seg.low_run >= cfg.burst_end_windows:
+            seg.deep = False
+            seg.sure_run = 0
+            out.append(Soften(self.t))
 
     def _judge_sound(self, seg: _Segment, out: list[Decision]) -> None:
         """Per window of a held or released barge-in: partials, and the decisions that need no
@@ -453,13 +518,12 @@ class TurnController:
         return "floor"
 
     def _release(self, seg: _Segment, reason: str, out: list[Decision]) -> None:
-        seg.pending_interrupt = False
+        seg.pending_interrupt = seg.deep = False
         seg.released = True
         out.append(Resume(self.t, reason, seg.text))
 
     def _commit(self, seg: _Segment, out: list[Decision]) -> None:
-        seg.pending_interrupt = False
-        seg.released = False
+        seg.pending_interrupt = seg.released = seg.deep = False
         out.append(InterruptConfirmed(self.t))
 
     def _decide(self, seg: _Segment, out: list[Decision]) -> None:

@@ -538,10 +538,13 @@ class Probe:
     gave_up: bool = False  # the engine took it for a turn, or cut the bot for 1.5 s or more
     got_turn: bool = False  # the engine took the caller's words as a turn (interruptions)
     silent_ms: float | None = None  # caller onset -> the bot silent to the caller (>= 400 ms)
-    holds: int = 0
+    holds: int = 0  # holds opened (soft or deep)
+    deep: int = 0  # deep spells (the bot silenced, or ducked by the deep depth)
     releases: int = 0
     clears: int = 0
-    gaps: list[float] = field(default_factory=list)  # silence heard at each release (s)
+    gaps: list[float] = field(default_factory=list)  # silence heard at each deep spell's end (s)
+    #: The call record's events around the sound: (ms from the sound's start, kind, detail).
+    trace: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 def _frames_db(track: np.ndarray) -> np.ndarray:
@@ -592,15 +595,24 @@ def _measure(
         # A cut (a commit, or the old single-stage clear) the bot did not come back from; a
         # reading that simply ended near the sound is not the bot giving up.
         probe.gave_up = said or (cut and not resumed)
+        soft = False  # a soft hold is open: a deep one after it is the same hold
         for t, kind, detail in events:
+            if t0 <= t < t2:
+                probe.trace.append((round((t - a / 8000) * 1000), kind, detail))
             if t0 <= t < t1:
-                if kind == "hold":
-                    probe.holds += 1
-                elif kind == "release":
-                    probe.releases += 1
+                if kind == "duck":
+                    probe.holds += not soft
+                    soft = True
+                elif kind == "hold":
+                    probe.holds += not soft
+                    probe.deep += 1
+                elif kind in ("release", "unhold"):
+                    probe.releases += kind == "release"
+                    soft = kind == "unhold"
                     probe.gaps.append(float(detail) / 1000)
                 elif kind == "clear":
                     probe.clears += 1
+                    soft = False
     return probes
 
 
@@ -614,9 +626,9 @@ def _row(label: str, probes: list[Probe], speech: bool) -> str:
     holds = sum(p.holds for p in played)
     cells = (
         f"  {label:14} {len(played):3}  gave up {100 * gave / n:3.0f} %  silent>=200ms "
-        f"{100 * silent / n:3.0f} %  holds {holds:2} released {sum(p.releases for p in played):2}"
-        f" cleared {sum(p.clears for p in played):2}  release gap p50 "
-        f"{1000 * pct(gaps, 50):4.0f} ms p90 {1000 * pct(gaps, 90):4.0f} ms"
+        f"{100 * silent / n:3.0f} %  holds {holds:2} deep {sum(p.deep for p in played):2} "
+        f"released {sum(p.releases for p in played):2} cleared {sum(p.clears for p in played):2}"
+        f"  deep gap p50 {1000 * pct(gaps, 50):4.0f} ms p90 {1000 * pct(gaps, 90):4.0f} ms"
     )
     if speech:
         turn = sum(p.got_turn for p in played)
@@ -627,7 +639,9 @@ def _row(label: str, probes: list[Probe], speech: bool) -> str:
     return cells
 
 
-async def bench_interaction(url: str, records: Path, quick: bool, mode: str) -> list[str]:
+async def bench_interaction(
+    url: str, records: Path, quick: bool, mode: str, dump: Path | None = None
+) -> list[str]:
     """Sounds over the bot's reading, a call per family (three at a time), each measured on
     the wire (the call's stereo recording) and in its call record (holds, releases, gaps).
 
@@ -663,6 +677,9 @@ async def bench_interaction(url: str, records: Path, quick: bool, mode: str) -> 
                 stereo, _ = soundfile.read(str(Path(tmp) / f"{i}.wav"), dtype="int16")
                 record = _record(records, report)
                 probes += _measure(family, families[family], stereo, record, 0)
+    if dump is not None:  # every probe and its call-record trace, to see why a row is what it is
+        text = "\n".join(json.dumps(p.__dict__) for p in probes) + "\n"
+        await asyncio.to_thread(dump.write_text, text)
     lines = [f"  (holds: {mode})"]
     for name in names:
         mine = [p for p in probes if p.family == name]
@@ -747,6 +764,7 @@ async def run(
     turn: dict[str, float],
     mode: str,
     records: Path,
+    dump: Path | None = None,
 ) -> None:
     out: dict[str, list[str]] = {}
     if "asr" in sections:
@@ -765,7 +783,7 @@ async def run(
             (
                 "interaction",
                 "sounds over the bot, per kind",
-                lambda: bench_interaction(talk_url, records, quick, mode),
+                lambda: bench_interaction(talk_url, records, quick, mode, dump),
             ),
             ("echo", "the bot's own echo", lambda: bench_echo(talk_url, records, quick)),
             ("load", "concurrent calls", lambda: bench_load(listen_url, listen, counts)),
@@ -801,17 +819,32 @@ def main() -> None:
         default="clear",
         help="a hold clears the carrier's buffer (the default) or only stops sending",
     )
+    parser.add_argument(
+        "--soft",
+        type=float,
+        default=-10.0,
+        help="a soft hold ducks this many dB (the default -10), 0: no soft level",
+    )
+    parser.add_argument(
+        "--probes", type=Path, help="write each interaction probe here (JSON lines)"
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.calls.split(",")]
     turn = {k: float(v) for k, v in (kv.split("=") for kv in args.turn.split(",") if kv)}
     turn = {k: int(v) if v.is_integer() else v for k, v in turn.items()}
-    if args.duck is not None or args.hold == "stop":  # how the gateway's holds sound
-        twilio_aio.Playout = functools.partial(  # type: ignore[misc]
-            Playout, duck_db=args.duck, hold_clears=False
-        )
+    soft = args.soft or None
+    clears = args.duck is None and args.hold == "clear"
+    twilio_aio.Playout = functools.partial(  # type: ignore[misc]  # how the gateway's holds sound
+        Playout, duck_db=args.duck, hold_clears=clears, soft_db=soft
+    )
     mode = args.hold if args.duck is None else f"duck {args.duck} dB"
+    mode += f", soft level {soft} dB" if soft else ", no soft level"
     with tempfile.TemporaryDirectory() as records:
-        asyncio.run(run(args.sections.split(","), args.quick, counts, turn, mode, Path(records)))
+        asyncio.run(
+            run(
+                args.sections.split(","), args.quick, counts, turn, mode, Path(records), args.probes
+            )
+        )
 
 
 if __name__ == "__main__":

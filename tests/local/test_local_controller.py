@@ -142,7 +142,9 @@ def test_controller_releases_a_backchannel() -> None:
     d = Driver(lambda s, e: "Uh-huh.")
     d.c.bot_audible_until(10_000 * MS)
     d.run([SPEECH] * 12 + [QUIET] * 8)
-    assert [type(x) for x in d.log if not isinstance(x, ctl.Transcribe)] == [
+    assert [
+        type(x) for x in d.log if not isinstance(x, ctl.Transcribe | ctl.Deepen | ctl.Soften)
+    ] == [
         ctl.SpeechStarted,
         ctl.Interrupt,
         ctl.Resume,
@@ -185,7 +187,7 @@ def test_controller_releases_noise_the_recogniser_doubts() -> None:
             out.append(d)
             if isinstance(d, ctl.Transcribe):  # doubted words, answered at once
                 out += c.transcript(d.segment, d.end, "I'm not going to be able to do it.", True)
-    kinds = [type(x) for x in out if not isinstance(x, ctl.Transcribe)]
+    kinds = [type(x) for x in out if not isinstance(x, ctl.Transcribe | ctl.Deepen | ctl.Soften)]
     assert kinds == [ctl.SpeechStarted, ctl.Interrupt, ctl.Resume, ctl.Discard]
     assert out[[type(x) for x in out].index(ctl.Resume)].reason == "noise"
 
@@ -368,5 +370,7 @@ def test_controller_a_word_the_recogniser_is_unsure_of_does_not_take_the_floor(
                 out += c.transcript(d.segment, d.end, "What?", sure=sure)
     assert len([d for d in out if isinstance(d, ctl.InterruptConfirmed)]) == commits
     if not sure:
-        kinds = [type(x) for x in out if not isinstance(x, ctl.Transcribe)]
+        kinds = [
+            type(x) for x in out if not isinstance(x, ctl.Transcribe | ctl.Deepen | ctl.Soften)
+        ]
         assert kinds == [ctl.SpeechStarted, ctl.Interrupt, ctl.Resume, ctl.Discard]
