@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.call.holds import HoldPolicy
+from gateway.call.holds import check as check_holds
+
 
 class ConfigError(ValueError):
     """A setting is missing, unknown or malformed; the message names it and its source."""
@@ -38,6 +41,13 @@ class Settings:
     #: Outbound pacing: how far ahead of real time audio is sent, and marks per N frames.
     lead_ms: int = 120
     mark_every: int = 2
+    #: How the bot gives way while the engine judges a sound over it (README "Sounds over
+    #: the bot"): the deep level ``clear`` (silence at once), ``stop`` (the lead plays out) or
+    #: ``duck`` (``hold_duck_db`` down); the soft level first ducks ``hold_soft_db`` (0: none).
+    #: A dial-plan bot's ``interruption`` overrides them.
+    hold: str = "clear"
+    hold_duck_db: float = -30.0
+    hold_soft_db: float = -10.0
     #: Seconds to wait for the Media Stream's ``start`` message.
     start_timeout: float = 10.0
     #: Where per-call ledgers are written as JSON (unset: logged only).
@@ -99,6 +109,11 @@ class Settings:
     @property
     def signed(self) -> bool:
         return bool(self.twilio_auth_token)
+
+    @property
+    def holds(self) -> HoldPolicy:
+        """The gateway's hold policy (checked by :func:`load_settings`)."""
+        return HoldPolicy(self.hold, self.hold_duck_db, self.hold_soft_db or None)  # type: ignore[arg-type]
 
 
 _SECRET_ENV = {
@@ -169,6 +184,11 @@ def load_settings(
             raise ConfigError(f"{name} must be positive, not {getattr(settings, name)!r}")
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url must start with http:// or https://: {settings.public_url}")
+    problem = check_holds(settings.hold, settings.hold_duck_db, settings.hold_soft_db or None)
+    if problem:
+        raise ConfigError(
+            problem.replace("duck_db", "hold_duck_db").replace("soft_db", "hold_soft_db")
+        )
     if not settings.retain_days >= 0:  # NaN included
         raise ConfigError(f"retain_days must be 0 (keep) or more: {settings.retain_days}")
     return settings

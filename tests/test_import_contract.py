@@ -35,6 +35,7 @@ PURE = (
     "gateway/audio/g711.py",
     "gateway/audio/resample.py",
     "gateway/call/commands.py",
+    "gateway/call/holds.py",
     "gateway/call/ledger.py",
     "gateway/call/playout.py",
     "gateway/call/session.py",
