@@ -614,3 +614,36 @@ def test_gateway_with_soft_holds_off_a_soft_hold_changes_nothing():
     session.engine_event(Release())
     assert (session.ledger.holds, session.ledger.releases) == (1, 1)
     session.close("test")
+
+
+def test_gateway_two_level_hold_figures_reach_the_timeline_and_metrics():
+    from gateway.callstore.timeline_page import render
+    from gateway.ops.metrics import GatewayMetrics
+
+    session, _, _, _, clock = make(lead=0.04, hold_clears=True)
+    session.engine_event(Audio(speech(16000, 1.0)))
+    session.engine_event(Hold(soft=True))
+    clock.now += 0.05
+    session.engine_event(Release())  # a cough: a dip, no gap
+    session.engine_event(Hold(soft=True))
+    clock.now += 0.03
+    session.engine_event(Hold())
+    clock.now += 0.12
+    session.engine_event(Hold(soft=True))  # its burst ended
+    clock.now += 0.1
+    session.engine_event(Release())
+    session.close("test")
+    record = session.ledger.to_dict()
+    assert (record["holds"], record["soft_holds"], record["deep_holds"]) == (2, 2, 1)
+    assert record["hold_gaps"] == [pytest.approx(0.12)]
+    assert [db for db, _ in record["ducks"]] == [-10.0, -10.0]
+    assert record["ducks"][1][1] == pytest.approx(0.13)  # both soft spells of the second hold
+    page = render(record)
+    assert "soft hold (ducked)" in page and "back to the soft level; gap 120 ms" in page
+    assert "-10 dB for 130 ms" in page and "deep holds" in page
+    metrics = GatewayMetrics(lambda: 0, lambda: False)
+    metrics.call_ended(session.ledger)
+    text = metrics.render().decode()
+    assert 'overtalk_hold_levels_total{level="soft"} 2.0' in text
+    assert 'overtalk_hold_levels_total{level="deep"} 1.0' in text
+    assert "overtalk_soft_hold_seconds_count 2.0" in text
