@@ -22,8 +22,15 @@ turn as soon as the transcript is in, about a tenth of a second after the caller
 that could go on ("four", with no question asked) wait a little longer; a pause after "I'd like
 a table for" (a dangling word, a trailing comma or dash) waits well past a thinking pause.
 Interruptions are two-staged. Speech that the echo does not explain, held for a few windows (a
-bark or a knock is not speech to the VAD), opens a hold (:class:`Interrupt`: the bot pauses at
-an exact sample). The sound is then judged on its evidence, fastest first:
+bark or a knock is not speech to the VAD), opens a hold (:class:`Interrupt`), at its soft level:
+the bot is only ducked, so a sound judged harmless costs the caller a dip, not a gap. The hold
+goes deep (:class:`Deepen`: the bot silenced at an exact sample) once the sound is speech beyond
+doubt for ``deep_windows`` in a row: the VAD sure of it, and the loudness kept within
+``deep_within_db`` of the sound's loudest (a cough or a laugh bursts and decays within a window
+or two; a voice holds its level from syllable to syllable). A deep hold whose sound then falls
+``burst_drop_db`` below its loudest for ``burst_end_windows`` (the burst is over: 96 ms, not the
+VAD's 128 ms of silence plus its lag) goes back to soft (:class:`Soften`), and deep again at
+the next window of sure speech. The sound is judged on its evidence, fastest first:
 
 - a sound that ends within ``short_sound_ms`` of speech is released at once (:class:`Resume`),
   before its words are in: a cough, a sneeze, a knock the VAD took for speech;
@@ -100,7 +107,10 @@ class TurnConfig:
     #: for this many windows (a burst's end, seen in 64 ms rather than after the VAD's 128 ms
     #: of silence); speech that goes on deepens it again.
     burst_drop_db: float = 20.0
-    burst_end_windows: int = 2
+    burst_end_windows: int = 3
+    #: ...after which this many windows of sure speech make it deep again (the sound has
+    #: already shown it is speech-like: a gap between words is not a new sound).
+    redeep_windows: int = 1
     #: Silence that ends the turn, by how finished the words look. Unsure words (no closing
     #: punctuation, no dangling word) wait only a little longer than finished ones: a wrong
     #: early end costs an acknowledgement the caller talks over, and their continuation is
@@ -281,6 +291,7 @@ class _Segment:
     #: The hold's level and its evidence: the loudest window so far (dBFS), consecutive
     #: windows of sure speech, consecutive windows fallen ``burst_drop_db`` below the loudest.
     deep: bool = False
+    softened: bool = False
     peak_db: float = -120.0
     sure_run: int = 0
     low_run: int = 0
@@ -433,12 +444,14 @@ class TurnController:
     def _level(self, seg: _Segment, out: list[Decision]) -> None:
         """A held sound's level: deep on sustained sure speech, soft again when it bursts out."""
         cfg = self.config
-        if not seg.deep and seg.sure_run >= cfg.deep_windows:
+        need = cfg.redeep_windows if seg.softened else cfg.deep_windows
+        if not seg.deep and seg.sure_run >= need:
             seg.deep = True
             seg.low_run = 0
             out.append(Deepen(self.t))
         elif seg.deep and seg.low_run >= cfg.burst_end_windows:
             seg.deep = False
+            seg.softened = True
             seg.sure_run = 0
             out.append(Soften(self.t))
 

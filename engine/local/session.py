@@ -8,9 +8,12 @@ become engine events (``Hold``, ``Commit``, ``Release``, ``Transcript``, ``Metri
 recognition requests, and replies from the responder (a scripted flow or a chat model), spoken
 phrase by phrase.
 
-Interruptions: a sound over the bot opens a hold (the gateway stops the bot at an exact sample);
-the controller judges it on its evidence and the session releases (the bot carries on from that
-sample) or commits (the gateway clears and reports what was heard). A commit keeps the cut turn
+Interruptions: a sound over the bot opens a soft hold (the gateway ducks the bot a little; it
+plays on, so the echo reference and the bot's timeline stand), which goes deep once the sound
+sounds like speech (the gateway stops the bot at an exact sample; the echo reference is cut, and
+what was to play after moves by the deep spell's length when playback resumes); the controller
+judges it on its evidence and the session releases (the bot carries on from that sample) or
+commits (the gateway clears and reports what was heard). A commit keeps the cut turn
 until the caller's words are judged: if they turn out to be a backchannel or not words at all,
 the bot carries on from the heard position with the audio it already has (fail safe: a wrong
 commit costs a pause, not the bot's place).

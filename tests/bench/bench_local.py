@@ -537,7 +537,8 @@ class Probe:
     silent_200: bool = False
     gave_up: bool = False  # the engine took it for a turn, or cut the bot for 1.5 s or more
     got_turn: bool = False  # the engine took the caller's words as a turn (interruptions)
-    silent_ms: float | None = None  # caller onset -> the bot silent to the caller (>= 400 ms)
+    #: Caller onset -> the bot silent to the caller (for 400 ms or more), when it was talking.
+    silent_ms: float | None = None
     holds: int = 0  # holds opened (soft or deep)
     deep: int = 0  # deep spells (the bot silenced, or ducked by the deep depth)
     releases: int = 0
@@ -583,7 +584,10 @@ def _measure(
             run = run + 1 if quiet else 0
             best = max(best, run)
         probe.silent_200 = best >= 10
-        for f in range(fa, fb):
+        # Onset -> silent only where the bot was talking when the caller began (after a commit
+        # the bot's short reply may be over before the next sound: nothing to silence there).
+        talking = fa >= 5 and not silent[fa - 5 : fa].any()
+        for f in range(fa, fb if talking else fa):
             if silent[f : f + 20].all() and f + 20 <= len(silent):
                 probe.silent_ms = (f - fa) * 20.0
                 break

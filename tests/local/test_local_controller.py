@@ -12,6 +12,8 @@ from collections.abc import Callable
 import localkit as lk
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.local import controller as ctl
 from engine.local.asr import AsrRequest
@@ -374,3 +376,78 @@ def test_controller_a_word_the_recogniser_is_unsure_of_does_not_take_the_floor(
             type(x) for x in out if not isinstance(x, ctl.Transcribe | ctl.Deepen | ctl.Soften)
         ]
         assert kinds == [ctl.SpeechStarted, ctl.Interrupt, ctl.Resume, ctl.Discard]
+
+
+# ---------------------------------------------------------------- the hold's two levels
+
+
+def _levels(d: Driver, windows: list[tuple[float, float]]) -> None:
+    for prob, level in windows:
+        d.window(prob, level_db=level)
+
+
+def test_controller_sustained_sure_speech_deepens_the_hold() -> None:
+    d = Driver(lambda s, e: "", delay=50)  # no words yet: the sound alone decides the level
+    d.c.bot_audible_until(10_000 * MS)
+    _levels(d, [(SPEECH, -20.0)] * 2)
+    assert d.of(ctl.Interrupt) and not d.of(ctl.Deepen)  # soft first: the bot is only ducked
+    _levels(d, [(SPEECH, -22.0)])
+    (deep,) = d.of(ctl.Deepen)
+    assert deep.at == 3 * WINDOW  # three windows of sure speech at a steady level
+
+
+def test_controller_a_decaying_burst_stays_soft() -> None:
+    d = Driver(lambda s, e: "", delay=50)
+    d.c.bot_audible_until(10_000 * MS)
+    # A cough: sure enough to the VAD, but 8-10 dB down each window from its peak.
+    _levels(d, [(SPEECH, -10.0), (SPEECH, -18.0), (SPEECH, -28.0), (SPEECH, -36.0)])
+    _levels(d, [(QUIET, -60.0)] * 5)
+    assert d.of(ctl.Interrupt) and d.of(ctl.Deepen) == []
+    (release,) = d.of(ctl.Resume)
+    assert release.reason == "short"
+
+
+def test_controller_a_burst_that_ends_goes_back_to_soft_and_speech_deepens_it_again() -> None:
+    d = Driver(lambda s, e: "", delay=50)
+    d.c.bot_audible_until(10_000 * MS)
+    _levels(d, [(SPEECH, -15.0)] * 3)
+    assert len(d.of(ctl.Deepen)) == 1
+    _levels(d, [(SPEECH, -40.0)] * 2)  # fallen 25 dB: not yet (a stop consonant is this long)
+    assert d.of(ctl.Soften) == []
+    _levels(d, [(SPEECH, -40.0)])
+    (soft,) = d.of(ctl.Soften)
+    assert soft.at == d.t
+    _levels(d, [(SPEECH, -16.0)])  # the voice again: deep at once
+    assert len(d.of(ctl.Deepen)) == 2 and d.of(ctl.Resume) == []
+
+
+def test_controller_words_that_take_the_floor_commit_from_the_soft_level() -> None:
+    d = Driver(lambda s, e: "Wait, no, I said Tuesday.", delay=1)
+    d.c.bot_audible_until(10_000 * MS)
+    # Speech the VAD is not sure of (0.6): never deep, yet its words take the floor.
+    _levels(d, [(0.6, -20.0)] * 30)
+    assert d.of(ctl.Deepen) == []
+    assert len(d.of(ctl.InterruptConfirmed)) == 1 and d.of(ctl.Resume) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(-90.0, 0.0)), max_size=80))
+def test_controller_hold_levels_alternate_and_end_with_the_hold(windows) -> None:
+    d = Driver(lambda s, e: "", delay=4)
+    d.c.bot_audible_until(100_000 * MS)
+    _levels(d, windows)
+    level = 0  # 0: no hold, 1: soft, 2: deep
+    for x in d.log:
+        if isinstance(x, ctl.Interrupt):
+            assert level == 0
+            level = 1
+        elif isinstance(x, ctl.Deepen):
+            assert level == 1
+            level = 2
+        elif isinstance(x, ctl.Soften):
+            assert level == 2
+            level = 1
+        elif isinstance(x, ctl.Resume | ctl.InterruptConfirmed):
+            level = 0
+        elif isinstance(x, ctl.EndOfTurn | ctl.Discard | ctl.Backchannel):
+            assert level == 0  # a segment never ends with its hold still open
