@@ -72,6 +72,10 @@ log = logging.getLogger("overtalk.engine.local")
 __all__ = ["LocalSession", "Responder", "Workers"]
 
 _HISTORY = 1 << 19  # caller audio kept for recognition: 32 s at 16 kHz
+#: The most caller audio one recognition request covers: Whisper reads 30 s at most, and a longer
+#: request fails (with every other call's request batched with it). A segment held open that
+#: long by a steady noise is recognised by its latest 28 s.
+_MAX_RECOGNISED = 28 * 16000
 _APOLOGY = "Sorry, I'm having trouble right now."
 #: Whisper is sure of its words below this no-speech probability and above this mean
 #: log-probability (sentences measure under 0.3 and above -0.6 on the shared recordings,
@@ -313,7 +317,7 @@ class LocalSession(EngineSession):
     # -- recognition -------------------------------------------------------------------------
 
     def _transcribe(self, segment: int, start: int, end: int) -> None:
-        start = max(start, end - _HISTORY + 1, 0)
+        start = max(start, end - _MAX_RECOGNISED, 0)
         audio = self._read_history(start, end)
         prompt = self._reply.question
         request = AsrRequest(audio, prompt)
