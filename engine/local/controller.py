@@ -103,9 +103,10 @@ class TurnConfig:
     deep_prob: float = 0.9
     deep_windows: int = 3
     deep_within_db: float = 12.0
-    #: A deep hold is lifted back to soft once the sound has stayed this far below its loudest
-    #: for this many windows (a burst's end, seen in 64 ms rather than after the VAD's 128 ms
-    #: of silence); speech that goes on deepens it again.
+    #: A deep hold on a sound no longer than ``short_sound_ms`` is lifted back to soft once the
+    #: sound has stayed this far below its loudest for this many windows (a burst's end, seen
+    #: in 96 ms rather than after the VAD's 128 ms of silence and its lag); speech that goes on
+    #: deepens it again.
     burst_drop_db: float = 20.0
     burst_end_windows: int = 3
     #: ...after which this many windows of sure speech make it deep again (the sound has
@@ -140,6 +141,8 @@ class TurnConfig:
     max_words_per_s: float = 8.0
     #: Silence after a backchannel before the bot carries on: "Right," may lead into more.
     backchannel_gap_ms: int = 200
+    #: A released sound followed by this much silence is over, its words in or not.
+    released_close_ms: int = 700
     #: A hold not judged within this (from the Interrupt) commits; it must stay inside the
     #: gateway's limit on a hold (3 s).
     confirm_ms: int = 1400
@@ -449,7 +452,11 @@ class TurnController:
             seg.deep = True
             seg.low_run = 0
             out.append(Deepen(self.t))
-        elif seg.deep and seg.low_run >= cfg.burst_end_windows:
+        elif (
+            seg.deep
+            and seg.low_run >= cfg.burst_end_windows
+            and seg.speech_samples <= cfg.samples(cfg.short_sound_ms)
+        ):  # a burst is short: a pause after longer speech is a gap between words
             seg.deep = False
             seg.softened = True
             seg.sure_run = 0
@@ -491,8 +498,12 @@ class TurnController:
                     self._release(seg, seg.verdict, out)
                 else:
                     self._commit(seg, out)
-        elif words_in and gap >= cfg.samples(cfg.backchannel_gap_ms):
-            # Released, its words in for all of it, and it has ended: not a turn.
+        elif (words_in and gap >= cfg.samples(cfg.backchannel_gap_ms)) or gap >= cfg.samples(
+            cfg.released_close_ms
+        ):
+            # Released, and ended: its words in for all of it, or a pause long enough that what
+            # comes next is a new sound (words still owed for this one are not waited for: on
+            # a busy recogniser they would glue the next "uh-huh" to this one). Not a turn.
             self._segment = None
             if seg.verdict == "backchannel":
                 out.append(Backchannel(seg.id, seg.text))

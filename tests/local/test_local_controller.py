@@ -451,3 +451,14 @@ def test_controller_hold_levels_alternate_and_end_with_the_hold(windows) -> None
             level = 0
         elif isinstance(x, ctl.EndOfTurn | ctl.Discard | ctl.Backchannel):
             assert level == 0  # a segment never ends with its hold still open
+
+
+def test_controller_a_released_sound_ends_after_a_long_pause_even_with_words_owed() -> None:
+    d = Driver(lambda s, e: "Uh-huh.", delay=40)  # a recogniser far behind
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([SPEECH] * 6 + [QUIET] * 5)  # a short sound: released before its words
+    assert len(d.of(ctl.Resume)) == 1
+    d.run([QUIET] * 18)  # 0.7 s after it: over, so the next sound is a new segment
+    assert len(d.of(ctl.Discard)) == 1
+    d.run([SPEECH] * 3)
+    assert len(d.of(ctl.SpeechStarted)) == 2
