@@ -101,7 +101,7 @@ class TurnConfig:
     #: within ``deep_within_db`` of the sound's loudest so far. Speech holds its level from
     #: syllable to syllable; a cough or a laugh bursts and decays within a window or two.
     deep_prob: float = 0.9
-    deep_windows: int = 3
+    deep_windows: int = 2
     deep_within_db: float = 12.0
     #: A deep hold on a sound no longer than ``short_sound_ms`` is lifted back to soft once the
     #: sound has stayed this far below its loudest for this many windows (a burst's end, seen

@@ -389,18 +389,20 @@ def _levels(d: Driver, windows: list[tuple[float, float]]) -> None:
 def test_controller_sustained_sure_speech_deepens_the_hold() -> None:
     d = Driver(lambda s, e: "", delay=50)  # no words yet: the sound alone decides the level
     d.c.bot_audible_until(10_000 * MS)
-    _levels(d, [(SPEECH, -20.0)] * 2)
-    assert d.of(ctl.Interrupt) and not d.of(ctl.Deepen)  # soft first: the bot is only ducked
+    _levels(d, [(0.7, -20.0)] * 2)  # speech the VAD is not sure of: the soft level only
+    assert d.of(ctl.Interrupt) and not d.of(ctl.Deepen)
+    _levels(d, [(SPEECH, -21.0)])
+    assert not d.of(ctl.Deepen)
     _levels(d, [(SPEECH, -22.0)])
     (deep,) = d.of(ctl.Deepen)
-    assert deep.at == 3 * WINDOW  # three windows of sure speech at a steady level
+    assert deep.at == 4 * WINDOW  # two windows of sure speech at a steady level
 
 
 def test_controller_a_decaying_burst_stays_soft() -> None:
     d = Driver(lambda s, e: "", delay=50)
     d.c.bot_audible_until(10_000 * MS)
-    # A cough: sure enough to the VAD, but 8-10 dB down each window from its peak.
-    _levels(d, [(SPEECH, -10.0), (SPEECH, -18.0), (SPEECH, -28.0), (SPEECH, -36.0)])
+    # A cough: sure enough to the VAD, but 14 dB and more down each window from its peak.
+    _levels(d, [(SPEECH, -8.0), (SPEECH, -22.0), (SPEECH, -33.0), (SPEECH, -40.0)])
     _levels(d, [(QUIET, -60.0)] * 5)
     assert d.of(ctl.Interrupt) and d.of(ctl.Deepen) == []
     (release,) = d.of(ctl.Resume)
@@ -411,7 +413,7 @@ def test_controller_a_burst_that_ends_goes_back_to_soft_and_speech_deepens_it_ag
     d = Driver(lambda s, e: "", delay=50)
     d.c.bot_audible_until(10_000 * MS)
     _levels(d, [(SPEECH, -15.0)] * 3)
-    assert len(d.of(ctl.Deepen)) == 1
+    assert len(d.of(ctl.Deepen)) == 1  # with the soft hold, at once: sure from the start
     _levels(d, [(SPEECH, -40.0)] * 2)  # fallen 25 dB: not yet (a stop consonant is this long)
     assert d.of(ctl.Soften) == []
     _levels(d, [(SPEECH, -40.0)])
