@@ -42,8 +42,9 @@ the next window of sure speech. The sound is judged on its evidence, fastest fir
   sorry" for a cough), a word or two it is unsure of ("What?" for a bark), or a backchannel
   ("uh-huh") release once the sound ends;
 - speech past ``backchannel_max_ms``, or a hold past ``confirm_ms``, releases if its words were
-  judged (they did not take the floor) and commits if none came back yet (the recogniser is
-  behind and the caller has been at it a while).
+  judged (they did not take the floor); if none came back yet (the recogniser is behind), it
+  commits when the hold is deep (sure speech: the caller has been at it a while) and releases
+  when it is soft (a laugh, a noise the VAD half believes).
 
 A release is provisional: the segment stays open and its later words are still judged, so a
 release that was really an interruption ("Oh, wait, that's wrong") commits as soon as the words
@@ -233,7 +234,7 @@ class Resume:
     """Release the hold: the bot carries on (provisionally: later words may still commit)."""
 
     at: int
-    reason: str  # "short", "vocal", "noise" or "backchannel"
+    reason: str  # "short", "long", "vocal", "noise", "unsure" or "backchannel"
     text: str = ""
 
 
@@ -493,11 +494,15 @@ class TurnController:
             ) >= cfg.samples(cfg.confirm_ms):
                 # Words that take the floor commit as they come: what is left here is a long
                 # sound whose words are not a turn (release), or one with no words yet because
-                # the recogniser is behind (commit: the caller has been at it a while).
+                # the recogniser is behind: a turn if it is speech beyond doubt now (the hold
+                # is deep: commit, the caller has been at it a while), a laugh or a noise if
+                # not (release; its words, when they come, still commit if they take the floor).
                 if seg.verdict:
                     self._release(seg, seg.verdict, out)
-                else:
+                elif seg.deep:
                     self._commit(seg, out)
+                else:
+                    self._release(seg, "long", out)
         elif (words_in and gap >= cfg.samples(cfg.backchannel_gap_ms)) or gap >= cfg.samples(
             cfg.released_close_ms
         ):

@@ -586,7 +586,7 @@ def _measure(
         probe.silent_200 = best >= 10
         # Onset -> silent only where the bot was talking when the caller began (after a commit
         # the bot's short reply may be over before the next sound: nothing to silence there).
-        talking = fa >= 5 and not silent[fa - 5 : fa].any()
+        talking = fa >= 10 and voiced[fa - 10 : fa].mean() >= 0.5
         for f in range(fa, fb if talking else fa):
             if silent[f : f + 20].all() and f + 20 <= len(silent):
                 probe.silent_ms = (f - fa) * 20.0

@@ -464,3 +464,16 @@ def test_controller_a_released_sound_ends_after_a_long_pause_even_with_words_owe
     assert len(d.of(ctl.Discard)) == 1
     d.run([SPEECH] * 3)
     assert len(d.of(ctl.SpeechStarted)) == 2
+
+
+def test_controller_a_long_sound_the_vad_half_believes_is_released_while_words_are_owed() -> None:
+    d = Driver(lambda s, e: "", delay=200)  # the recogniser is far behind
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([0.7] * 40)  # 1.3 s the VAD is not sure of (a laugh): never deep
+    assert d.of(ctl.Deepen) == [] and d.of(ctl.InterruptConfirmed) == []
+    (release,) = d.of(ctl.Resume)
+    assert release.reason == "long"
+    sure = Driver(lambda s, e: "", delay=200)
+    sure.c.bot_audible_until(10_000 * MS)
+    sure.run([SPEECH] * 40)  # sure speech as long: a turn, words or not
+    assert sure.of(ctl.Deepen) and len(sure.of(ctl.InterruptConfirmed)) == 1
