@@ -1,7 +1,8 @@
 """The local engine, measured on the real recordings through the gateway and the simulator.
 
     python tests/bench/bench_local.py [--quick] [--calls 4,8,16]
-        [--sections asr,latency,pause,barge,interaction,echo,load] [--hold clear|stop] [--duck DB]
+        [--sections asr,levels,latency,pause,barge,interaction,echo,load] [--hold clear|stop]
+        [--duck DB] [--soft DB] [--probes FILE]
 
 Every call goes through the whole path: ``create_app(Settings(), engine=LocalEngine(...))``
 under ``gateway.ops.server.serve``, placed with ``gateway.sim.caller.place_call``, audio as 8 kHz
@@ -15,6 +16,8 @@ Sections:
 
 - asr: word error rate and time per utterance over the speech recordings after a telephone
   round trip (8 kHz mu-law), for the default recogniser and two other window settings;
+- levels: the hold's soft and deep levels on the VAD's evidence alone (see :func:`bench_levels`):
+  deterministic, seconds to run;
 - latency: caller's end of speech -> first bot audio on the wire (p50, p90), and -> the answer's
   own first audio (behind the acknowledgement);
 - pause: utterances spliced with a 0.5-1.0 s pause mid-sentence; how often bot audio starts in
@@ -643,6 +646,73 @@ def _row(label: str, probes: list[Probe], speech: bool) -> str:
     return cells
 
 
+def bench_levels(quick: bool) -> list[str]:
+    """The hold's level on the VAD's evidence alone, per kind of sound: the real controller
+    driven window by window with Silero's probability and the window's level after a telephone
+    round trip (no recogniser, no gateway, no clock: the same figures on every run). Per row:
+    how many clips open a hold (soft), how many go deep, how long they are deep in all, and
+    for speech the onset (its first 10 ms within 25 dB of its loudest) -> deep latency, to the
+    end of the window that decided it, split into the clips the interaction table plays and the
+    ones it does not (held out)."""
+    from engine.local.controller import Deepen, Interrupt, Soften, TurnConfig, TurnController
+    from engine.local.vad import WINDOW, SileroVad, VadState
+
+    vad = SileroVad()
+    families = sound_clips(3 if quick else 16)
+    said = [
+        soxr.resample(np.frombuffer(piper_8k(w), "<i2").astype(np.float32) / 32768, 8000, 16000)
+        for w in ("Uh-huh.", "Yeah.", "Right.", "Okay.", "Mm-hmm.")
+    ]
+    families["backchannel"] = [trim(a) for a in said]
+    families["interruption"] = [a for _, _, a in speech(1.0, 4.0)][: 6 if quick else 24]
+    pad = int(0.1 * 16000)
+    lines = []
+    for name, clips in families.items():
+        opened, deep_ms, deep_at = 0, [], []
+        for clip in clips:
+            heard = lk.phone(clip)
+            x = np.concatenate([np.zeros(pad, np.float32), heard, np.zeros(8000, np.float32)])
+            # Onset: the first 10 ms within 25 dB of the clip's loudest (trimmed clips keep a
+            # quiet lead-in that no one would call the start of speech).
+            tens = heard[: len(heard) // 160 * 160].reshape(-1, 160).astype(np.float64)
+            frames = 10 * np.log10(np.mean(tens**2, axis=1) + 1e-12)
+            onset = pad + int(np.flatnonzero(frames >= frames.max() - 25.0)[0]) * 160
+            control = TurnController(TurnConfig())
+            control.bot_audible_until(len(x))
+            state, deep_since, total, first = VadState(), None, 0, None
+            for i in range(len(x) // WINDOW):
+                w = x[i * WINDOW : (i + 1) * WINDOW]
+                prob = float(vad.forward(w[None], [state])[0])
+                level = 10 * np.log10(np.mean(w.astype(np.float64) ** 2) + 1e-12)
+                t = (i + 1) * WINDOW
+                for d in control.window(t, prob, 0.0, level):
+                    if isinstance(d, Interrupt):
+                        opened += 1
+                    elif isinstance(d, Deepen):
+                        deep_since = t
+                        first = t if first is None else first
+                    elif isinstance(d, Soften) and deep_since is not None:
+                        total += t - deep_since
+                        deep_since = None
+            if deep_since is not None:
+                total += len(x) // WINDOW * WINDOW - deep_since
+            if first is not None:
+                deep_ms.append(total / 16)
+                deep_at.append((first - onset) / 16)
+        line = f"  {name:12} {len(clips):3}  held {opened:2}  deep {len(deep_ms):2}"
+        if name == "interruption":
+            played, held_out = deep_at[:12], deep_at[12:]
+            line += (
+                f"  onset -> deep p50/p90: played {pct(played, 50):.0f}/{pct(played, 90):.0f} ms"
+                f", held out {pct(held_out, 50):.0f}/{pct(held_out, 90):.0f} ms"
+                f" ({len(held_out)})"
+            )
+        elif deep_ms:
+            line += f"  deep until the clip's end or a burst's end: {sorted(deep_ms)} ms"
+        lines.append(line)
+    return lines
+
+
 async def bench_interaction(
     url: str, records: Path, quick: bool, mode: str, dump: Path | None = None
 ) -> list[str]:
@@ -774,6 +844,9 @@ async def run(
     if "asr" in sections:
         print("asr ...", flush=True)
         out["recognition (telephone round trip)"] = bench_asr(quick)
+    if "levels" in sections:
+        print("levels ...", flush=True)
+        out["hold levels on the VAD's evidence (no recogniser)"] = bench_levels(quick)
     listen, talk = engines(turn)
     listen_tap, talk_tap = Tap(listen), Tap(talk)
     async with (
@@ -807,7 +880,7 @@ async def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    all_sections = "asr,latency,pause,barge,interaction,echo,load"
+    all_sections = "asr,levels,latency,pause,barge,interaction,echo,load"
     parser.add_argument("--sections", default=all_sections)
     parser.add_argument("--quick", action="store_true", help="fewer items per section")
     parser.add_argument("--calls", default="4,8,16", help="concurrent calls for the load section")
