@@ -668,8 +668,8 @@ def bench_levels(quick: bool) -> list[str]:
     pad = int(0.1 * 16000)
     lines = []
     for name, clips in families.items():
-        opened, deep_ms, deep_at = 0, [], []
-        for clip in clips:
+        opened, deep_ms, deep_at, deep_by_half = 0, [], [], [0, 0]
+        for k, clip in enumerate(clips):
             heard = lk.phone(clip)
             x = np.concatenate([np.zeros(pad, np.float32), heard, np.zeros(8000, np.float32)])
             # Onset: the first 10 ms within 25 dB of the clip's loudest (trimmed clips keep a
@@ -697,6 +697,7 @@ def bench_levels(quick: bool) -> list[str]:
             if deep_since is not None:
                 total += len(x) // WINDOW * WINDOW - deep_since
             if first is not None:
+                deep_by_half[k % 2] += 1
                 deep_ms.append(total / 16)
                 deep_at.append((first - onset) / 16)
         line = f"  {name:12} {len(clips):3}  held {opened:2}  deep {len(deep_ms):2}"
@@ -709,6 +710,11 @@ def bench_levels(quick: bool) -> list[str]:
             )
         elif deep_ms:
             line += f"  deep until the clip's end or a burst's end: {sorted(deep_ms)} ms"
+        if name in ("cough", "laughter", "breath", "sneeze"):
+            even, odd = (len(clips) + 1) // 2, len(clips) // 2
+            line += (
+                f"  (deep: tuning half {deep_by_half[0]}/{even}, held out {deep_by_half[1]}/{odd})"
+            )
         lines.append(line)
     return lines
 
