@@ -602,7 +602,7 @@ def _measure(
         # A cut (a commit, or the old single-stage clear) the bot did not come back from; a
         # reading that simply ended near the sound is not the bot giving up.
         probe.gave_up = said or (cut and not resumed)
-        soft = False  # a soft hold is open: a deep one after it is the same hold
+        soft = deep = False  # a soft hold is open (a deep one after it is the same hold)
         for t, kind, detail in events:
             if t0 <= t < t2:
                 probe.trace.append((round((t - a / 8000) * 1000), kind, detail))
@@ -613,13 +613,15 @@ def _measure(
                 elif kind == "hold":
                     probe.holds += not soft
                     probe.deep += 1
+                    deep = True
                 elif kind in ("release", "unhold"):
                     probe.releases += kind == "release"
-                    soft = kind == "unhold"
-                    probe.gaps.append(float(detail) / 1000)
+                    if deep:  # the silence at a deep spell's end (a soft one has none)
+                        probe.gaps.append(float(detail) / 1000)
+                    soft, deep = kind == "unhold", False
                 elif kind == "clear":
                     probe.clears += 1
-                    soft = False
+                    soft = deep = False
     return probes
 
 
