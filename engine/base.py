@@ -63,7 +63,14 @@ class Interrupt:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """The caller made a sound over the bot: stop releasing its audio, keep the exact sample."""
+    """The caller made a sound over the bot: stop releasing its audio, keep the exact sample.
+
+    ``soft``: the sound may well be nothing (a cough at its first frames): only duck the bot
+    by the gateway's shallow depth, so a release costs the caller a dip rather than a gap. A
+    plain Hold after a soft one deepens it; Release or Commit ends either.
+    """
+
+    soft: bool = False
 
 
 @dataclass(frozen=True, slots=True)

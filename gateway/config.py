@@ -15,6 +15,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.call.holds import HoldPolicy
+from gateway.call.holds import check as check_holds
+
 
 class ConfigError(ValueError):
     """A setting is missing, unknown or malformed; the message names it and its source."""
@@ -40,6 +43,13 @@ class Settings:
     #: Outbound pacing: how far ahead of real time audio is sent, and marks per N frames.
     lead_ms: int = 120
     mark_every: int = 2
+    #: How the bot gives way while the engine judges a sound over it (README "Sounds over
+    #: the bot"): the deep level ``clear`` (silence at once), ``stop`` (the lead plays out) or
+    #: ``duck`` (``hold_duck_db`` down); the soft level first ducks ``hold_soft_db`` (0: none).
+    #: A dial-plan bot's ``interruption`` overrides them.
+    hold: str = "clear"
+    hold_duck_db: float = -30.0
+    hold_soft_db: float = -10.0
     #: Seconds to wait for the Media Stream's ``start`` message.
     start_timeout: float = 10.0
     #: Where per-call ledgers are written as JSON (unset: logged only).
@@ -148,6 +158,11 @@ class Settings:
     @property
     def signed(self) -> bool:
         return bool(self.twilio_auth_token)
+
+    @property
+    def holds(self) -> HoldPolicy:
+        """The gateway's hold policy (checked by :func:`load_settings`)."""
+        return HoldPolicy(self.hold, self.hold_duck_db, self.hold_soft_db or None)  # type: ignore[arg-type]
 
 
 _SECRET_ENV = {
@@ -260,6 +275,11 @@ def load_settings(
         raise ConfigError("EXOTEL_API_KEY and EXOTEL_API_TOKEN go together")
     if settings.vonage_rate not in (8000, 16000):
         raise ConfigError(f"vonage_rate must be 8000 or 16000, not {settings.vonage_rate}")
+    problem = check_holds(settings.hold, settings.hold_duck_db, settings.hold_soft_db or None)
+    if problem:
+        raise ConfigError(
+            problem.replace("duck_db", "hold_duck_db").replace("soft_db", "hold_soft_db")
+        )
     if not settings.retain_days >= 0:  # NaN included
         raise ConfigError(f"retain_days must be 0 (keep) or more: {settings.retain_days}")
     return settings

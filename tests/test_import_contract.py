@@ -36,6 +36,7 @@ PURE = (
     "gateway/audio/g711.py",
     "gateway/audio/resample.py",
     "gateway/call/commands.py",
+    "gateway/call/holds.py",
     "gateway/call/labels.py",
     "gateway/call/ledger.py",
     "gateway/call/playout.py",

@@ -247,3 +247,145 @@ def test_gateway_commit_after_a_clearing_hold_reports_the_sample_held_at():
 def test_gateway_a_clearing_hold_cannot_duck():
     with pytest.raises(ValueError):
         Playout(duck_db=-12.0)  # holds clear by default
+
+
+# -- two levels: a soft hold ducks, a deep one silences -----------------------------------------
+
+
+def _level(frame: bytes) -> int:
+    return abs(int.from_bytes(ulaw_decode(frame[:1]), "little", signed=True))
+
+
+def _loud(p: Playout, frames: int) -> bytes:
+    loud = bytes([0x80]) * 160  # mu-law near full scale
+    for i in range(frames):
+        p.enqueue(loud, 20 * (i + 1))
+    return loud
+
+
+def test_gateway_soft_hold_ducks_what_is_sent_and_clears_nothing():
+    p = Playout(lead=0.04, mark_every=1, soft_db=-10.0)
+    loud = _loud(p, 20)
+    p.poll(0.0)
+    assert p.hold(0.0, soft=True) == 40 and p.softly_held and not p.held
+    ducked = _frames(p.poll(0.02))
+    assert len(ducked) == 1 and p.clears == 0
+    assert _level(ducked[0]) == pytest.approx(_level(loud) / 10**0.5, rel=0.1)  # -10 dB
+
+
+def test_gateway_release_of_a_soft_hold_has_no_gap_and_reports_the_duck():
+    p = Playout(lead=0.04, mark_every=1, soft_db=-10.0)
+    loud = _loud(p, 20)
+    p.poll(0.0)
+    p.hold(0.0, soft=True)
+    p.poll(0.1)
+    releasing = p.release(0.2)
+    assert releasing is not None and not releasing.deep
+    assert releasing.gap_s == 0.0 and releasing.soft_s == pytest.approx(0.2)
+    assert _frames(p.poll(0.22))[0] == loud  # whole again
+    assert p.clears == 0
+
+
+def test_gateway_soft_hold_going_deep_mid_hold_clears_from_the_exact_sample():
+    p = Playout(lead=0.1, mark_every=1, soft_db=-10.0)
+    for i in range(20):
+        p.enqueue(bytes([0x80 | i]) * 160, 20 * (i + 1))
+    p.poll(0.0)
+    p.hold(0.0, soft=True)
+    p.poll(0.02)  # one more frame, ducked
+    p.mark_echoed("0:20", 0.02)
+    assert p.hold(0.025) == pytest.approx(25)  # deep now: the carrier cleared, 5 ms into frame 2
+    assert p.held and not p.softly_held and p.generation == 1 and p.poll(0.2) == []
+    releasing = p.release(0.3)
+    assert releasing is not None and releasing.deep
+    assert releasing.held_ms == pytest.approx(25) and releasing.gap_s == pytest.approx(0.275)
+    assert releasing.soft_s == pytest.approx(0.025)
+    first = _frames(p.poll(0.3))[0]
+    assert first == bytes([0x81]) * 120  # the original audio, whole, from the held sample
+
+
+def test_gateway_release_from_deep_after_soft_carries_on_from_the_held_sample():
+    p = Playout(lead=0.04, mark_every=1, soft_db=-10.0, hold_clears=False)
+    for i in range(20):
+        p.enqueue(bytes([0x80 | i]) * 160, 20 * (i + 1))
+    p.poll(0.0)  # frames 0 and 1
+    p.hold(0.0, soft=True)
+    p.poll(0.02)  # frame 2, ducked
+    assert p.hold(0.02) == 60
+    assert p.poll(0.3) == []
+    releasing = p.release(0.3)
+    assert releasing is not None and releasing.held_ms == 60
+    items = p.poll(0.3)
+    assert _frames(items)[0] == bytes([0x83]) * 160 and _marks(items)[0] == "0:80"
+
+
+def test_gateway_soften_lifts_a_deep_hold_back_to_a_duck():
+    p = Playout(lead=0.1, mark_every=1, soft_db=-10.0)
+    loud = _loud(p, 20)
+    p.poll(0.0)
+    p.hold(0.0, soft=True)
+    p.hold(0.01)
+    spell = p.soften(0.1)
+    assert spell is not None and spell.deep and spell.gap_s == pytest.approx(0.09)
+    assert p.softly_held and not p.held
+    ducked = _frames(p.poll(0.1))
+    assert ducked and all(_level(f) < _level(loud) for f in ducked)
+    releasing = p.release(0.2)
+    assert releasing is not None and not releasing.deep
+    assert releasing.soft_s == pytest.approx(0.01 + 0.1)  # both soft spells
+
+
+def test_gateway_commit_during_a_soft_hold_clears_and_reports_the_heard_position():
+    p = Playout(lead=0.1, mark_every=1, soft_db=-10.0)
+    _fill(p, 20)
+    p.poll(0.0)
+    p.mark_echoed("0:20", 0.02)
+    p.hold(0.02, soft=True)
+    clearing = p.clear(0.03)
+    assert clearing.heard_ms == pytest.approx(30)
+    assert clearing.hold is not None and not clearing.hold.deep
+    assert clearing.hold.soft_s == pytest.approx(0.01)
+    assert not p.softly_held and p.release(0.04) is None and p.poll(1.0) == []
+
+
+def test_gateway_soft_holds_off_leave_the_bot_playing():
+    p = Playout(lead=0.04, mark_every=1, soft_db=None)
+    loud = _loud(p, 10)
+    p.poll(0.0)
+    assert p.hold(0.0, soft=True) is None and not p.softly_held
+    assert _frames(p.poll(0.02)) == [loud]
+
+
+def test_gateway_rejects_a_soft_duck_as_deep_as_silence():
+    with pytest.raises(ValueError):
+        Playout(soft_db=-20.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["poll", "soft", "hold", "soften", "release"]), st.integers(0, 80)
+        )
+    )
+)
+def test_gateway_two_level_holds_never_skip_or_repeat_a_frame(steps):
+    p = Playout(lead=0.06, mark_every=1, hold_clears=False, soft_db=-10.0)
+    _fill(p, 40)
+    now, marks = 0.0, []
+    for op, ms in steps:
+        now += ms / 1000
+        if op in ("soft", "hold"):
+            p.hold(now, soft=op == "soft")
+        elif op == "soften":
+            p.soften(now)
+        elif op == "release":
+            p.release(now)
+        marks += _marks(p.poll(now))
+    p.release(now)
+    while p.queued_frames:
+        now += 0.02
+        marks += _marks(p.poll(now))
+    # Ducked or whole, every frame goes out once and in order (a mark after each names it).
+    assert marks == [f"0:{20 * (i + 1)}" for i in range(40)]
+    assert p.clears == 0 and not p.held and not p.softly_held

@@ -136,6 +136,7 @@ def make(
     mark_every: int = 1,
     hold_clears: bool = False,
     engine: RecordingEngine | None = None,
+    soft_db: float | None = -10.0,
 ):
     engine = engine or RecordingEngine(rate)
     clock = Clock()
@@ -143,7 +144,7 @@ def make(
         engine,
         CallLedger("CAtest", "fake"),
         origin=clock.now,
-        playout=Playout(lead=lead, mark_every=mark_every, hold_clears=hold_clears),
+        playout=Playout(lead=lead, mark_every=mark_every, hold_clears=hold_clears, soft_db=soft_db),
     )
     call = Harness(session, clock)
     return call, engine, call.transport, call.control, clock
@@ -511,3 +512,149 @@ def test_gateway_commands_come_out_once_and_in_order():
             core.receive_mark(command.name, 100.1)  # all played: a transfer goes at once
     core.engine_event(Transfer("sip:desk@example.com"), 100.1)
     assert TransferCall("sip:desk@example.com") in core.commands_to_send()
+
+
+# -- two levels: a soft hold ducks, a deep one silences ------------------------------------------
+
+
+def _loudness(frame: object) -> float:
+    pcm = np.frombuffer(ulaw_decode(frame), "<i2").astype(np.float64)  # type: ignore[arg-type]
+    return float(np.sqrt(np.mean(pcm**2)))
+
+
+def test_gateway_soft_hold_ducks_without_a_clear_and_release_leaves_no_gap():
+    session, engine, transport, _, clock = make(lead=0.04, hold_clears=True)
+    session.engine_event(Audio(speech(16000, 1.0)))
+    before = [v for k, v in transport.sent if k == "media"]
+    transport.sent.clear()
+    session.engine_event(Hold(soft=True))
+    assert "clear" not in transport.kinds()
+    clock.now += 0.04
+    session.pump(clock.now)
+    ducked = [v for k, v in transport.sent if k == "media"]
+    assert ducked and _loudness(ducked[0]) < _loudness(before[0]) / 2  # -10 dB: a third
+    session.engine_event(Release())
+    ledger = session.ledger
+    assert (ledger.holds, ledger.soft_holds, ledger.deep_holds, ledger.releases) == (1, 1, 0, 1)
+    assert ledger.hold_gaps == [] and ledger.ducks == [(-10.0, pytest.approx(0.04))]
+    assert "clear" not in transport.kinds() and engine.heard == []
+    session.close("test")
+
+
+def test_gateway_soft_hold_going_deep_is_one_hold_and_release_resumes_at_the_exact_sample():
+    session, engine, transport, _, clock = make(lead=0.06, hold_clears=True)
+    session.engine_event(Audio(speech(16000, 1.0)))
+    session.engine_event(Hold(soft=True))
+    clock.now += 0.04
+    session.receive_mark("0:20")
+    session.receive_mark("0:40")
+    transport.sent.clear()
+    session.engine_event(Hold())  # the sound sounds like speech: silence the bot
+    assert transport.kinds() == ["clear"]
+    clock.now += 0.1
+    session.engine_event(Release())
+    marks = [v for k, v in transport.sent if k == "mark"]
+    assert marks[0] == "1:60"  # from the sample heard at the deep hold (40 ms), frame by frame
+    ledger = session.ledger
+    assert (ledger.holds, ledger.soft_holds, ledger.deep_holds) == (1, 1, 1)
+    assert ledger.hold_gaps == [pytest.approx(0.1)]
+    assert ledger.ducks == [(-10.0, pytest.approx(0.04))]
+    assert [kind for _, kind, _ in ledger.events if kind in ("duck", "hold", "release")] == [
+        "duck",
+        "hold",
+        "release",
+    ]
+    session.close("test")
+
+
+def test_gateway_soft_hold_during_a_deep_one_lifts_it_back_to_a_duck():
+    session, _, transport, _, clock = make(lead=0.06, hold_clears=True)
+    session.engine_event(Audio(speech(16000, 1.0)))
+    session.engine_event(Hold(soft=True))
+    session.engine_event(Hold())
+    transport.sent.clear()
+    clock.now += 0.08
+    session.engine_event(Hold(soft=True))  # the burst ended: back to the duck
+    ducked = [v for k, v in transport.sent if k == "media"]
+    assert ducked and "clear" not in transport.kinds()
+    ledger = session.ledger
+    assert ledger.hold_gaps == [pytest.approx(0.08)] and ledger.releases == 0
+    session.engine_event(Commit())
+    assert transport.kinds()[-1] == "clear"
+    assert (ledger.holds, ledger.commits, ledger.deep_holds) == (1, 1, 1)
+    session.close("test")
+
+
+def test_gateway_commit_during_a_soft_hold_clears_and_reports_heard_position():
+    session, engine, transport, _, clock = make(lead=0.1)
+    session.engine_event(Audio(speech(16000, 1.0)))
+    clock.now += 0.04
+    session.receive_mark("0:20")
+    session.receive_mark("0:40")
+    session.engine_event(Hold(soft=True))
+    clock.now += 0.01
+    transport.sent.clear()
+    session.engine_event(Commit())
+    assert transport.kinds() == ["clear"]
+    assert engine.heard == [50]
+    assert (session.ledger.holds, session.ledger.commits) == (1, 1)
+    assert session.ledger.ducks == [(-10.0, pytest.approx(0.01))]
+    session.close("test")
+
+
+def test_gateway_caller_hangup_during_a_soft_hold_ends_cleanly():
+    session, engine, transport, control, clock = make()
+    session.engine_event(Audio(speech(16000, 1.0)))
+    session.engine_event(Hold(soft=True))
+    clock.now += 0.2
+    session.close("caller hung up")
+    assert session.session.next_deadline() is None
+    kinds = [kind for _, kind, _ in session.ledger.events]
+    assert kinds[-2:] == ["hold-open-at-end", "end"]
+    assert engine.heard == [] and control.actions == []
+
+
+def test_gateway_with_soft_holds_off_a_soft_hold_changes_nothing():
+    session, _, transport, _, clock = make(soft_db=None)
+    session.engine_event(Audio(speech(16000, 1.0)))
+    session.engine_event(Hold(soft=True))
+    clock.now += 0.1
+    session.pump(clock.now)
+    assert session.ledger.holds == 0 and "clear" not in transport.kinds()
+    session.engine_event(Hold())  # the deep level still works
+    session.engine_event(Release())
+    assert (session.ledger.holds, session.ledger.releases) == (1, 1)
+    session.close("test")
+
+
+def test_gateway_two_level_hold_figures_reach_the_timeline_and_metrics():
+    from gateway.callstore.timeline_page import render
+    from gateway.ops.metrics import GatewayMetrics
+
+    session, _, _, _, clock = make(lead=0.04, hold_clears=True)
+    session.engine_event(Audio(speech(16000, 1.0)))
+    session.engine_event(Hold(soft=True))
+    clock.now += 0.05
+    session.engine_event(Release())  # a cough: a dip, no gap
+    session.engine_event(Hold(soft=True))
+    clock.now += 0.03
+    session.engine_event(Hold())
+    clock.now += 0.12
+    session.engine_event(Hold(soft=True))  # its burst ended
+    clock.now += 0.1
+    session.engine_event(Release())
+    session.close("test")
+    record = session.ledger.to_dict()
+    assert (record["holds"], record["soft_holds"], record["deep_holds"]) == (2, 2, 1)
+    assert record["hold_gaps"] == [pytest.approx(0.12)]
+    assert [db for db, _ in record["ducks"]] == [-10.0, -10.0]
+    assert record["ducks"][1][1] == pytest.approx(0.13)  # both soft spells of the second hold
+    page = render(record)
+    assert "soft hold (ducked)" in page and "back to the soft level; gap 120 ms" in page
+    assert "-10 dB for 130 ms" in page and "deep holds" in page
+    metrics = GatewayMetrics(lambda: 0, lambda: False)
+    metrics.call_ended(session.ledger)
+    text = metrics.render().decode()
+    assert 'overtalk_hold_levels_total{level="soft"} 2.0' in text
+    assert 'overtalk_hold_levels_total{level="deep"} 1.0' in text
+    assert "overtalk_soft_hold_seconds_count 2.0" in text

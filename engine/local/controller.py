@@ -22,8 +22,15 @@ turn as soon as the transcript is in, about a tenth of a second after the caller
 that could go on ("four", with no question asked) wait a little longer; a pause after "I'd like
 a table for" (a dangling word, a trailing comma or dash) waits well past a thinking pause.
 Interruptions are two-staged. Speech that the echo does not explain, held for a few windows (a
-bark or a knock is not speech to the VAD), opens a hold (:class:`Interrupt`: the bot pauses at
-an exact sample). The sound is then judged on its evidence, fastest first:
+bark or a knock is not speech to the VAD), opens a hold (:class:`Interrupt`), at its soft level:
+the bot is only ducked, so a sound judged harmless costs the caller a dip, not a gap. The hold
+goes deep (:class:`Deepen`: the bot silenced at an exact sample) once the sound is speech beyond
+doubt for ``deep_windows`` in a row: the VAD sure of it, and the loudness kept within
+``deep_within_db`` of the sound's loudest (a cough or a laugh bursts and decays within a window
+or two; a voice holds its level from syllable to syllable). A deep hold whose sound then falls
+``burst_drop_db`` below its loudest for ``burst_end_windows`` (the burst is over: 96 ms, not the
+VAD's 128 ms of silence plus its lag) goes back to soft (:class:`Soften`), and deep again at
+the next window of sure speech. The sound is judged on its evidence, fastest first:
 
 - a sound that ends within ``short_sound_ms`` of speech is released at once (:class:`Resume`),
   before its words are in: a cough, a sneeze, a knock the VAD took for speech;
@@ -35,8 +42,9 @@ an exact sample). The sound is then judged on its evidence, fastest first:
   sorry" for a cough), a word or two it is unsure of ("What?" for a bark), or a backchannel
   ("uh-huh") release once the sound ends;
 - speech past ``backchannel_max_ms``, or a hold past ``confirm_ms``, releases if its words were
-  judged (they did not take the floor) and commits if none came back yet (the recogniser is
-  behind and the caller has been at it a while).
+  judged (they did not take the floor); if none came back yet (the recogniser is behind), it
+  commits when the hold is deep (sure speech: the caller has been at it a while) and releases
+  when it is soft (a laugh, a noise the VAD half believes).
 
 A release is provisional: the segment stays open and its later words are still judged, so a
 release that was really an interruption ("Oh, wait, that's wrong") commits as soon as the words
@@ -54,12 +62,14 @@ from engine.local import nlu
 __all__ = [
     "Backchannel",
     "Decision",
+    "Deepen",
     "Discard",
     "EndOfTurn",
     "Interrupt",
     "InterruptConfirmed",
     "Partial",
     "Resume",
+    "Soften",
     "SpeechStarted",
     "Transcribe",
     "TurnConfig",
@@ -87,6 +97,22 @@ class TurnConfig:
     barge_windows: int = 2
     #: Silence before the words so far are transcribed (the pause might be the end).
     pause_ms: int = 64
+    #: A held sound goes deep (the bot silenced, not only ducked) after this many consecutive
+    #: windows of speech beyond doubt: VAD probability at or above ``deep_prob`` and loudness
+    #: within ``deep_within_db`` of the sound's loudest so far. Speech holds its level from
+    #: syllable to syllable; a cough or a laugh bursts and decays within a window or two.
+    deep_prob: float = 0.9
+    deep_windows: int = 2
+    deep_within_db: float = 12.0
+    #: A deep hold on a sound no longer than ``short_sound_ms`` is lifted back to soft once the
+    #: sound has stayed this far below its loudest for this many windows (a burst's end, seen
+    #: in 96 ms rather than after the VAD's 128 ms of silence and its lag); speech that goes on
+    #: deepens it again.
+    burst_drop_db: float = 20.0
+    burst_end_windows: int = 3
+    #: ...after which this many windows of sure speech make it deep again (the sound has
+    #: already shown it is speech-like: a gap between words is not a new sound).
+    redeep_windows: int = 1
     #: Silence that ends the turn, by how finished the words look. Unsure words (no closing
     #: punctuation, no dangling word) wait only a little longer than finished ones: a wrong
     #: early end costs an acknowledgement the caller talks over, and their continuation is
@@ -116,6 +142,8 @@ class TurnConfig:
     max_words_per_s: float = 8.0
     #: Silence after a backchannel before the bot carries on: "Right," may lead into more.
     backchannel_gap_ms: int = 200
+    #: A released sound followed by this much silence is over, its words in or not.
+    released_close_ms: int = 700
     #: A hold not judged within this (from the Interrupt) commits; it must stay inside the
     #: gateway's limit on a hold (3 s).
     confirm_ms: int = 1400
@@ -181,6 +209,20 @@ class Interrupt:
 
 
 @dataclass(frozen=True, slots=True)
+class Deepen:
+    """The held sound is speech-like: silence the bot (the hold's second level)."""
+
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Soften:
+    """The deep hold's sound burst has ended: back to the soft level while it is judged."""
+
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
 class InterruptConfirmed:
     """The interruption is a turn: commit (hold again first if it had been released)."""
 
@@ -192,7 +234,7 @@ class Resume:
     """Release the hold: the bot carries on (provisionally: later words may still commit)."""
 
     at: int
-    reason: str  # "short", "vocal", "noise" or "backchannel"
+    reason: str  # "short", "long", "vocal", "noise", "unsure" or "backchannel"
     text: str = ""
 
 
@@ -218,6 +260,8 @@ Decision = (
     | Partial
     | EndOfTurn
     | Interrupt
+    | Deepen
+    | Soften
     | InterruptConfirmed
     | Resume
     | Backchannel
@@ -248,6 +292,13 @@ class _Segment:
     released: bool = False
     #: The judgement of its latest words (see TurnController._verdict), "" before any.
     verdict: str = ""
+    #: The hold's level and its evidence: the loudest window so far (dBFS), consecutive
+    #: windows of sure speech, consecutive windows fallen ``burst_drop_db`` below the loudest.
+    deep: bool = False
+    softened: bool = False
+    peak_db: float = -120.0
+    sure_run: int = 0
+    low_run: int = 0
 
 
 @dataclass
@@ -261,6 +312,9 @@ class TurnController:
     def __post_init__(self) -> None:
         self.t = 0
         self._run = 0  # consecutive speech windows outside a segment
+        # ...their loudest window, and how many of the latest are sure speech (see deep_prob).
+        self._run_peak = -120.0
+        self._run_sure = 0
         self._bot_until = 0
         self._segment: _Segment | None = None
         self._next_id = 0
@@ -301,18 +355,32 @@ class TurnController:
         seg = self._segment
         if seg is None:
             self._run = self._run + 1 if speech else 0
+            self._run_peak = max(self._run_peak, level_db) if speech else -120.0
+            sure = (
+                speech and prob >= cfg.deep_prob and level_db >= self._run_peak - cfg.deep_within_db
+            )
+            self._run_sure = self._run_sure + 1 if sure else 0
             barge = self.bot_audible(t)
             need = cfg.barge_windows if barge else cfg.onset_windows
             if self._run >= need:
                 onset = t - self._run * cfg.window
                 seg = self._open(onset, t, barge, out)
+                seg.peak_db, seg.sure_run = self._run_peak, self._run_sure
                 self._run = 0
+                if seg.pending_interrupt:
+                    self._level(seg, out)
             return out
         if speech:
             seg.last_speech = t
             seg.speech_samples += cfg.window
         elif prob >= cfg.silence_prob and loud and echo_db > cfg.echo_db:
             seg.last_speech = t  # between thresholds: still in the word, not yet a pause
+        if seg.pending_interrupt:
+            seg.peak_db = max(seg.peak_db, level_db) if speech else seg.peak_db
+            sure = speech and prob >= cfg.deep_prob and level_db >= seg.peak_db - cfg.deep_within_db
+            seg.sure_run = seg.sure_run + 1 if sure else 0
+            seg.low_run = seg.low_run + 1 if level_db <= seg.peak_db - cfg.burst_drop_db else 0
+            self._level(seg, out)
         if seg.pending_interrupt or seg.released:
             self._judge_sound(seg, out)
             if self._segment is None:
@@ -377,6 +445,24 @@ class TurnController:
             out.append(Interrupt(onset, t))
         return seg
 
+    def _level(self, seg: _Segment, out: list[Decision]) -> None:
+        """A held sound's level: deep on sustained sure speech, soft again when it bursts out."""
+        cfg = self.config
+        need = cfg.redeep_windows if seg.softened else cfg.deep_windows
+        if not seg.deep and seg.sure_run >= need:
+            seg.deep = True
+            seg.low_run = 0
+            out.append(Deepen(self.t))
+        elif (
+            seg.deep
+            and seg.low_run >= cfg.burst_end_windows
+            and seg.speech_samples <= cfg.samples(cfg.short_sound_ms)
+        ):  # a burst is short: a pause after longer speech is a gap between words
+            seg.deep = False
+            seg.softened = True
+            seg.sure_run = 0
+            out.append(Soften(self.t))
+
     def _judge_sound(self, seg: _Segment, out: list[Decision]) -> None:
         """Per window of a held or released barge-in: partials, and the decisions that need no
         new words (a short sound's end, a long sound, a hold gone on too long, a judged end)."""
@@ -408,13 +494,21 @@ class TurnController:
             ) >= cfg.samples(cfg.confirm_ms):
                 # Words that take the floor commit as they come: what is left here is a long
                 # sound whose words are not a turn (release), or one with no words yet because
-                # the recogniser is behind (commit: the caller has been at it a while).
+                # the recogniser is behind: a turn if it is speech beyond doubt now (the hold
+                # is deep: commit, the caller has been at it a while), a laugh or a noise if
+                # not (release; its words, when they come, still commit if they take the floor).
                 if seg.verdict:
                     self._release(seg, seg.verdict, out)
-                else:
+                elif seg.deep:
                     self._commit(seg, out)
-        elif words_in and gap >= cfg.samples(cfg.backchannel_gap_ms):
-            # Released, its words in for all of it, and it has ended: not a turn.
+                else:
+                    self._release(seg, "long", out)
+        elif (words_in and gap >= cfg.samples(cfg.backchannel_gap_ms)) or gap >= cfg.samples(
+            cfg.released_close_ms
+        ):
+            # Released, and ended: its words in for all of it, or a pause long enough that what
+            # comes next is a new sound (words still owed for this one are not waited for: on
+            # a busy recogniser they would glue the next "uh-huh" to this one). Not a turn.
             self._segment = None
             if seg.verdict == "backchannel":
                 out.append(Backchannel(seg.id, seg.text))
@@ -453,13 +547,12 @@ class TurnController:
         return "floor"
 
     def _release(self, seg: _Segment, reason: str, out: list[Decision]) -> None:
-        seg.pending_interrupt = False
+        seg.pending_interrupt = seg.deep = False
         seg.released = True
         out.append(Resume(self.t, reason, seg.text))
 
     def _commit(self, seg: _Segment, out: list[Decision]) -> None:
-        seg.pending_interrupt = False
-        seg.released = False
+        seg.pending_interrupt = seg.released = seg.deep = False
         out.append(InterruptConfirmed(self.t))
 
     def _decide(self, seg: _Segment, out: list[Decision]) -> None:

@@ -8,9 +8,12 @@ become engine events (``Hold``, ``Commit``, ``Release``, ``Transcript``, ``Metri
 recognition requests, and replies from the responder (a scripted flow or a chat model), spoken
 phrase by phrase.
 
-Interruptions: a sound over the bot opens a hold (the gateway stops the bot at an exact sample);
-the controller judges it on its evidence and the session releases (the bot carries on from that
-sample) or commits (the gateway clears and reports what was heard). A commit keeps the cut turn
+Interruptions: a sound over the bot opens a soft hold (the gateway ducks the bot a little; it
+plays on, so the echo reference and the bot's timeline stand), which goes deep once the sound
+sounds like speech (the gateway stops the bot at an exact sample; the echo reference is cut, and
+what was to play after moves by the deep spell's length when playback resumes); the controller
+judges it on its evidence and the session releases (the bot carries on from that sample) or
+commits (the gateway clears and reports what was heard). A commit keeps the cut turn
 until the caller's words are judged: if they turn out to be a backchannel or not words at all,
 the bot carries on from the heard position with the audio it already has (fail safe: a wrong
 commit costs a pause, not the bot's place).
@@ -69,6 +72,10 @@ log = logging.getLogger("overtalk.engine.local")
 __all__ = ["LocalSession", "Responder", "Workers"]
 
 _HISTORY = 1 << 19  # caller audio kept for recognition: 32 s at 16 kHz
+#: The most caller audio one recognition request covers: Whisper reads 30 s at most, and a longer
+#: request fails (with every other call's request batched with it). A segment held open that
+#: long by a steady noise is recognised by its latest 28 s.
+_MAX_RECOGNISED = 28 * 16000
 _APOLOGY = "Sorry, I'm having trouble right now."
 #: Whisper is sure of its words below this no-speech probability and above this mean
 #: log-probability (sentences measure under 0.3 and above -0.6 on the shared recordings,
@@ -181,8 +188,10 @@ class LocalSession(EngineSession):
         self._stream_task: asyncio.Task[None] | None = None
         self._cut_turn: _BotTurn | None = None
         self._heard_ms: float | None = None
-        # The open hold: caller sample it began at (None: no hold open).
+        # The open hold: caller sample it began at (None: no hold open), and where its deep
+        # spell began (None: soft now, the bot still playing, ducked).
         self._held_at: int | None = None
+        self._deep_at: int | None = None
         self._last_activity = 0  # caller sample of the last caller speech or bot audio
         self._answered: _Answered | None = None
         self._results: Mapping[str, str] = {}
@@ -289,6 +298,10 @@ class LocalSession(EngineSession):
             case ctl.Interrupt(onset=onset, at=at):
                 self._hold()
                 self.channel.put(Metric("barge_in.detect_ms", (at - onset) / 16.0))
+            case ctl.Deepen():
+                self._deepen()
+            case ctl.Soften():
+                self._soften()
             case ctl.InterruptConfirmed():
                 self._commit()
             case ctl.Resume(reason=reason, text=text):
@@ -304,7 +317,7 @@ class LocalSession(EngineSession):
     # -- recognition -------------------------------------------------------------------------
 
     def _transcribe(self, segment: int, start: int, end: int) -> None:
-        start = max(start, end - _HISTORY + 1, 0)
+        start = max(start, end - _MAX_RECOGNISED, 0)
         audio = self._read_history(start, end)
         prompt = self._reply.question
         request = AsrRequest(audio, prompt)
@@ -492,23 +505,61 @@ class LocalSession(EngineSession):
         return self._samples < self._play_end
 
     def _hold(self) -> None:
-        """Have the gateway stop the bot at an exact sample while the sound is judged."""
+        """Open a soft hold: the gateway ducks the bot a little (it plays on, so its echo
+        reference and timeline stand) while the sound is judged; no new phrase is emitted."""
         turn = self._turn
         self._heard_ms = None
         self._held_at = self._samples
+        self._deep_at = None
+        self.channel.put(Hold(soft=True))
+        if turn is not None:
+            turn.suspended = True
+            self._cut_turn = turn
+
+    def _deepen(self) -> None:
+        """The held sound looks like speech: the gateway stops the bot at an exact sample."""
+        if self._held_at is None or self._deep_at is not None:
+            return
+        self._deep_at = self._samples
         self.channel.put(Hold())
         self.controller.bot_stopped(self._samples)
         self._play_end = min(self._play_end, self._samples)
         self.workers.vad.cut_reference(self._stream, self._samples)
-        if turn is not None:
-            turn.suspended = True
-            self._cut_turn = turn
+
+    def _undeepen(self) -> None:
+        """Playback carries on from the deep hold's sample: what was to play after it now
+        plays from here, so move it (and its echo reference) by the deep spell's length."""
+        deep_at = self._deep_at
+        if deep_at is None:
+            return
+        self._deep_at = None
+        turn = self._cut_turn
+        now = self._samples
+        if turn is not None and self._turn is turn:
+            shift = now - deep_at
+            for phrase in turn.phrases[: turn.emitted]:
+                if phrase.play_end <= deep_at or not phrase.pcm:
+                    continue
+                skip = max(0, deep_at - phrase.play_start)
+                phrase.play_start += shift
+                phrase.play_end += shift
+                rest = np.frombuffer(phrase.pcm, dtype="<i2")[skip:].astype(np.float32) / 32768.0
+                self.workers.vad.add_reference(self._stream, rest, phrase.play_start + skip)
+                self._play_end = max(self._play_end, phrase.play_end)
+        self.controller.bot_audible_until(self._play_end)
+
+    def _soften(self) -> None:
+        """The sound stopped while deep: back to the soft level until it is judged."""
+        if self._deep_at is None:
+            return
+        self._undeepen()
+        self.channel.put(Hold(soft=True))
 
     def _interrupt_now(self) -> None:
         """A turn beyond doubt (a key press): hold and commit at once, drop the bot's turn."""
         if self._held_at is None:
             self._hold()
-        self._held_at = None
+        self._held_at = self._deep_at = None
         self.channel.put(Interrupt())
         turn = self._cut_turn
         if turn is not None and self._turn is turn:
@@ -522,7 +573,7 @@ class LocalSession(EngineSession):
             self._hold()
         assert self._held_at is not None
         self.channel.put(Metric("barge_in.hold_ms", (self._samples - self._held_at) / 16.0))
-        self._held_at = None
+        self._held_at = self._deep_at = None
         self.channel.put(Commit())
 
     def _drop_turn(self, turn: _BotTurn) -> None:
@@ -550,25 +601,13 @@ class LocalSession(EngineSession):
         if held_at is None:  # committed already: the words decide (see _carry_on)
             self._carry_on()
             return
+        self._undeepen()
         self._held_at = None
         self.channel.put(Metric("barge_in.hold_ms", (self._samples - held_at) / 16.0))
         self.channel.put(Release())
         turn = self._cut_turn
         self._cut_turn = None
-        now = self._samples
         if turn is not None and self._turn is turn:
-            # What was to play after the hold began now plays from here: move it (and its
-            # echo reference) by the length of the hold.
-            shift = now - held_at
-            for phrase in turn.phrases[: turn.emitted]:
-                if phrase.play_end <= held_at or not phrase.pcm:
-                    continue
-                skip = max(0, held_at - phrase.play_start)
-                phrase.play_start += shift
-                phrase.play_end += shift
-                rest = np.frombuffer(phrase.pcm, dtype="<i2")[skip:].astype(np.float32) / 32768.0
-                self.workers.vad.add_reference(self._stream, rest, phrase.play_start + skip)
-                self._play_end = max(self._play_end, phrase.play_end)
             turn.suspended = False
         self.controller.bot_audible_until(self._play_end)
         log.debug("= call %s: released after %s %r", self.call_id, reason, text)

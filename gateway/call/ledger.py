@@ -42,9 +42,14 @@ class CallLedger:
     holds: int = 0
     commits: int = 0
     releases: int = 0
+    #: Of the holds, how many began soft (the bot ducked a little, not silenced) and how many
+    #: went deep (silenced, or ducked by the deep depth); a soft hold can end without going deep.
+    soft_holds: int = 0
+    deep_holds: int = 0
     #: Seconds of silence the caller heard at each release (the hold gap).
     hold_gaps: list[float] = field(default_factory=list)
-    #: Each ducking hold's depth (dB) and how long the caller heard it (seconds).
+    #: Each duck's depth (dB) and how long the caller heard it (seconds): a soft hold's, then
+    #: a deep hold's when holds duck instead of silencing.
     ducks: list[tuple[float, float]] = field(default_factory=list)
     dtmf_in: int = 0
     protocol_violations: int = 0

@@ -31,6 +31,13 @@ lead: the unheard audio is kept from the exact sample heard (the frame it falls 
 there) and a release sends it again from that sample, in a new generation. Measured over the
 simulator (tests/bench/bench_local.py, interaction), stopping alone left a real interruption
 talked over for a lead more (silent p50 310 ms after the caller's onset against 120 ms).
+
+Why two levels: a silent hold on every cough is heard as a gap each time, and a duck alone
+leaves a real interruption talked over until the commit. A *soft* hold (``hold(now,
+soft=True)``, level 1) only ducks what is sent from then on by ``soft_db`` (the bot stays
+audible, nothing is cleared), so a sound judged harmless costs a dip, not a gap; a plain hold
+(level 2) is the deep one above, and follows a soft hold once the sound looks like speech.
+Release and commit end either level.
 """
 
 from __future__ import annotations
@@ -55,16 +62,6 @@ def ducking_table(db: float) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class Clearing:
-    """The outcome of :meth:`Playout.clear`."""
-
-    #: Output-timeline position the caller heard up to.
-    heard_ms: float
-    #: Frames sent or queued that were thrown away (stale audio never to be sent again).
-    discarded_frames: int
-
-
-@dataclass(frozen=True, slots=True)
 class Releasing:
     """The outcome of :meth:`Playout.release`: what the caller heard of the hold."""
 
@@ -72,8 +69,24 @@ class Releasing:
     held_ms: float
     #: Seconds of silence the caller heard (the carrier ran dry before the release came).
     gap_s: float
-    #: Seconds the caller heard the bot ducked (0 when holds are silent).
+    #: Seconds the caller heard the bot ducked at the deep level (0 when holds are silent).
     ducked_s: float
+    #: Seconds the caller heard the bot ducked at the soft level (``soft_db``) over the hold.
+    soft_s: float = 0.0
+    #: A deep spell (level 2) ended here; False: the hold ended soft, nothing was cleared.
+    deep: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Clearing:
+    """The outcome of :meth:`Playout.clear`."""
+
+    #: Output-timeline position the caller heard up to.
+    heard_ms: float
+    #: Frames sent or queued that were thrown away (stale audio never to be sent again).
+    discarded_frames: int
+    #: The hold this clear committed (how it sounded until then), None when none was open.
+    hold: Releasing | None = None
 
 
 class Playout:
@@ -91,6 +104,7 @@ class Playout:
         mark_every: int = 2,
         duck_db: float | None = None,
         hold_clears: bool = True,
+        soft_db: float | None = -10.0,
     ) -> None:
         if lead < FRAME_SECONDS:
             raise ValueError("lead must be at least one frame")
@@ -100,11 +114,15 @@ class Playout:
             raise ValueError("duck_db must be in [-60, 0) dB, or None for silent holds")
         if duck_db is not None and hold_clears:
             raise ValueError("a hold that clears the carrier cannot duck what it cleared")
+        if soft_db is not None and not -20.0 < soft_db < 0.0:
+            raise ValueError("soft_db must be in (-20, 0) dB (deeper is a deep hold), or None")
         self.lead = lead
         self.mark_every = mark_every
         self.duck_db = duck_db
         self.hold_clears = hold_clears
+        self.soft_db = soft_db
         self._duck = ducking_table(duck_db) if duck_db is not None else None
+        self._soft_duck = ducking_table(soft_db) if soft_db is not None else None
         self.generation = 0
         # Frames waiting to be sent: (payload, end position ms).
         self._queue: deque[tuple[bytes, float]] = deque()
@@ -123,6 +141,10 @@ class Playout:
         self._held_at: float | None = None
         self._held_ms = 0.0
         self._held_play_end = 0.0
+        # The soft level (level 1): when the current soft spell began (None: not soft now), and
+        # the soft time of the open hold's earlier spells.
+        self._soft_at: float | None = None
+        self._soft_s = 0.0
         # Ledger figures.
         self.frames_sent = 0
         self.marks_sent = 0
@@ -147,8 +169,18 @@ class Playout:
 
     @property
     def held(self) -> bool:
-        """A hold is open (see :meth:`hold`)."""
+        """A deep hold is open (see :meth:`hold`)."""
         return self._held_at is not None
+
+    @property
+    def softly_held(self) -> bool:
+        """A soft hold is open and not deep now: the bot plays on, ducked by ``soft_db``."""
+        return self._soft_at is not None
+
+    @property
+    def silent_hold(self) -> bool:
+        """A deep hold that sends nothing is open: pacing stops until it ends."""
+        return self._held_at is not None and self._duck is None
 
     @property
     def idle(self) -> bool:
@@ -163,7 +195,10 @@ class Playout:
         queue = self._queue
         if not queue or (self._held_at is not None and self._duck is None):
             return out
-        duck = self._duck if self._held_at is not None else None
+        if self._held_at is not None:
+            duck = self._duck
+        else:
+            duck = self._soft_duck if self._soft_at is not None else None
         play_end = self._play_end
         if play_end < now:
             play_end = now  # the carrier's buffer ran dry: playback restarts on arrival
@@ -257,14 +292,26 @@ class Playout:
         cap = self._marks[0] if self._marks else self._last_sent_pos
         return max(self._anchor_pos, min(estimate, cap))
 
-    def hold(self, now: float) -> float:
+    def hold(self, now: float, soft: bool = False) -> float | None:
         """Stop releasing new audio (or duck it); returns the output position held at.
 
         What the carrier already has plays out. A second hold while one is open changes
-        nothing and returns the same position.
+        nothing and returns the same position. ``soft``: only duck what is sent from now on by
+        ``soft_db`` (level 1; None, and nothing happens, when soft holds are off); a plain hold
+        after it goes deep.
         """
         if self._held_at is not None:
             return self._held_ms
+        if soft:
+            if self._soft_duck is None:
+                return None
+            if self._soft_at is None:
+                self._soft_at = now
+                self._held_ms = self._last_sent_pos
+            return self._held_ms
+        if self._soft_at is not None:
+            self._soft_s += now - self._soft_at
+            self._soft_at = None
         self._held_at = now
         if not self.hold_clears:
             self._held_ms = self._last_sent_pos
@@ -284,14 +331,40 @@ class Playout:
         self._held_play_end = now
         return heard
 
-    def release(self, now: float) -> Releasing | None:
-        """End the hold: playback carries on from the held sample. None when none was open."""
-        held_at = self._held_at
-        if held_at is None:
+    def soften(self, now: float) -> Releasing | None:
+        """Lift a deep hold back to the soft level (the sound stopped, its judgement is still
+        open): playback carries on from the held sample, ducked by ``soft_db``. Returns the deep
+        spell just ended (its gap); None when no deep hold was open. With soft holds off, this
+        is a release."""
+        if self._held_at is None:
             return None
+        if self._soft_duck is None:
+            return self.release(now)
+        deep = self._end_deep(now)
+        self._soft_at = now
+        return deep
+
+    def release(self, now: float) -> Releasing | None:
+        """End the hold: playback carries on from the held sample. None when none was open.
+        The result covers the deep spell ending now (if any) and the soft time of the whole
+        hold."""
+        if self._held_at is not None:
+            ended = self._end_deep(now)
+        elif self._soft_at is not None:
+            # Ducked frames at the carrier (at most the lead) play out; what follows is whole.
+            ended = Releasing(self._held_ms, 0.0, 0.0, deep=False)
+        else:
+            return None
+        if self._soft_at is not None:
+            self._soft_s += now - self._soft_at
+            self._soft_at = None
+        soft_s, self._soft_s = self._soft_s, 0.0
+        return Releasing(ended.held_ms, ended.gap_s, ended.ducked_s, soft_s, ended.deep)
+
+    def _end_deep(self, now: float) -> Releasing:
+        """Close the open deep hold: the silence (or deep duck) the caller heard in it."""
         self._held_at = None
-        dry = self._held_play_end
-        after = max(0.0, now - dry)
+        after = max(0.0, now - self._held_play_end)
         if self._duck is not None:
             return Releasing(self._held_ms, 0.0, after)
         return Releasing(self._held_ms, after, 0.0)
@@ -299,11 +372,11 @@ class Playout:
     def clear(self, now: float) -> Clearing:
         """Throw away everything not yet heard; bump the generation; end any hold. Returns the
         heard position (a commit)."""
+        hold = self.release(now)
         heard = self.heard(now)
         discarded = sum(1 for item in self._unconfirmed if item[1] > heard) + len(self._queue)
-        self._held_at = None
         self._reset(now, heard)
-        return Clearing(heard_ms=heard, discarded_frames=discarded)
+        return Clearing(heard_ms=heard, discarded_frames=discarded, hold=hold)
 
     def _reset(self, now: float, heard: float) -> None:
         """The carrier's buffer is cleared: nothing sent is pending, a new generation starts."""

@@ -2,9 +2,10 @@
 
 The session converts between the carrier's 8 kHz G.711 and the engine's PCM rate, paces the
 engine's speech out through :class:`~gateway.call.playout.Playout`, and carries out the engine's
-decisions: a ``Hold`` stops releasing the bot's audio at an exact sample (by default it also
-clears what the carrier has buffered, so the bot is quiet within a network trip, and keeps the
-unheard audio from the sample heard); a ``Release`` carries on from that sample; a ``Commit``
+decisions: a soft ``Hold`` ducks the bot a little while the engine looks at a sound; a
+``Hold`` stops releasing the bot's audio at an exact sample (by default it also clears what the
+carrier has buffered, so the bot is quiet within a network trip, and keeps the unheard audio
+from the sample heard); a ``Release`` carries on from that sample; a ``Commit``
 (or an ``Interrupt``, which is a hold and a commit at once) becomes a carrier ``clear`` plus
 :meth:`EngineSession.played` with the position the caller heard; ``Hangup``/``Transfer`` go to
 the carrier's call control once the speech before them has played.
@@ -55,7 +56,7 @@ from gateway.call.commands import (
 )
 from gateway.call.labels import AudioFormat, CallOutcome, Role
 from gateway.call.ledger import CallLedger
-from gateway.call.playout import Playout
+from gateway.call.playout import Playout, Releasing
 from gateway.call.recording import CallRecorder
 
 log = logging.getLogger("overtalk.session")
@@ -233,8 +234,8 @@ class CallSession:
         match event:
             case Audio(pcm=pcm):
                 self._emit(pcm, now)
-            case Hold():
-                self._hold(now)
+            case Hold(soft=soft):
+                self._hold(now, soft)
             case Release():
                 self._release(now)
             case Commit() | Interrupt():
@@ -322,19 +323,43 @@ class CallSession:
             # Padding is silence the engine never emitted: keep the timeline on its own clock.
             self._out_base_ms -= pad / 8.0
 
-    def _hold(self, now: float) -> None:
-        """Stop releasing the bot's audio; what the carrier has plays out."""
-        if self.playout.held or self.closed:
+    def _hold(self, now: float, soft: bool = False) -> None:
+        """Stop releasing the bot's audio (or, ``soft``, duck it a little); what the carrier
+        has plays out. A soft hold during a deep one lifts it back to the soft level."""
+        playout = self.playout
+        if self.closed:
             return
-        held_ms = self.playout.hold(now)
-        if self.playout.hold_clears:  # quiet within a network trip; the rest is kept
+        if soft and playout.held:
+            self._soften(now)
+            return
+        if playout.held or (soft and playout.softly_held):
+            return
+        opens = not playout.softly_held  # a deep hold after a soft one is the same hold
+        held_ms = playout.hold(now, soft)
+        if held_ms is None:
+            return  # soft holds are off: the bot plays on until a deep hold or a commit
+        if not soft and playout.hold_clears:  # quiet within a network trip; the rest is kept
             self._clear_carrier(now)
         self._deadline = None
         ledger = self.ledger
-        ledger.holds += 1
-        ledger.event(now - self.origin, "hold", f"{held_ms:.0f}")
-        self._hold_deadline = now + MAX_HOLD
+        if opens:
+            ledger.holds += 1
+            ledger.soft_holds += soft
+            self._hold_deadline = now + MAX_HOLD
+        ledger.event(now - self.origin, "duck" if soft else "hold", f"{held_ms:.0f}")
         self.pump(now)  # a ducking hold keeps sending, attenuated
+
+    def _soften(self, now: float) -> None:
+        """The deep hold is lifted back to the soft level: the bot carries on, ducked."""
+        spell = self.playout.soften(now)
+        if spell is None:
+            return
+        if not self.playout.softly_held:  # soft holds are off: that was the release
+            self._hold_deadline = None
+            self.ledger.releases += 1
+        self._record_hold(spell, released=True)
+        self.ledger.event(now - self.origin, "unhold", f"{spell.gap_s * 1000:.0f}")
+        self.pump(now)
 
     def _clear_carrier(self, now: float) -> None:
         if self.recorder is not None:
@@ -350,21 +375,36 @@ class CallSession:
         self._hold_deadline = None
         ledger = self.ledger
         ledger.releases += 1
-        ledger.hold_gaps.append(round(releasing.gap_s, 4))
-        if self.playout.duck_db is not None:
-            ledger.ducks.append((self.playout.duck_db, round(releasing.ducked_s, 4)))
+        self._record_hold(releasing, released=True)
         ledger.event(now - self.origin, "release", f"{releasing.gap_s * 1000:.0f}")
         self.pump(now)
         if self.playout.idle:
             self._release_actions()
 
+    def _record_hold(self, hold: Releasing, *, released: bool) -> None:
+        """How one hold sounded to the caller: each duck's depth and length (soft first, then
+        deep), and the silence heard before a release (the hold gap)."""
+        ledger = self.ledger
+        playout = self.playout
+        if hold.soft_s > 0 and playout.soft_db is not None:
+            ledger.ducks.append((playout.soft_db, round(hold.soft_s, 4)))
+        if not hold.deep:
+            return
+        ledger.deep_holds += 1
+        if playout.duck_db is not None:
+            ledger.ducks.append((playout.duck_db, round(hold.ducked_s, 4)))
+        elif released:
+            ledger.hold_gaps.append(round(hold.gap_s, 4))
+
     def _interrupt(self, now: float) -> None:
-        cleared = False  # the carrier's buffer is empty already (a hold that cleared it)
-        if self.playout.held:
+        playout = self.playout
+        # The carrier's buffer is empty already after a deep hold that cleared it.
+        cleared = playout.held and playout.hold_clears
+        clearing = playout.clear(now)
+        if clearing.hold is not None:
             self._hold_deadline = None
             self.ledger.commits += 1
-            cleared = self.playout.hold_clears
-        clearing = self.playout.clear(now)
+            self._record_hold(clearing.hold, released=False)
         if not cleared:
             self._clear_carrier(now)
         self._bot_playing = False
@@ -389,7 +429,7 @@ class CallSession:
         if self.closed or self.carrier_clock:
             return  # the carrier's clock takes each frame itself (pull_frame)
         playout = self.playout
-        if playout.held and playout.duck_db is None:
+        if playout.silent_hold:
             self._deadline = None  # nothing goes out; the tail stays with the rest of the speech
             return
         play_at = max(playout.play_end, now)  # when the first frame polled now starts playing
@@ -521,7 +561,7 @@ class CallSession:
             ledger.event(min(now, playout.play_end) - self.origin, "bot-stop")
         elif self._bot_stopped_at is not None:
             ledger.event(self._bot_stopped_at - self.origin, "bot-stop")
-        if playout.held:  # the call ended inside a hold: neither committed nor released
+        if playout.held or playout.softly_held:  # ended inside a hold: neither way
             ledger.event(now - self.origin, "hold-open-at-end")
         ledger.event(now - self.origin, "end", reason)
         ledger.end_reason = ledger.end_reason or reason

@@ -115,9 +115,13 @@ def render(record: dict[str, Any], recording: Path | None = None) -> str:
             )
             svg.append(f'<text x="{x + 3:.1f}" y="{top + 14}" fill="#e53e3e">clear '
                        f"(heard {html.escape(str(detail))} ms)</text>")  # fmt: skip
-        elif kind in ("hold", "release"):
-            color = "#dd6b20" if kind == "hold" else "#38a169"
-            what = f"held at {detail} ms" if kind == "hold" else f"gap {detail} ms"
+        elif kind in ("duck", "hold", "unhold", "release"):
+            color = {"duck": "#d69e2e", "hold": "#dd6b20"}.get(kind, "#38a169")
+            what = {
+                "duck": f"soft hold (ducked) at {detail} ms",
+                "hold": f"held at {detail} ms",
+                "unhold": f"back to the soft level; gap {detail} ms",
+            }.get(kind, f"gap {detail} ms")
             svg.append(
                 f'<line x1="{x:.1f}" y1="30" x2="{x:.1f}" y2="{30 + 5 * LANE}" stroke="{color}" '
                 f'stroke-width="1" stroke-dasharray="4 3"><title>{kind} at {t:.3f} s; '
@@ -148,12 +152,13 @@ def render(record: dict[str, Any], recording: Path | None = None) -> str:
         rows.append(("heard at each clear", shown))
     if record.get("hold_gaps"):
         shown = ", ".join(f"{v * 1000:.0f} ms" for v in record["hold_gaps"])
-        rows.append(("silence heard at each release (hold gap)", shown))
+        rows.append(("silence heard at each deep hold's end (hold gap)", shown))
     if record.get("ducks"):
         shown = ", ".join(f"{db:.0f} dB for {s * 1000:.0f} ms" for db, s in record["ducks"])
         rows.append(("ducks (depth, length)", shown))
     for key in ("frames_in", "frames_out", "marks_sent", "marks_echoed", "stale_marks",
-                "clears", "holds", "commits", "releases", "protocol_violations",
+                "clears", "holds", "soft_holds", "deep_holds", "commits", "releases",
+                "protocol_violations",
                 "engine_errors"):  # fmt: skip
         rows.append((key.replace("_", " "), str(record.get(key, ""))))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)

@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from engine.registry import check_settings
+from gateway.call.holds import HoldPolicy
 from gateway.dialplan.numbers import NumberPattern
 from gateway.dialplan.templates import check_template
 from gateway.dialplan.timing import DAY_NAMES, DateRange, Window, parse_days
@@ -179,6 +180,37 @@ def _resolve(value: str | Path, info: ValidationInfo) -> Path:
 # -- actions ---------------------------------------------------------------------------------
 
 
+def _soft_db(value: Any) -> float | Literal["off"]:
+    if value is False or value == "off":
+        return "off"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"soft_db is a level in dB (between -20 and 0) or off, not {value!r}")
+    if not -20.0 < value < 0.0:  # NaN fails too
+        raise ValueError(
+            f"soft_db must be between -20 and 0 dB (deeper is the deep level), not {value}"
+        )
+    return float(value)
+
+
+class Interruption(_Model):
+    """How the bot gives way to a sound over it; unset keys keep the gateway's settings
+    (``hold``, ``hold_duck_db``, ``hold_soft_db``; see gateway/call/holds.py)."""
+
+    hold: Literal["clear", "stop", "duck"] | None = None
+    duck_db: float | None = Field(default=None, ge=-60.0, le=-20.0)
+    #: dB, or ``off`` (YAML reads a bare ``off`` as false: both mean no soft level).
+    soft_db: Annotated[float | Literal["off"], PlainValidator(_soft_db)] | None = None
+
+    def policy(self, base: HoldPolicy) -> HoldPolicy:
+        """The gateway's policy with this bot's settings on top."""
+        soft = base.soft_db if self.soft_db is None else self.soft_db
+        return HoldPolicy(
+            self.hold or base.mode,
+            base.duck_db if self.duck_db is None else self.duck_db,
+            None if soft == "off" else soft,  # type: ignore[arg-type]
+        )
+
+
 class BotAction(_Model):
     """Answer with a duplex voice engine, streamed over ``<Connect><Stream>``."""
 
@@ -194,7 +226,12 @@ class BotAction(_Model):
     max_duration: int | None = Field(default=None, ge=1, le=MAX_CALL_SECONDS)
     record: bool | None = None
     options: dict[Name, str | int | float | bool] = Field(default_factory=dict)
+    interruption: Interruption | None = None
     fallback: Action | None = None
+
+    def holds(self, base: HoldPolicy) -> HoldPolicy:
+        """How this bot's holds sound: ``base`` (the gateway's settings) unless it says."""
+        return base if self.interruption is None else self.interruption.policy(base)
 
     def context_parameters(self) -> dict[str, str]:
         """The bot's settings as an engine sees them: strings in ``CallContext.parameters``."""

@@ -59,6 +59,10 @@ class GatewayMetrics(Collector):
         self.hold_gap = Histogram(HOLD_GAP_BUCKETS)
         #: Holds by how they ended: committed, released.
         self.holds = Counter[str]()
+        #: Hold levels reached: soft (the bot ducked a little) and deep spells (silenced).
+        self.hold_levels = Counter[str]()
+        #: Seconds the caller heard the bot at the soft level, per hold that had one.
+        self.soft_hold = Histogram(HOLD_GAP_BUCKETS)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -79,6 +83,11 @@ class GatewayMetrics(Collector):
         self.holds["released"] += ledger.releases
         for gap in ledger.hold_gaps:
             self.hold_gap.observe(gap)
+        self.hold_levels["soft"] += ledger.soft_holds
+        self.hold_levels["deep"] += ledger.deep_holds
+        for db, seconds in ledger.ducks:
+            if db > -20.0:  # the soft level; a deep duck's length is its hold gap's kin
+                self.soft_hold.observe(seconds)
 
     # -- refusals: what a limit or a check turned away (README "Limits") ----------------------
 
@@ -125,6 +134,14 @@ class GatewayMetrics(Collector):
         for outcome in ("committed", "released"):
             holds.add_metric([outcome], self.holds[outcome])
         yield holds
+        levels = CounterMetricFamily(
+            "overtalk_hold_levels",
+            "Hold levels reached: soft (the bot ducked a little), deep (each spell silenced).",
+            labels=["level"],
+        )
+        for level in ("soft", "deep"):
+            levels.add_metric([level], self.hold_levels[level])
+        yield levels
         for name, doc, hist in (
             ("overtalk_response_latency_seconds", "Caller speech end to bot audio, per turn "
              "(reported by the engine).", self.response_latency),
@@ -134,8 +151,10 @@ class GatewayMetrics(Collector):
              self.clear_latency),
             ("overtalk_frame_lateness_seconds", "How late outbound pacing ticks fired.",
              self.frame_lateness),
-            ("overtalk_hold_gap_seconds", "Silence the caller heard when a hold was released.",
-             self.hold_gap),
+            ("overtalk_hold_gap_seconds", "Silence the caller heard at the end of each deep "
+             "hold that did not commit.", self.hold_gap),
+            ("overtalk_soft_hold_seconds", "How long the caller heard the bot ducked at the "
+             "soft level, per hold.", self.soft_hold),
         ):  # fmt: skip
             yield HistogramMetricFamily(name, doc, buckets=hist.buckets(), sum_value=hist.total)
         if self._admission is not None:

@@ -1,7 +1,8 @@
 """The local engine, measured on the real recordings through the gateway and the simulator.
 
     python tests/bench/bench_local.py [--quick] [--calls 4,8,16]
-        [--sections asr,latency,pause,barge,interaction,echo,load] [--hold clear|stop] [--duck DB]
+        [--sections asr,levels,latency,pause,barge,interaction,echo,load] [--hold clear|stop]
+        [--duck DB] [--soft DB] [--probes FILE]
 
 Every call goes through the whole path: ``create_app(Settings(), engine=LocalEngine(...))``
 under ``gateway.ops.server.serve``, placed with ``gateway.sim.caller.place_call``, audio as 8 kHz
@@ -15,6 +16,8 @@ Sections:
 
 - asr: word error rate and time per utterance over the speech recordings after a telephone
   round trip (8 kHz mu-law), for the default recogniser and two other window settings;
+- levels: the hold's soft and deep levels on the VAD's evidence alone (see :func:`bench_levels`):
+  deterministic, seconds to run;
 - latency: caller's end of speech -> first bot audio on the wire (p50, p90), and -> the answer's
   own first audio (behind the acknowledgement);
 - pause: utterances spliced with a 0.5-1.0 s pause mid-sentence; how often bot audio starts in
@@ -538,11 +541,15 @@ class Probe:
     silent_200: bool = False
     gave_up: bool = False  # the engine took it for a turn, or cut the bot for 1.5 s or more
     got_turn: bool = False  # the engine took the caller's words as a turn (interruptions)
-    silent_ms: float | None = None  # caller onset -> the bot silent to the caller (>= 400 ms)
-    holds: int = 0
+    #: Caller onset -> the bot silent to the caller (for 400 ms or more), when it was talking.
+    silent_ms: float | None = None
+    holds: int = 0  # holds opened (soft or deep)
+    deep: int = 0  # deep spells (the bot silenced, or ducked by the deep depth)
     releases: int = 0
     clears: int = 0
-    gaps: list[float] = field(default_factory=list)  # silence heard at each release (s)
+    gaps: list[float] = field(default_factory=list)  # silence heard at each deep spell's end (s)
+    #: The call record's events around the sound: (ms from the sound's start, kind, detail).
+    trace: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 def _frames_db(track: np.ndarray) -> np.ndarray:
@@ -581,7 +588,10 @@ def _measure(
             run = run + 1 if quiet else 0
             best = max(best, run)
         probe.silent_200 = best >= 10
-        for f in range(fa, fb):
+        # Onset -> silent only where the bot was talking when the caller began (after a commit
+        # the bot's short reply may be over before the next sound: nothing to silence there).
+        talking = fa >= 10 and voiced[fa - 10 : fa].mean() >= 0.5
+        for f in range(fa, fb if talking else fa):
             if silent[f : f + 20].all() and f + 20 <= len(silent):
                 probe.silent_ms = (f - fa) * 20.0
                 break
@@ -593,15 +603,26 @@ def _measure(
         # A cut (a commit, or the old single-stage clear) the bot did not come back from; a
         # reading that simply ended near the sound is not the bot giving up.
         probe.gave_up = said or (cut and not resumed)
+        soft = deep = False  # a soft hold is open (a deep one after it is the same hold)
         for t, kind, detail in events:
+            if t0 <= t < t2:
+                probe.trace.append((round((t - a / 8000) * 1000), kind, detail))
             if t0 <= t < t1:
-                if kind == "hold":
-                    probe.holds += 1
-                elif kind == "release":
-                    probe.releases += 1
-                    probe.gaps.append(float(detail) / 1000)
+                if kind == "duck":
+                    probe.holds += not soft
+                    soft = True
+                elif kind == "hold":
+                    probe.holds += not soft
+                    probe.deep += 1
+                    deep = True
+                elif kind in ("release", "unhold"):
+                    probe.releases += kind == "release"
+                    if deep:  # the silence at a deep spell's end (a soft one has none)
+                        probe.gaps.append(float(detail) / 1000)
+                    soft, deep = kind == "unhold", False
                 elif kind == "clear":
                     probe.clears += 1
+                    soft = deep = False
     return probes
 
 
@@ -615,9 +636,9 @@ def _row(label: str, probes: list[Probe], speech: bool) -> str:
     holds = sum(p.holds for p in played)
     cells = (
         f"  {label:14} {len(played):3}  gave up {100 * gave / n:3.0f} %  silent>=200ms "
-        f"{100 * silent / n:3.0f} %  holds {holds:2} released {sum(p.releases for p in played):2}"
-        f" cleared {sum(p.clears for p in played):2}  release gap p50 "
-        f"{1000 * pct(gaps, 50):4.0f} ms p90 {1000 * pct(gaps, 90):4.0f} ms"
+        f"{100 * silent / n:3.0f} %  holds {holds:2} deep {sum(p.deep for p in played):2} "
+        f"released {sum(p.releases for p in played):2} cleared {sum(p.clears for p in played):2}"
+        f"  deep gap p50 {1000 * pct(gaps, 50):4.0f} ms p90 {1000 * pct(gaps, 90):4.0f} ms"
     )
     if speech:
         turn = sum(p.got_turn for p in played)
@@ -628,7 +649,82 @@ def _row(label: str, probes: list[Probe], speech: bool) -> str:
     return cells
 
 
-async def bench_interaction(url: str, records: Path, quick: bool, mode: str) -> list[str]:
+def bench_levels(quick: bool) -> list[str]:
+    """The hold's level on the VAD's evidence alone, per kind of sound: the real controller
+    driven window by window with Silero's probability and the window's level after a telephone
+    round trip (no recogniser, no gateway, no clock: the same figures on every run). Per row:
+    how many clips open a hold (soft), how many go deep, how long they are deep in all, and
+    for speech the onset (its first 10 ms within 25 dB of its loudest) -> deep latency, to the
+    end of the window that decided it, split into the clips the interaction table plays and the
+    ones it does not (held out)."""
+    from engine.local.controller import Deepen, Interrupt, Soften, TurnConfig, TurnController
+    from engine.local.vad import WINDOW, SileroVad, VadState
+
+    vad = SileroVad()
+    families = sound_clips(3 if quick else 16)
+    said = [
+        soxr.resample(np.frombuffer(piper_8k(w), "<i2").astype(np.float32) / 32768, 8000, 16000)
+        for w in ("Uh-huh.", "Yeah.", "Right.", "Okay.", "Mm-hmm.")
+    ]
+    families["backchannel"] = [trim(a) for a in said]
+    families["interruption"] = [a for _, _, a in speech(1.0, 4.0)][: 6 if quick else 24]
+    pad = int(0.1 * 16000)
+    lines = []
+    for name, clips in families.items():
+        opened, deep_ms, deep_at, deep_by_half = 0, [], [], [0, 0]
+        for k, clip in enumerate(clips):
+            heard = lk.phone(clip)
+            x = np.concatenate([np.zeros(pad, np.float32), heard, np.zeros(8000, np.float32)])
+            # Onset: the first 10 ms within 25 dB of the clip's loudest (trimmed clips keep a
+            # quiet lead-in that no one would call the start of speech).
+            tens = heard[: len(heard) // 160 * 160].reshape(-1, 160).astype(np.float64)
+            frames = 10 * np.log10(np.mean(tens**2, axis=1) + 1e-12)
+            onset = pad + int(np.flatnonzero(frames >= frames.max() - 25.0)[0]) * 160
+            control = TurnController(TurnConfig())
+            control.bot_audible_until(len(x))
+            state, deep_since, total, first = VadState(), None, 0, None
+            for i in range(len(x) // WINDOW):
+                w = x[i * WINDOW : (i + 1) * WINDOW]
+                prob = float(vad.forward(w[None], [state])[0])
+                level = 10 * np.log10(np.mean(w.astype(np.float64) ** 2) + 1e-12)
+                t = (i + 1) * WINDOW
+                for d in control.window(t, prob, 0.0, level):
+                    if isinstance(d, Interrupt):
+                        opened += 1
+                    elif isinstance(d, Deepen):
+                        deep_since = t
+                        first = t if first is None else first
+                    elif isinstance(d, Soften) and deep_since is not None:
+                        total += t - deep_since
+                        deep_since = None
+            if deep_since is not None:
+                total += len(x) // WINDOW * WINDOW - deep_since
+            if first is not None:
+                deep_by_half[k % 2] += 1
+                deep_ms.append(total / 16)
+                deep_at.append((first - onset) / 16)
+        line = f"  {name:12} {len(clips):3}  held {opened:2}  deep {len(deep_ms):2}"
+        if name == "interruption":
+            played, held_out = deep_at[:12], deep_at[12:]
+            line += (
+                f"  onset -> deep p50/p90: played {pct(played, 50):.0f}/{pct(played, 90):.0f} ms"
+                f", held out {pct(held_out, 50):.0f}/{pct(held_out, 90):.0f} ms"
+                f" ({len(held_out)})"
+            )
+        elif deep_ms:
+            line += f"  deep until the clip's end or a burst's end: {sorted(deep_ms)} ms"
+        if name in ("cough", "laughter", "breath", "sneeze"):
+            even, odd = (len(clips) + 1) // 2, len(clips) // 2
+            line += (
+                f"  (deep: tuning half {deep_by_half[0]}/{even}, held out {deep_by_half[1]}/{odd})"
+            )
+        lines.append(line)
+    return lines
+
+
+async def bench_interaction(
+    url: str, records: Path, quick: bool, mode: str, dump: Path | None = None
+) -> list[str]:
     """Sounds over the bot's reading, a call per family (three at a time), each measured on
     the wire (the call's stereo recording) and in its call record (holds, releases, gaps).
 
@@ -664,6 +760,9 @@ async def bench_interaction(url: str, records: Path, quick: bool, mode: str) -> 
                 stereo, _ = soundfile.read(str(Path(tmp) / f"{i}.wav"), dtype="int16")
                 record = _record(records, report)
                 probes += _measure(family, families[family], stereo, record, 0)
+    if dump is not None:  # every probe and its call-record trace, to see why a row is what it is
+        text = "\n".join(json.dumps(p.__dict__) for p in probes) + "\n"
+        await asyncio.to_thread(dump.write_text, text)
     lines = [f"  (holds: {mode})"]
     for name in names:
         mine = [p for p in probes if p.family == name]
@@ -771,11 +870,15 @@ async def run(
     turn: dict[str, float],
     mode: str,
     records: Path,
+    dump: Path | None = None,
 ) -> None:
     out: dict[str, list[str]] = {}
     if "asr" in sections:
         print("asr ...", flush=True)
         out["recognition (telephone round trip)"] = bench_asr(quick)
+    if "levels" in sections:
+        print("levels ...", flush=True)
+        out["hold levels on the VAD's evidence (no recogniser)"] = bench_levels(quick)
     listen, talk = engines(turn)
     listen_tap, talk_tap = Tap(listen), Tap(talk)
     async with (
@@ -789,7 +892,7 @@ async def run(
             (
                 "interaction",
                 "sounds over the bot, per kind",
-                lambda: bench_interaction(talk_url, records, quick, mode),
+                lambda: bench_interaction(talk_url, records, quick, mode, dump),
             ),
             ("echo", "the bot's own echo", lambda: bench_echo(talk_url, records, quick)),
             ("load", "concurrent calls", lambda: bench_load(listen_url, listen, counts)),
@@ -809,7 +912,7 @@ async def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    all_sections = "asr,latency,pause,barge,interaction,echo,load"
+    all_sections = "asr,levels,latency,pause,barge,interaction,echo,load"
     parser.add_argument("--sections", default=all_sections)
     parser.add_argument("--quick", action="store_true", help="fewer items per section")
     parser.add_argument("--calls", default="4,8,16", help="concurrent calls for the load section")
@@ -825,17 +928,32 @@ def main() -> None:
         default="clear",
         help="a hold clears the carrier's buffer (the default) or only stops sending",
     )
+    parser.add_argument(
+        "--soft",
+        type=float,
+        default=-10.0,
+        help="a soft hold ducks this many dB (the default -10), 0: no soft level",
+    )
+    parser.add_argument(
+        "--probes", type=Path, help="write each interaction probe here (JSON lines)"
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.calls.split(",")]
     turn = {k: float(v) for k, v in (kv.split("=") for kv in args.turn.split(",") if kv)}
     turn = {k: int(v) if v.is_integer() else v for k, v in turn.items()}
-    if args.duck is not None or args.hold == "stop":  # how the gateway's holds sound
-        twilio_aio.Playout = functools.partial(  # type: ignore[misc]
-            Playout, duck_db=args.duck, hold_clears=False
-        )
+    soft = args.soft or None
+    clears = args.duck is None and args.hold == "clear"
+    twilio_aio.Playout = functools.partial(  # type: ignore[misc]  # how the gateway's holds sound
+        Playout, duck_db=args.duck, hold_clears=clears, soft_db=soft
+    )
     mode = args.hold if args.duck is None else f"duck {args.duck} dB"
+    mode += f", soft level {soft} dB" if soft else ", no soft level"
     with tempfile.TemporaryDirectory() as records:
-        asyncio.run(run(args.sections.split(","), args.quick, counts, turn, mode, Path(records)))
+        asyncio.run(
+            run(
+                args.sections.split(","), args.quick, counts, turn, mode, Path(records), args.probes
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import localkit as lk
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.local import controller as ctl
 from engine.local.asr import AsrRequest
@@ -142,7 +144,9 @@ def test_controller_releases_a_backchannel() -> None:
     d = Driver(lambda s, e: "Uh-huh.")
     d.c.bot_audible_until(10_000 * MS)
     d.run([SPEECH] * 12 + [QUIET] * 8)
-    assert [type(x) for x in d.log if not isinstance(x, ctl.Transcribe)] == [
+    assert [
+        type(x) for x in d.log if not isinstance(x, ctl.Transcribe | ctl.Deepen | ctl.Soften)
+    ] == [
         ctl.SpeechStarted,
         ctl.Interrupt,
         ctl.Resume,
@@ -185,7 +189,7 @@ def test_controller_releases_noise_the_recogniser_doubts() -> None:
             out.append(d)
             if isinstance(d, ctl.Transcribe):  # doubted words, answered at once
                 out += c.transcript(d.segment, d.end, "I'm not going to be able to do it.", True)
-    kinds = [type(x) for x in out if not isinstance(x, ctl.Transcribe)]
+    kinds = [type(x) for x in out if not isinstance(x, ctl.Transcribe | ctl.Deepen | ctl.Soften)]
     assert kinds == [ctl.SpeechStarted, ctl.Interrupt, ctl.Resume, ctl.Discard]
     assert out[[type(x) for x in out].index(ctl.Resume)].reason == "noise"
 
@@ -368,5 +372,108 @@ def test_controller_a_word_the_recogniser_is_unsure_of_does_not_take_the_floor(
                 out += c.transcript(d.segment, d.end, "What?", sure=sure)
     assert len([d for d in out if isinstance(d, ctl.InterruptConfirmed)]) == commits
     if not sure:
-        kinds = [type(x) for x in out if not isinstance(x, ctl.Transcribe)]
+        kinds = [
+            type(x) for x in out if not isinstance(x, ctl.Transcribe | ctl.Deepen | ctl.Soften)
+        ]
         assert kinds == [ctl.SpeechStarted, ctl.Interrupt, ctl.Resume, ctl.Discard]
+
+
+# ---------------------------------------------------------------- the hold's two levels
+
+
+def _levels(d: Driver, windows: list[tuple[float, float]]) -> None:
+    for prob, level in windows:
+        d.window(prob, level_db=level)
+
+
+def test_controller_sustained_sure_speech_deepens_the_hold() -> None:
+    d = Driver(lambda s, e: "", delay=50)  # no words yet: the sound alone decides the level
+    d.c.bot_audible_until(10_000 * MS)
+    _levels(d, [(0.7, -20.0)] * 2)  # speech the VAD is not sure of: the soft level only
+    assert d.of(ctl.Interrupt) and not d.of(ctl.Deepen)
+    _levels(d, [(SPEECH, -21.0)])
+    assert not d.of(ctl.Deepen)
+    _levels(d, [(SPEECH, -22.0)])
+    (deep,) = d.of(ctl.Deepen)
+    assert deep.at == 4 * WINDOW  # two windows of sure speech at a steady level
+
+
+def test_controller_a_decaying_burst_stays_soft() -> None:
+    d = Driver(lambda s, e: "", delay=50)
+    d.c.bot_audible_until(10_000 * MS)
+    # A cough: sure enough to the VAD, but 14 dB and more down each window from its peak.
+    _levels(d, [(SPEECH, -8.0), (SPEECH, -22.0), (SPEECH, -33.0), (SPEECH, -40.0)])
+    _levels(d, [(QUIET, -60.0)] * 5)
+    assert d.of(ctl.Interrupt) and d.of(ctl.Deepen) == []
+    (release,) = d.of(ctl.Resume)
+    assert release.reason == "short"
+
+
+def test_controller_a_burst_that_ends_goes_back_to_soft_and_speech_deepens_it_again() -> None:
+    d = Driver(lambda s, e: "", delay=50)
+    d.c.bot_audible_until(10_000 * MS)
+    _levels(d, [(SPEECH, -15.0)] * 3)
+    assert len(d.of(ctl.Deepen)) == 1  # with the soft hold, at once: sure from the start
+    _levels(d, [(SPEECH, -40.0)] * 2)  # fallen 25 dB: not yet (a stop consonant is this long)
+    assert d.of(ctl.Soften) == []
+    _levels(d, [(SPEECH, -40.0)])
+    (soft,) = d.of(ctl.Soften)
+    assert soft.at == d.t
+    _levels(d, [(SPEECH, -16.0)])  # the voice again: deep at once
+    assert len(d.of(ctl.Deepen)) == 2 and d.of(ctl.Resume) == []
+
+
+def test_controller_words_that_take_the_floor_commit_from_the_soft_level() -> None:
+    d = Driver(lambda s, e: "Wait, no, I said Tuesday.", delay=1)
+    d.c.bot_audible_until(10_000 * MS)
+    # Speech the VAD is not sure of (0.6): never deep, yet its words take the floor.
+    _levels(d, [(0.6, -20.0)] * 30)
+    assert d.of(ctl.Deepen) == []
+    assert len(d.of(ctl.InterruptConfirmed)) == 1 and d.of(ctl.Resume) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(-90.0, 0.0)), max_size=80))
+def test_controller_hold_levels_alternate_and_end_with_the_hold(windows) -> None:
+    d = Driver(lambda s, e: "", delay=4)
+    d.c.bot_audible_until(100_000 * MS)
+    _levels(d, windows)
+    level = 0  # 0: no hold, 1: soft, 2: deep
+    for x in d.log:
+        if isinstance(x, ctl.Interrupt):
+            assert level == 0
+            level = 1
+        elif isinstance(x, ctl.Deepen):
+            assert level == 1
+            level = 2
+        elif isinstance(x, ctl.Soften):
+            assert level == 2
+            level = 1
+        elif isinstance(x, ctl.Resume | ctl.InterruptConfirmed):
+            level = 0
+        elif isinstance(x, ctl.EndOfTurn | ctl.Discard | ctl.Backchannel):
+            assert level == 0  # a segment never ends with its hold still open
+
+
+def test_controller_a_released_sound_ends_after_a_long_pause_even_with_words_owed() -> None:
+    d = Driver(lambda s, e: "Uh-huh.", delay=40)  # a recogniser far behind
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([SPEECH] * 6 + [QUIET] * 5)  # a short sound: released before its words
+    assert len(d.of(ctl.Resume)) == 1
+    d.run([QUIET] * 18)  # 0.7 s after it: over, so the next sound is a new segment
+    assert len(d.of(ctl.Discard)) == 1
+    d.run([SPEECH] * 3)
+    assert len(d.of(ctl.SpeechStarted)) == 2
+
+
+def test_controller_a_long_sound_the_vad_half_believes_is_released_while_words_are_owed() -> None:
+    d = Driver(lambda s, e: "", delay=200)  # the recogniser is far behind
+    d.c.bot_audible_until(10_000 * MS)
+    d.run([0.7] * 40)  # 1.3 s the VAD is not sure of (a laugh): never deep
+    assert d.of(ctl.Deepen) == [] and d.of(ctl.InterruptConfirmed) == []
+    (release,) = d.of(ctl.Resume)
+    assert release.reason == "long"
+    sure = Driver(lambda s, e: "", delay=200)
+    sure.c.bot_audible_until(10_000 * MS)
+    sure.run([SPEECH] * 40)  # sure speech as long: a turn, words or not
+    assert sure.of(ctl.Deepen) and len(sure.of(ctl.InterruptConfirmed)) == 1
