@@ -195,10 +195,7 @@ class Playout:
         queue = self._queue
         if not queue or (self._held_at is not None and self._duck is None):
             return out
-        if self._held_at is not None:
-            duck = self._duck
-        else:
-            duck = self._soft_duck if self._soft_at is not None else None
+        duck = self._duck_now()
         play_end = self._play_end
         if play_end < now:
             play_end = now  # the carrier's buffer ran dry: playback restarts on arrival
@@ -236,8 +233,15 @@ class Playout:
         self._last_sent_pos = self._anchor_pos = end_ms
         self._anchor_time = now
         self.frames_sent += 1
-        duck = self._duck if self._held_at is not None else None
+        duck = self._duck_now()
         return frame if duck is None else frame.translate(duck)
+
+    def _duck_now(self) -> bytes | None:
+        """The translate table for frames sent now: the deep duck while a hold is deep, the
+        soft one while it is soft, None when the bot plays as it is."""
+        if self._held_at is not None:
+            return self._duck
+        return self._soft_duck if self._soft_at is not None else None
 
     def _mark(self, end_ms: float) -> str:
         self._since_mark = 0

@@ -114,3 +114,21 @@ def test_gateway_playout_pull_counts_each_frame_heard_as_it_goes() -> None:
     assert playout.pull(0.02) == b"\x01" * 160 and playout.pull(0.04) == b"\x02" * 160
     assert playout.idle and playout.pull(0.06) is None
     assert playout.frames_sent == 3 and playout.marks_sent == 0
+
+
+def test_gateway_playout_pull_ducks_a_soft_hold_and_stops_for_a_deep_one() -> None:
+    """The RTP clock hears the two levels as the Twilio pacer does: soft ducked, deep silent."""
+    playout = Playout(soft_db=-10.0)
+    frame = bytes([0x10]) * 160  # a loud mu-law sample: ducking changes it
+    for i in range(4):
+        playout.enqueue(frame, 20.0 * (i + 1))
+    assert playout.pull(0.0) == frame
+    playout.hold(0.02, soft=True)
+    ducked = playout.pull(0.02)
+    assert (
+        ducked is not None
+        and ducked != frame
+        and ducked == frame.translate(playout._soft_duck or b"")
+    )
+    playout.hold(0.04)  # deep: a silent hold sends nothing
+    assert playout.pull(0.04) is None
