@@ -173,6 +173,7 @@ def create_app(
                     admission=admission,
                     wall_clock=wall_clock,
                     recordings_dir=settings.recordings_dir,
+                    holds=settings.holds,
                 )
             )
         watcher = None

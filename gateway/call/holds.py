@@ -17,7 +17,9 @@ Pure values: validated once, at start-up or when a dial plan loads, never per ca
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
+
+from gateway.call.playout import Playout
 
 __all__ = ["HOLD_MODES", "HoldPolicy", "check"]
 
@@ -42,13 +44,15 @@ class HoldPolicy:
         if problem:
             raise ValueError(problem)
 
-    def playout_options(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`~gateway.call.playout.Playout` for this policy."""
-        return {
-            "hold_clears": self.mode == "clear",
-            "duck_db": self.duck_db if self.mode == "duck" else None,
-            "soft_db": self.soft_db,
-        }
+    def playout(self, lead: float = 0.120, mark_every: int = 2) -> Playout:
+        """A call's playout that holds the way this policy says."""
+        return Playout(
+            lead=lead,
+            mark_every=mark_every,
+            hold_clears=self.mode == "clear",
+            duck_db=self.duck_db if self.mode == "duck" else None,
+            soft_db=self.soft_db,
+        )
 
 
 def check(mode: str, duck_db: float, soft_db: float | None) -> str:

@@ -25,7 +25,6 @@ from starlette.websockets import WebSocketState
 
 from engine.base import CallContext, EngineFailed
 from gateway.call.ledger import CallLedger
-from gateway.call.playout import Playout
 from gateway.call.recording import CallRecorder
 from gateway.call.runner import CallRunner, RequestsDtmf, open_engine
 from gateway.call.session import CallSession
@@ -296,7 +295,9 @@ class StreamCall:
             engine_session,
             ledger,
             origin=origin,
-            playout=Playout(lead=settings.lead_ms / 1000.0, mark_every=settings.mark_every),
+            playout=(bot.holds(settings.holds) if bot is not None else settings.holds).playout(
+                settings.lead_ms / 1000.0, settings.mark_every
+            ),
             recorder=(
                 CallRecorder(origin, settings.max_recording_seconds)
                 if recording is not None

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.call.holds import HoldPolicy
-from gateway.call.playout import Playout
 from gateway.config import ConfigError, load_settings
 from gateway.dialplan import check, load
 from gateway.dialplan.schema import BotAction, Interruption
@@ -37,7 +36,7 @@ def _plan(tmp_path: Path, body: str) -> Path:
 def test_gateway_settings_choose_the_holds_and_refuse_nonsense() -> None:
     settings = load_settings(environ={"OVERTALK_HOLD": "duck", "OVERTALK_HOLD_SOFT_DB": "0"})
     assert settings.holds == HoldPolicy("duck", -30.0, None)
-    assert Playout(**settings.holds.playout_options()).duck_db == -30.0
+    assert settings.holds.playout().duck_db == -30.0
     assert load_settings(environ={}).holds == HoldPolicy()  # clear, soft level -10 dB
     for env, what in (
         ({"OVERTALK_HOLD": "mute"}, "hold must be one of clear, stop, duck"),
@@ -52,7 +51,7 @@ def test_gateway_settings_choose_the_holds_and_refuse_nonsense() -> None:
 def test_gateway_every_policy_makes_a_playout() -> None:
     for mode in ("clear", "stop", "duck"):
         for soft in (None, -6.0):
-            p = Playout(**HoldPolicy(mode, -40.0, soft).playout_options())  # type: ignore[arg-type]
+            p = HoldPolicy(mode, -40.0, soft).playout()  # type: ignore[arg-type]
             assert p.hold_clears == (mode == "clear") and p.soft_db == soft
             assert p.duck_db == (-40.0 if mode == "duck" else None)
 
@@ -94,4 +93,4 @@ def test_gateway_soft_db_is_a_shallow_level_or_off_whatever_is_written(value: ob
         return  # refused with a message (pydantic's ValidationError is a ValueError)
     soft = policy.soft_db
     assert soft is None or (-20.0 < soft < 0.0 and not math.isnan(soft))
-    Playout(**policy.playout_options())  # whatever is accepted makes a playout
+    policy.playout()  # whatever is accepted makes a playout

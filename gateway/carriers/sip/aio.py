@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.base import CallContext, EngineFailed, EngineSession
+from gateway.call.holds import HoldPolicy
 from gateway.call.labels import CallOutcome
 from gateway.call.ledger import CallLedger
 from gateway.call.recording import CallRecorder, recording_path
@@ -137,6 +138,7 @@ class SipGateway:
         admission: Admission | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         recordings_dir: str = "",
+        holds: HoldPolicy | None = None,
     ) -> None:
         if settings.host in ("0.0.0.0", "::") and not settings.public_host:
             raise ConfigError("listening on a wildcard address needs OVERTALK_SIP_PUBLIC_HOST")
@@ -149,6 +151,8 @@ class SipGateway:
         self.admission = admission or Admission({}, calls.active)
         self.wall_clock = wall_clock
         self.recordings_dir = recordings_dir
+        #: How a call's holds sound unless its bot says (the gateway's settings).
+        self.holds = holds or HoldPolicy()
         credentials = (
             Credentials(settings.username, settings.password) if settings.username else None
         )
@@ -562,6 +566,7 @@ class SipGateway:
             engine_session,
             call.ledger,
             origin=origin,
+            playout=(bot.holds(self.holds) if bot is not None else self.holds).playout(),
             recorder=CallRecorder(origin) if recording is not None else None,
             carrier_clock=True,
         )
@@ -856,6 +861,7 @@ async def sip_server(
     admission: Admission | None = None,
     wall_clock: Callable[[], datetime] | None = None,
     recordings_dir: str = "",
+    holds: HoldPolicy | None = None,
 ) -> AsyncIterator[SipGateway]:
     """Run the SIP carrier for the block's duration (the app's lifespan wraps it)."""
     gateway = SipGateway(
@@ -866,6 +872,7 @@ async def sip_server(
         lifecycle=lifecycle,
         admission=admission,
         recordings_dir=recordings_dir,
+        holds=holds,
     )
     if wall_clock is not None:
         gateway.wall_clock = wall_clock

@@ -27,7 +27,6 @@ from twilio.twiml.voice_response import VoiceResponse
 from engine.base import CallContext, EngineFailed
 from gateway.call.labels import CallOutcome
 from gateway.call.ledger import CallLedger
-from gateway.call.playout import Playout
 from gateway.call.recording import CallRecorder, recording_path
 from gateway.call.registry import CallRegistry
 from gateway.call.runner import CallRunner, open_engine
@@ -670,7 +669,9 @@ class _MediaCall:
             engine_session,
             ledger,
             origin=origin,
-            playout=Playout(lead=settings.lead_ms / 1000.0, mark_every=settings.mark_every),
+            playout=(bot.holds(settings.holds) if bot is not None else settings.holds).playout(
+                settings.lead_ms / 1000.0, settings.mark_every
+            ),
             recorder=(
                 CallRecorder(origin, settings.max_recording_seconds)
                 if recording is not None
