@@ -32,9 +32,10 @@ __all__ = ["Admission", "EngineLoad", "default_capacity", "parse_capacity"]
 
 #: Key of the capacity that applies to every engine not named.
 EVERY = "*"
-#: Calls per CPU core the embedded engine carried with response p90 <= 400 ms: 32 on the
-#: 2-core development machine (tests/bench/bench_sip.py --overload; 40 gave p90 985 ms).
-LOCAL_CALLS_PER_CORE = 16
+#: Calls per CPU core the embedded engine carried with response p90 <= 400 ms: 24 on the
+#: 2-core development machine with the callers in another process (tests/bench/bench_sip.py
+#: --overload: 24 calls p90 186-334 ms, 28 calls p90 3.1 s).
+LOCAL_CALLS_PER_CORE = 12
 
 
 def default_capacity(configured: Mapping[str, int], cores: int) -> dict[str, int]:

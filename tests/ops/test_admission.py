@@ -60,8 +60,8 @@ def test_capacity_parses(text: str, capacity: dict[str, int]) -> None:
 
 
 def test_capacity_default_gives_local_engine_its_measured_figure_per_core() -> None:
-    assert default_capacity({}, 2) == {"local": 32}
-    assert default_capacity({"echo": 5}, 4) == {"echo": 5, "local": 64}
+    assert default_capacity({}, 2) == {"local": 24}
+    assert default_capacity({"echo": 5}, 4) == {"echo": 5, "local": 48}
     assert default_capacity({"local": 3}, 8) == {"local": 3}
     assert default_capacity({"*": 10}, 8) == {"*": 10}  # one number for every engine
 
