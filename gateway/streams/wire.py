@@ -22,7 +22,10 @@ from gateway.ops.logs import field as log_field
 from gateway.streams.codec import WireCodec, WireFormat
 from gateway.streams.events import (
     CLOSE_TOO_BIG,
+    DTMF_DIGITS,
+    DigitPressed,
     LocalProtocolError,
+    PlayedUpTo,
     RatePolicer,
     RemoteProtocolError,
     StreamEvent,
@@ -31,7 +34,10 @@ from gateway.streams.events import (
     Violation,
 )
 
-__all__ = ["JsonStreamCore", "small_int"]
+__all__ = ["MAX_MARK_CHARS", "JsonStreamCore", "small_int"]
+
+#: Our mark names are short; a longer one echoed back is not ours.
+MAX_MARK_CHARS = 64
 
 
 def small_int(value: object, default: int) -> int | None:
@@ -145,6 +151,22 @@ class JsonStreamCore(abc.ABC):
         if self.violations > self.max_violations:
             raise RemoteProtocolError(f"{self.violations} bad messages; last: {reason}")
         self._events.append(Violation(reason, kind))
+
+    def _played_up_to(self, name: object, what: str) -> None:
+        """A carrier's played-position echo naming one of our marks (``what``: its message)."""
+        if not isinstance(name, str) or len(name) > MAX_MARK_CHARS:
+            self._violation("bad-mark", f"{what} without a mark of ours")
+            return
+        self._events.append(PlayedUpTo(name))
+
+    def _digit_pressed(
+        self, digit: object, what: str, digits: frozenset[str] = DTMF_DIGITS
+    ) -> None:
+        """A key the caller pressed, from the carrier's DTMF message ``what``."""
+        if not isinstance(digit, str) or digit not in digits:
+            self._violation("bad-dtmf", f"{what} with digit {log_field(digit, 10)}")
+            return
+        self._events.append(DigitPressed(digit))
 
     def _in_call(self, event: str) -> bool:
         """True when a call message may arrive now; a violation otherwise."""

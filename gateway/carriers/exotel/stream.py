@@ -44,9 +44,7 @@ from gateway.ops.logs import field as log_field
 from gateway.streams.codec import Encoding, WireFormat
 from gateway.streams.events import (
     CallerAudio,
-    DigitPressed,
     LocalProtocolError,
-    PlayedUpTo,
     RemoteProtocolError,
     StreamEnded,
     StreamOpened,
@@ -73,7 +71,6 @@ MAX_CHUNK_BYTES = 100_000
 #: The gateway's custom parameters (route names and token) in ``start``: generous bounds.
 MAX_PARAMETERS = 16
 MAX_PARAMETER_CHARS = 500
-MAX_MARK_CHARS = 64
 _DTMF_DIGITS = frozenset("0123456789*#")
 #: The applet passes at most 3 custom parameters, so the dial-plan names a stream needs
 #: (route, branch, plan and path) travel packed in one, ``route/branch/plan/path``: none of
@@ -256,21 +253,15 @@ class ExotelStream(JsonStreamCore):
         if not self._in_call_of(msg, "mark"):
             return
         mark = msg.get("mark")
-        name = mark.get("name") if isinstance(mark, dict) else None
-        if not isinstance(name, str) or len(name) > MAX_MARK_CHARS:
-            self._violation("bad-mark", "'mark' without a name of ours")
-            return
-        self._events.append(PlayedUpTo(name))
+        self._played_up_to(mark.get("name") if isinstance(mark, dict) else None, "'mark'")
 
     def _receive_dtmf(self, msg: dict[str, Any]) -> None:
         if not self._in_call_of(msg, "dtmf"):
             return
         dtmf = msg.get("dtmf")
-        digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
-        if not isinstance(digit, str) or digit not in _DTMF_DIGITS:
-            self._violation("bad-dtmf", f"'dtmf' with digit {log_field(digit, 10)}")
-            return
-        self._events.append(DigitPressed(digit))
+        self._digit_pressed(
+            dtmf.get("digit") if isinstance(dtmf, dict) else None, "'dtmf'", _DTMF_DIGITS
+        )
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -32,10 +32,7 @@ from gateway.ids import is_uuid
 from gateway.ops.logs import field as log_field
 from gateway.streams.codec import Encoding, WireFormat
 from gateway.streams.events import (
-    DTMF_DIGITS,
     CallerAudio,
-    DigitPressed,
-    PlayedUpTo,
     RemoteProtocolError,
     StreamOpened,
     StreamState,
@@ -51,7 +48,6 @@ CONTENT_TYPES: dict[str, WireFormat] = {
     "audio/x-l16;rate=16000": WireFormat(Encoding.L16, 16000),
 }
 _ENCODINGS = {"audio/x-mulaw": Encoding.ULAW, "audio/x-l16": Encoding.L16}
-MAX_MARK_CHARS = 64
 
 
 def content_type(wire: WireFormat) -> tuple[str, int]:
@@ -81,11 +77,7 @@ class PlivoStream(JsonStreamCore):
             self._receive_media(msg)
         elif event == "playedStream":
             if self._in_call_of(msg, event):
-                name = msg.get("name")
-                if not isinstance(name, str) or len(name) > MAX_MARK_CHARS:
-                    self._violation("bad-mark", "'playedStream' without a checkpoint of ours")
-                    return
-                self._events.append(PlayedUpTo(name))
+                self._played_up_to(msg.get("name"), "'playedStream'")
         elif event == "clearedAudio":
             self._in_call_of(msg, event)  # the clear's confirmation: nothing more to do
         elif event == "dtmf":
@@ -176,11 +168,7 @@ class PlivoStream(JsonStreamCore):
         if not self._in_call_of(msg, "dtmf"):
             return
         dtmf = msg.get("dtmf")
-        digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
-        if not isinstance(digit, str) or digit not in DTMF_DIGITS:
-            self._violation("bad-dtmf", f"'dtmf' with digit {log_field(digit, 10)}")
-            return
-        self._events.append(DigitPressed(digit))
+        self._digit_pressed(dtmf.get("digit") if isinstance(dtmf, dict) else None, "'dtmf'")
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -28,10 +28,7 @@ from gateway.ids import is_telnyx_call_control_id, is_uuid
 from gateway.ops.logs import field as log_field
 from gateway.streams.codec import Encoding, WireFormat
 from gateway.streams.events import (
-    DTMF_DIGITS,
     CallerAudio,
-    DigitPressed,
-    PlayedUpTo,
     RemoteProtocolError,
     StreamEnded,
     StreamOpened,
@@ -50,7 +47,6 @@ CODECS: dict[str, tuple[Encoding, tuple[int, ...]]] = {
     "L16": (Encoding.L16, (8000, 16000)),
 }
 #: Our mark names are ``generation:position``; an echo longer than this is not one of ours.
-MAX_MARK_CHARS = 64
 _CLEAR = '{"event":"clear"}'
 
 
@@ -174,21 +170,13 @@ class TelnyxStream(JsonStreamCore):
         if not self._in_call_of(msg, "mark"):
             return
         mark = msg.get("mark")
-        name = mark.get("name") if isinstance(mark, dict) else None
-        if not isinstance(name, str) or len(name) > MAX_MARK_CHARS:
-            self._violation("bad-mark", "'mark' without a name of ours")
-            return
-        self._events.append(PlayedUpTo(name))
+        self._played_up_to(mark.get("name") if isinstance(mark, dict) else None, "'mark'")
 
     def _receive_dtmf(self, msg: dict[str, Any]) -> None:
         if not self._in_call_of(msg, "dtmf"):
             return
         dtmf = msg.get("dtmf")
-        digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
-        if not isinstance(digit, str) or digit not in DTMF_DIGITS:
-            self._violation("bad-dtmf", f"'dtmf' with digit {log_field(digit, 10)}")
-            return
-        self._events.append(DigitPressed(digit))
+        self._digit_pressed(dtmf.get("digit") if isinstance(dtmf, dict) else None, "'dtmf'")
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -41,10 +41,7 @@ from gateway.ops.logs import field as log_field
 from gateway.streams.codec import Encoding, WireFormat
 from gateway.streams.events import (
     CLOSE_TOO_BIG,
-    DTMF_DIGITS,
     CallerAudio,
-    DigitPressed,
-    PlayedUpTo,
     RemoteProtocolError,
     StreamOpened,
     StreamState,
@@ -60,7 +57,6 @@ RATES = (8000, 16000)
 #: The NCCO header naming the call leg the socket carries (its UUID, from the answer webhook).
 CALL_HEADER = "call_uuid"
 #: The gateway's own mark names are ``generation:position``; an echo longer than this is not one.
-MAX_MARK_CHARS = 64
 _CLEAR = '{"action":"clear"}'
 
 
@@ -209,17 +205,10 @@ class VonageStream(JsonStreamCore):
     def _receive_notify(self, msg: dict[str, Any]) -> None:
         payload = msg.get("payload")
         name = payload.get("mark") if isinstance(payload, dict) else None
-        if not isinstance(name, str) or len(name) > MAX_MARK_CHARS:
-            self._violation("bad-mark", "websocket:notify without a mark of ours")
-            return
-        self._events.append(PlayedUpTo(name))
+        self._played_up_to(name, "websocket:notify")
 
     def _receive_dtmf(self, msg: dict[str, Any]) -> None:
-        digit = msg.get("digit")
-        if not isinstance(digit, str) or digit not in DTMF_DIGITS:
-            self._violation("bad-dtmf", f"websocket:dtmf with digit {log_field(digit, 10)}")
-            return
-        self._events.append(DigitPressed(digit))
+        self._digit_pressed(msg.get("digit"), "websocket:dtmf")
 
     # -- sending -----------------------------------------------------------------------------
 
