@@ -60,6 +60,8 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
 MAX_ZONE_CHARS = 64
 #: How much of a line a report quotes.
 _OPENING_CHARS = 80
+#: Where a line inside a multi-line row is cut into fields when looking for a swallowed row.
+_FIELDS = re.compile(r"[,\"]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +224,7 @@ def read_contacts(
             result.blank += line - start + 1
             continue  # a blank line is not a row
         raw = ",".join(row)
-        if line > start and _swallowed(physical[start - 1 : line], len(columns), phone_column,
-                                       columns, default_country_code):  # fmt: skip
+        if line > start and _swallowed(physical[start - 1 : line], default_country_code):
             opening = _opening(physical, start)
             result.skipped.append(RowProblem(
                 start,
@@ -262,23 +263,17 @@ def _opening(physical: list[str], line: int) -> str:
     return text if len(text) <= _OPENING_CHARS else text[:_OPENING_CHARS] + "..."
 
 
-def _swallowed(
-    lines: list[str], width: int, phone_column: str, columns: list[str], country: str
-) -> bool:
+def _swallowed(lines: list[str], country: str) -> bool:
     """Whether a row read over several lines took in rows of its own: its quotes never close
-    (the file ended inside a field), or a line inside it is a whole row with a phone number.
-    A quoted line break inside a value ("Ed" newline "ward") is neither, and is kept."""
+    (the file ended inside a field), or a line inside it carries a phone number in any of its
+    fields, as a row of its own would. A quoted line break inside a value ("Ed" newline
+    "ward") is neither, and is kept."""
     if sum(text.count('"') for text in lines) % 2:
         return True
-    index = columns.index(phone_column)
     for text in lines[1:]:
-        try:
-            (cells,) = csv.reader([text])
-        except (csv.Error, ValueError):
-            continue
-        if len(cells) == width:
+        for piece in _FIELDS.split(text):  # split naively: the line's own quotes may be open
             try:
-                normalize(cells[index].strip().strip('"'), country)
+                normalize(piece.strip(), country)
             except ValueError:
                 continue
             return True
