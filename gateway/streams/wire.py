@@ -65,6 +65,8 @@ class JsonStreamCore(abc.ABC):
 
     #: Subclasses say whether the carrier echoes marks (exact heard position).
     exact_heard = True
+    #: The key that names the stream in the carrier's call messages; None: they do not.
+    stream_key: str | None = None
 
     def __init__(
         self,
@@ -82,6 +84,8 @@ class JsonStreamCore(abc.ABC):
         self.violations = 0
         self.messages_received = 0
         self.codec: WireCodec | None = None
+        #: The stream the carrier's ``start`` named; call messages for another are refused.
+        self._stream: str | None = None
         self._policer = RatePolicer(max_rate, burst)
         self._events: list[StreamEvent] = []
         self._out: deque[str | bytes] = deque()
@@ -178,7 +182,18 @@ class JsonStreamCore(abc.ABC):
             return False
         return True
 
+    def _in_call_of(self, msg: dict[str, Any], event: str) -> bool:
+        """True when a call message may arrive now and names this stream, if it names one."""
+        if not self._in_call(event):
+            return False
+        sid = msg.get(self.stream_key) if self.stream_key is not None else None
+        if sid is not None and sid != self._stream:
+            self._violation("wrong-stream", f"{event!r} for stream {log_field(sid, 40)}")
+            return False
+        return True
+
     def _opened(self, opened: StreamOpened, wire: WireFormat, clear_message: str | bytes) -> None:
+        self._stream = opened.stream_id
         self.codec = WireCodec(wire)
         self._clear_message = clear_message
         self.state = StreamState.STREAMING

@@ -119,6 +119,7 @@ class ExotelStream(JsonStreamCore):
 
     #: Exotel echoes a mark "when audio you previously sent has finished playing".
     exact_heard = True
+    stream_key = "stream_sid"
 
     def __init__(
         self,
@@ -167,15 +168,6 @@ class ExotelStream(JsonStreamCore):
             pass  # an acknowledgement of ours, where Exotel sends one: nothing to do
         else:
             self._violation("unknown-event", f"unknown event {log_field(event, 40)}")
-
-    def _in_call_of(self, msg: dict[str, Any], event: str) -> bool:
-        if not self._in_call(event):
-            return False
-        sid = msg.get("stream_sid")
-        if sid is not None and sid != self.stream_sid:
-            self._violation("wrong-stream", f"{event!r} for stream {log_field(sid, 40)}")
-            return False
-        return True
 
     def _receive_start(self, msg: dict[str, Any]) -> None:
         if self.state is not StreamState.AWAITING_START:

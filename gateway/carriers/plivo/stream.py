@@ -64,6 +64,7 @@ class PlivoStream(JsonStreamCore):
     """
 
     exact_heard = True
+    stream_key = "streamId"
 
     def __init__(self, parameters: Mapping[str, str] | None = None, **limits: Any) -> None:
         super().__init__(**limits)
@@ -86,15 +87,6 @@ class PlivoStream(JsonStreamCore):
             self._receive_start(msg)
         else:
             self._violation("unknown-event", f"unknown event {log_field(event, 40)}")
-
-    def _in_call_of(self, msg: dict[str, Any], event: str) -> bool:
-        if not self._in_call(event):
-            return False
-        sid = msg.get("streamId")
-        if sid is not None and sid != self.stream_id:
-            self._violation("wrong-stream", f"{event!r} for stream {log_field(sid, 40)}")
-            return False
-        return True
 
     def _receive_start(self, msg: dict[str, Any]) -> None:
         if self.state is not StreamState.AWAITING_START:

@@ -59,6 +59,7 @@ class TelnyxStream(JsonStreamCore):
     """
 
     exact_heard = True
+    stream_key = "stream_id"
 
     def __init__(self, **limits: Any) -> None:
         super().__init__(**limits)
@@ -88,15 +89,6 @@ class TelnyxStream(JsonStreamCore):
                 self._violation("out-of-order", "'connected' after 'start'")
         else:
             self._violation("unknown-event", f"unknown event {log_field(event, 40)}")
-
-    def _in_call_of(self, msg: dict[str, Any], event: str) -> bool:
-        if not self._in_call(event):
-            return False
-        sid = msg.get("stream_id")
-        if sid is not None and sid != self.stream_id:
-            self._violation("wrong-stream", f"{event!r} for stream {log_field(sid, 40)}")
-            return False
-        return True
 
     def _receive_start(self, msg: dict[str, Any]) -> None:
         if self.state is not StreamState.AWAITING_START:
