@@ -16,6 +16,12 @@ before the audio ends, bound the tokens by the duration, and cut any restart of 
 WER and time per option are in the README of the local engine's benchmark
 (tests/bench/bench_local.py prints them).
 
+A sound over the bot is read twice from one encoder pass (:attr:`AsrRequest.primed`): as
+usual, and *primed*, the decoder's previous text being :data:`PRIMER`, a line of sounds that are
+not words. Primed, Whisper writes a cough, a laugh, a breath, a sneeze or a hum the way the
+primer does ("Ha", "Ah...", "Mm-hmm.") instead of inventing words for it ("I'm out!", "Two!",
+"And my mom."), while speech keeps its words; see :data:`PRIMER` for the figures.
+
 The recogniser is a one-method seam (:class:`Recognizer`) so tests and other models plug in.
 """
 
@@ -33,6 +39,7 @@ import numpy as np
 from engine.local.heap import cap_primitive_cache
 
 __all__ = [
+    "PRIMER",
     "AsrRequest",
     "Recognizer",
     "Transcription",
@@ -43,6 +50,15 @@ __all__ = [
 
 RATE = 16000
 
+#: The previous text of a primed reading. Measured on the shared recordings after a telephone
+#: round trip (``tests/bench/bench_local.py --sections primer`` prints it): primed, 15 of 16
+#: coughs, 5 of 5 laughs, 2 of 2 sneezes, 6 of 6 breaths, 9 of 10 spoken backchannels and 12 of
+#: 16 barks read as no words or as sounds that are not words (unprimed: 12, 5, 1, 3, 7 and 4),
+#: while all 23 recorded sentences and 16 short spoken interruptions ("Wait.", "Hold on.",
+#: "Tuesday.") still read as words. It holds only the sounds' spellings, no word a caller
+#: might say to take the floor.
+PRIMER = "Hmm. Mm-hmm. Uh-huh. Ha ha. Oh. Ah. Ugh."
+
 
 @dataclass(frozen=True, slots=True)
 class AsrRequest:
@@ -51,6 +67,9 @@ class AsrRequest:
 
     audio: np.ndarray
     prompt: str = ""
+    #: Also read it primed for sounds that are not words (:data:`PRIMER`): a sound over the
+    #: bot, whose words decide whether the caller takes the floor.
+    primed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +85,8 @@ class Transcription:
     text: str
     no_speech: float = 0.0
     logprob: float = 0.0
+    #: The primed reading, when it was asked for (:attr:`AsrRequest.primed`).
+    primed: str | None = None
 
     @property
     def doubtful(self) -> bool:
@@ -120,17 +141,18 @@ class WhisperRecognizer:
         self.tail_s = tail_s
         self.tokens_per_s = tokens_per_s
         self.timestamps = timestamps
+        self._primer = self._prompt(PRIMER)
 
     def transcribe(self, requests: Sequence[AsrRequest]) -> list[Transcription]:
-        """One encoder and decoder pass per prompt length (all audio padded to one length).
+        """One encoder pass for the batch, then one decoder pass per prompt length.
 
         CTranslate2's ``generate`` needs ``<|startoftranscript|>`` at the same position in
         every prompt of a batch, so a request with a previous-text prompt of 12 tokens cannot
-        share a pass with one of 30 tokens or none: requests are grouped by prompt length.
+        share a pass with one of 30 tokens or none: requests are grouped by prompt length, each
+        group decoding the shared encoder output (the primed readings are one more group).
         """
         if not requests:
             return []
-        tok = self.tokenizer
         longest = max(len(r.audio) for r in requests) / RATE
         # Whole seconds: every distinct input length costs the encoder's oneDNN primitives a
         # cache entry of ~1 MiB (see engine.local.heap), so lengths come in a few sizes only.
@@ -143,19 +165,49 @@ class WhisperRecognizer:
             padded = np.zeros(int(length * RATE), np.float32)
             padded[: len(req.audio)] = req.audio
             feats[i] = self.features(padded, padding=0)[:, :frames]
-            prompt = list(tok.sot_sequence)
-            if not self.timestamps:
-                prompt.append(tok.no_timestamps)
-            if req.prompt:
-                previous = tok.encode(" " + req.prompt.strip())[-100:]
-                prompt = [tok.sot_prev, *previous, *prompt]
+            prompt = self._prompt(req.prompt)
             prompts.append(prompt)
             groups.setdefault(len(prompt), []).append(i)
-        out: list[Transcription | None] = [None] * len(requests)
-        for size, members in groups.items():
+        encoded = self.model.encode(self._ct2.StorageView.from_array(feats), to_cpu=True)
+        readings = self._decode(requests, encoded, list(groups.values()), prompts)
+        primed = [i for i, r in enumerate(requests) if r.primed]
+        second = self._decode(requests, encoded, [primed], [self._primer] * len(requests))
+        return [
+            Transcription(text, no_speech, logprob, second[i][0] if i in second else None)
+            for i, (text, no_speech, logprob) in sorted(readings.items())
+        ]
+
+    def _prompt(self, previous: str) -> list[int]:
+        tok = self.tokenizer
+        prompt = list(tok.sot_sequence)
+        if not self.timestamps:
+            prompt.append(tok.no_timestamps)
+        if previous:
+            prompt = [tok.sot_prev, *tok.encode(" " + previous.strip())[-100:], *prompt]
+        return prompt
+
+    def _decode(
+        self,
+        requests: Sequence[AsrRequest],
+        encoded: object,
+        groups: list[list[int]],
+        prompts: list[list[int]],
+    ) -> dict[int, tuple[str, float, float]]:
+        """Text, no-speech probability and mean log-probability per request of ``groups``,
+        each group decoding its rows of the encoder output in one pass."""
+        out: dict[int, tuple[str, float, float]] = {}
+        whole: np.ndarray | None = None
+        for members in groups:
+            if not members:
+                continue
+            rows = encoded
+            if len(members) < len(requests):  # a group's own rows (the StorageView can't slice)
+                whole = np.asarray(encoded) if whole is None else whole
+                rows = self._ct2.StorageView.from_array(np.ascontiguousarray(whole[members]))
+            size = len(prompts[members[0]])
             group_longest = max(len(requests[i].audio) for i in members) / RATE
             results = self.model.generate(
-                self._ct2.StorageView.from_array(np.ascontiguousarray(feats[members])),
+                rows,
                 [prompts[i] for i in members],
                 beam_size=1,
                 max_length=size + int(6 + group_longest * self.tokens_per_s),
@@ -165,12 +217,12 @@ class WhisperRecognizer:
                 return_no_speech_prob=True,
             )
             for i, res in zip(members, results, strict=True):
-                out[i] = Transcription(
+                out[i] = (
                     cut_repetition(self._text(res.sequences_ids[0], len(requests[i].audio) / RATE)),
                     float(res.no_speech_prob),
                     float(res.scores[0]) if res.scores else 0.0,
                 )
-        return [t for t in out if t is not None]
+        return out
 
     def _text(self, ids: list[int], duration: float) -> str:
         """The words of segments that start before the audio ends (later ones are invented)."""

@@ -39,8 +39,9 @@ the next window of sure speech. The sound is judged on its evidence, fastest fir
   take the floor commit (:class:`InterruptConfirmed`); sounds a voice makes that are not words
   ("hahaha", "hmm", "oof": :func:`nlu.is_vocal_sound`) release at once; no words, words the
   recogniser doubts, more words than the sound could hold (a recogniser inventing "I'm so
-  sorry" for a cough), a word or two it is unsure of ("What?" for a bark), or a backchannel
-  ("uh-huh") release once the sound ends;
+  sorry" for a cough), words that are gone when it reads the sound again primed for sounds
+  that are not words ("Two!" for a sneeze reads "Ha ha" primed), a word or two it is unsure of
+  ("What?" for a bark), or a backchannel ("uh-huh") release once the sound ends;
 - speech past ``backchannel_max_ms``, or a hold past ``confirm_ms``, releases if its words were
   judged (they did not take the floor); if none came back yet (the recogniser is behind), it
   commits when the hold is deep (sure speech: the caller has been at it a while) and releases
@@ -173,11 +174,14 @@ class SpeechStarted:
 
 @dataclass(frozen=True, slots=True)
 class Transcribe:
-    """Transcribe caller audio ``[start, end)`` and report it with :meth:`transcript`."""
+    """Transcribe caller audio ``[start, end)`` and report it with :meth:`transcript`;
+    ``primed``: a sound over the bot, to be read a second time primed for sounds that are not
+    words (see :mod:`engine.local.asr`), which its judgement weighs."""
 
     segment: int
     start: int
     end: int
+    primed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +289,8 @@ class _Segment:
     text_until: int = -1
     doubtful: bool = False
     sure: bool = True
+    #: The latest primed reading (None: not asked for, or not in yet).
+    primed: str | None = None
     #: A barge-in held while it is judged.
     pending_interrupt: bool = False
     interrupt_at: int = 0
@@ -391,30 +397,35 @@ class TurnController:
             and seg.asked_until is None
             and seg.text_until < seg.last_speech
         ):
-            seg.asked_until = t
-            out.append(Transcribe(seg.id, max(0, seg.onset - cfg.samples(cfg.pre_roll_ms)), t))
+            self._ask(seg, out)
         elif (
             gap == 0 and t - seg.onset >= cfg.max_utterance_s * cfg.rate and seg.asked_until is None
         ):
-            seg.asked_until = t
-            out.append(Transcribe(seg.id, max(0, seg.onset - cfg.samples(cfg.pre_roll_ms)), t))
+            self._ask(seg, out)
         self._decide(seg, out)
         return out
 
     def transcript(
-        self, segment: int, end: int, text: str, doubtful: bool = False, sure: bool = True
+        self,
+        segment: int,
+        end: int,
+        text: str,
+        doubtful: bool = False,
+        sure: bool = True,
+        primed: str | None = None,
     ) -> list[Decision]:
         """The words of a :class:`Transcribe` request (for the segment, up to ``end``);
         ``doubtful``: the recogniser doubts it heard speech at all (an interruption by such
         words is taken for noise); ``sure``: it is confident of the words (a word or two it
-        is not sure of does not take the floor from the bot)."""
+        is not sure of does not take the floor from the bot); ``primed``: the primed reading,
+        if it was asked for (words there too, or the sound is not a turn)."""
         out: list[Decision] = []
         seg = self._segment
         if seg is None or seg.id != segment:
             return out
         seg.asked_until = None
         seg.text, seg.text_until, seg.doubtful = text.strip(), end, doubtful
-        seg.sure = sure
+        seg.sure, seg.primed = sure, primed
         if seg.pending_interrupt or seg.released:
             self._judge_words(seg, out)
             if self._segment is None:
@@ -424,14 +435,17 @@ class TurnController:
         if seg.text_until < seg.last_speech and t_gap(
             self.t, seg.last_speech
         ) >= self.config.samples(self.config.pause_ms):
-            # Speech went on while we transcribed and has paused again: ask for the rest.
-            seg.asked_until = self.t
-            start = max(0, seg.onset - self.config.samples(self.config.pre_roll_ms))
-            out.append(Transcribe(seg.id, start, self.t))
+            self._ask(seg, out)  # speech went on while we transcribed and has paused again
         self._decide(seg, out)
         return out
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _ask(self, seg: _Segment, out: list[Decision]) -> None:
+        """Ask for the words of the segment so far (with the pre-roll before its onset)."""
+        seg.asked_until = self.t
+        start = max(0, seg.onset - self.config.samples(self.config.pre_roll_ms))
+        out.append(Transcribe(seg.id, start, self.t, seg.pending_interrupt or seg.released))
 
     def _open(self, onset: int, t: int, barge: bool, out: list[Decision]) -> _Segment:
         seg = _Segment(self._next_id, onset, t, barge, speech_samples=t - onset)
@@ -480,8 +494,7 @@ class TurnController:
                 else t - seg.onset >= cfg.samples(cfg.first_partial_ms)
             )
         ):
-            seg.asked_until = t
-            out.append(Transcribe(seg.id, max(0, seg.onset - cfg.samples(cfg.pre_roll_ms)), t))
+            self._ask(seg, out)
         if seg.pending_interrupt:
             if (
                 not words_in
@@ -542,6 +555,15 @@ class TurnController:
         count = len(nlu.words(text))
         if count >= 2 and count > cfg.max_words_per_s * spoken_s:
             return "noise"
+        if seg.primed is not None:  # read again primed to write non-words as such: words still?
+            if nlu.completeness(seg.primed) is nlu.Completeness.EMPTY:
+                return "noise"
+            if nlu.is_backchannel(seg.primed) and seg.speech_samples <= cfg.samples(
+                cfg.backchannel_max_ms
+            ):
+                return "backchannel"
+            if nlu.is_vocal_sound(seg.primed):
+                return "vocal"
         if not seg.sure and count < cfg.sure_words:
             return "unsure"  # "What?" from a bark: a word or two the recogniser doubts
         return "floor"

@@ -117,11 +117,12 @@ _HALLUCINATIONS = frozenset(
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 #: Sounds a voice makes that are not words, as a recogniser spells them: laughter ("hahaha",
-#: "heh"), vowels and hums ("oh", "ooh", "ahh", "hmm", "mm"), coughs and sneezes ("oof", "ugh",
-#: "achoo", "ahem"), and runs of bare consonants ("w-h-h-h", "f"). A property of English
-#: spelling, not of any recording: throat clearing and sighs come out the same way.
+#: "heh"), vowels, hums and fillers ("oh", "ooh", "ahh", "hmm", "mm", "um"), coughs and
+#: sneezes ("oof", "ugh", "achoo", "ahem"), and runs of bare consonants ("w-h-h-h", "f"). A
+#: property of English spelling, not of any recording: throat clearing and sighs come out the
+#: same way.
 _VOCAL_RE = re.compile(
-    r"[aeiouh]*[aeiou][aeiouh]*|h*m+h*m*|[b-df-hj-np-tv-z]|"
+    r"[aeiouh]*[aeiou][aeiouh]*|h*m+h*m*|u+h?m+|[b-df-hj-np-tv-z]|"
     r"oof|ugh|ow|ouch|achoo|atchoo|ahem|phew|whew|pfft|psst|sh+|tsk|eek|brr+|argh|erm|hmph|"
     r"whoa|wo+w|w?hoo+"
 )

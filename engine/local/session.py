@@ -291,8 +291,8 @@ class LocalSession(EngineSession):
                 window = self.controller.config.samples(self.controller.config.continuation_ms)
                 if barge_in and answered is not None and onset - answered.speech_end <= window:
                     self._continuing = segment
-            case ctl.Transcribe(segment=segment, start=start, end=end):
-                self._transcribe(segment, start, end)
+            case ctl.Transcribe(segment=segment, start=start, end=end, primed=primed):
+                self._transcribe(segment, start, end, primed)
             case ctl.Partial(text=text):
                 self.channel.put(Transcript("caller", text, final=False))
             case ctl.Interrupt(onset=onset, at=at):
@@ -316,11 +316,11 @@ class LocalSession(EngineSession):
 
     # -- recognition -------------------------------------------------------------------------
 
-    def _transcribe(self, segment: int, start: int, end: int) -> None:
+    def _transcribe(self, segment: int, start: int, end: int, primed: bool) -> None:
         start = max(start, end - _MAX_RECOGNISED, 0)
         audio = self._read_history(start, end)
         prompt = self._reply.question
-        request = AsrRequest(audio, prompt)
+        request = AsrRequest(audio, prompt, primed)
 
         def done(result: Transcription | None, seconds: float) -> None:
             if self._closed:
@@ -329,7 +329,7 @@ class LocalSession(EngineSession):
             heard = result or Transcription("")
             sure = heard.no_speech < _SURE_NO_SPEECH and heard.logprob > _SURE_LOGPROB
             for decision in self.controller.transcript(
-                segment, end, heard.text, heard.doubtful, sure
+                segment, end, heard.text, heard.doubtful, sure, heard.primed
             ):
                 self._act(decision)
 

@@ -1,7 +1,8 @@
 """The local engine, measured on the real recordings through the gateway and the simulator.
 
     python tests/bench/bench_local.py [--quick] [--calls 4,8,16]
-        [--sections asr,levels,latency,pause,barge,interaction,echo,load] [--hold clear|stop]
+        [--sections asr,primer,levels,latency,pause,barge,interaction,echo,load]
+        [--hold clear|stop]
         [--duck DB] [--soft DB] [--probes FILE]
 
 Every call goes through the whole path: ``create_app(Settings(), engine=LocalEngine(...))``
@@ -16,6 +17,8 @@ Sections:
 
 - asr: word error rate and time per utterance over the speech recordings after a telephone
   round trip (8 kHz mu-law), for the default recogniser and two other window settings;
+- primer: per kind of sound, how many clips the recogniser reads as no words or as sounds that
+  are not words, plainly and primed (see :func:`bench_primer`): deterministic, a minute;
 - levels: the hold's soft and deep levels on the VAD's evidence alone (see :func:`bench_levels`):
   deterministic, seconds to run;
 - latency: caller's end of speech -> first bot audio on the wire (p50, p90), and -> the answer's
@@ -395,6 +398,55 @@ def bench_asr(quick: bool) -> list[str]:
     return lines
 
 
+def _said(words: str) -> np.ndarray:
+    """Piper saying ``words``, trimmed, as 16 kHz float."""
+    pcm = np.frombuffer(piper_8k(words), "<i2").astype(np.float32) / 32768
+    return trim(soxr.resample(pcm, 8000, 16000))
+
+
+#: Spoken backchannels and short interruptions (Piper) for the primer and interaction tables.
+BACKCHANNELS = ("Uh-huh.", "Yeah.", "Right.", "Okay.", "Mm-hmm.")
+SHORT_TURNS = (
+    "Wait.", "Stop.", "No.", "Hold on.", "Excuse me.", "Two.", "What?", "Sorry?", "Hey.",
+    "Yes, but", "Actually, no.", "Tuesday.", "Nope.", "Listen.", "Hang on.", "One moment.",
+)  # fmt: skip
+
+
+def bench_primer(quick: bool) -> list[str]:
+    """The recogniser's two readings of a sound over the bot (engine.local.asr.PRIMER): per
+    kind of sound, how many clips read as no words, a backchannel or sounds that are not words
+    (what releases a hold), plainly and primed, after a telephone round trip with the 250 ms
+    pre-roll the engine reads. Sounds should read as not words; sentences and short spoken
+    interruptions as words. Deterministic (no gateway, no clock)."""
+    from engine.local import nlu
+
+    asr = WhisperRecognizer()
+    families = {
+        k: v for k, v in sound_clips(3 if quick else 16).items() if k not in ("baby cry", "water")
+    }
+    families["backchannel"] = [_said(w) for w in BACKCHANNELS + ("Hmm.", "Oh.", "Sure.", "Wow.")]
+    families["sentence"] = [a for _, _, a in speech(1.0, 4.0)][: 6 if quick else 24]
+    families["short turn"] = [_said(w) for w in SHORT_TURNS[: 6 if quick else None]]
+
+    def words(text: str) -> bool:
+        empty = nlu.completeness(text) is nlu.Completeness.EMPTY
+        return not (empty or nlu.is_backchannel(text) or nlu.is_vocal_sound(text))
+
+    pre = np.zeros(4000, np.float32)
+    lines = []
+    for name, clips in families.items():
+        heard = [AsrRequest(np.concatenate([pre, lk.phone(c)]), primed=True) for c in clips]
+        out = asr.transcribe(heard)
+        plain = sum(not words(t.text) for t in out)
+        primed = sum(not words(t.primed or "") for t in out)
+        kept = [t.primed for t in out if words(t.primed or "")]
+        lines.append(
+            f"  {name:12} {len(clips):3}  not words: plain {plain:2}  primed {primed:2}"
+            f"   words primed: {'; '.join(str(k)[:24] for k in kept[:6])}"
+        )
+    return lines
+
+
 async def bench_latency(url: str, tap: Tap, quick: bool) -> list[str]:
     items = speech(1.0, 8.0)[: 8 if quick else 24]
     scripts = []
@@ -541,7 +593,8 @@ class Probe:
     silent_200: bool = False
     gave_up: bool = False  # the engine took it for a turn, or cut the bot for 1.5 s or more
     got_turn: bool = False  # the engine took the caller's words as a turn (interruptions)
-    #: Caller onset -> the bot silent to the caller (for 400 ms or more), when it was talking.
+    #: Caller onset (the sound's first 10 ms within 25 dB of its loudest) -> the bot silent to
+    #: the caller (for 400 ms or more), when it was talking.
     silent_ms: float | None = None
     holds: int = 0  # holds opened (soft or deep)
     deep: int = 0  # deep spells (the bot silenced, or ducked by the deep depth)
@@ -556,6 +609,14 @@ def _frames_db(track: np.ndarray) -> np.ndarray:
     n = len(track) // 160
     frames = track[: n * 160].astype(np.float64).reshape(n, 160)
     return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-9)
+
+
+def _onset(clip: np.ndarray) -> int:
+    """Where a clip's sound starts (16 kHz samples): its first 10 ms within 25 dB of its
+    loudest (a recording's quiet lead-in is not the start of speech)."""
+    tens = clip[: len(clip) // 160 * 160].reshape(-1, 160).astype(np.float64)
+    frames = 10 * np.log10(np.mean(tens**2, axis=1) + 1e-12)
+    return int(np.flatnonzero(frames >= frames.max() - 25.0)[0]) * 160
 
 
 def _measure(
@@ -581,6 +642,7 @@ def _measure(
         later = np.flatnonzero(caller[pos:])
         nxt = pos + int(later[0]) if len(later) else len(caller)
         fa, fb, fn = a // 160, b // 160, nxt // 160
+        fs = (a + _onset(clip) // 2) // 160  # the sound's own start, past a quiet lead-in
         probe.played = True
         window = silent[fa : min(fa + 75, fn)]  # 1.5 s from the sound's start, for every row
         run = best = 0
@@ -591,11 +653,14 @@ def _measure(
         # Onset -> silent only where the bot was talking when the caller began (after a commit
         # the bot's short reply may be over before the next sound: nothing to silence there).
         talking = fa >= 10 and voiced[fa - 10 : fa].mean() >= 0.5
-        for f in range(fa, fb if talking else fa):
+        for f in range(fs, fb if talking else fs):
             if silent[f : f + 20].all() and f + 20 <= len(silent):
-                probe.silent_ms = (f - fa) * 20.0
+                probe.silent_ms = (f - fs) * 20.0
                 break
-        t0, t1, t2 = a / 8000 - 0.2, min(nxt, b + 12000) / 8000, b / 8000 + 3.0
+        # A turn is looked for until 3 s after the sound, or 0.4 s into the next one (sooner
+        # than any turn on the next sound can be decided: its speech, a pause, its words).
+        t0, t1 = a / 8000 - 0.2, min(nxt, b + 12000) / 8000
+        t2 = min(b / 8000 + 3.0, nxt / 8000 + 0.4)
         said = any(kind == "said-caller" and t0 <= t < t2 for t, kind, _ in events)
         cut = any(kind == "clear" and t0 <= t < t1 for t, kind, _ in events)
         resumed = voiced[fb : fb + 75].any() and not silent[fb : fb + 75].all()
@@ -662,11 +727,7 @@ def bench_levels(quick: bool) -> list[str]:
 
     vad = SileroVad()
     families = sound_clips(3 if quick else 16)
-    said = [
-        soxr.resample(np.frombuffer(piper_8k(w), "<i2").astype(np.float32) / 32768, 8000, 16000)
-        for w in ("Uh-huh.", "Yeah.", "Right.", "Okay.", "Mm-hmm.")
-    ]
-    families["backchannel"] = [trim(a) for a in said]
+    families["backchannel"] = [_said(w) for w in BACKCHANNELS]
     families["interruption"] = [a for _, _, a in speech(1.0, 4.0)][: 6 if quick else 24]
     pad = int(0.1 * 16000)
     lines = []
@@ -675,11 +736,7 @@ def bench_levels(quick: bool) -> list[str]:
         for k, clip in enumerate(clips):
             heard = lk.phone(clip)
             x = np.concatenate([np.zeros(pad, np.float32), heard, np.zeros(8000, np.float32)])
-            # Onset: the first 10 ms within 25 dB of the clip's loudest (trimmed clips keep a
-            # quiet lead-in that no one would call the start of speech).
-            tens = heard[: len(heard) // 160 * 160].reshape(-1, 160).astype(np.float64)
-            frames = 10 * np.log10(np.mean(tens**2, axis=1) + 1e-12)
-            onset = pad + int(np.flatnonzero(frames >= frames.max() - 25.0)[0]) * 160
+            onset = pad + _onset(heard)
             control = TurnController(TurnConfig())
             control.bot_audible_until(len(x))
             state, deep_since, total, first = VadState(), None, 0, None
@@ -740,11 +797,7 @@ async def bench_interaction(
     """
     per = 3 if quick else 16
     families = sound_clips(per)
-    said = [
-        soxr.resample(np.frombuffer(piper_8k(w), "<i2").astype(np.float32) / 32768, 8000, 16000)
-        for w in ("Uh-huh.", "Yeah.", "Right.", "Okay.", "Mm-hmm.")
-    ]
-    families["backchannel"] = [trim(a) for a in said * (1 if quick else 2)]
+    families["backchannel"] = [_said(w) for w in BACKCHANNELS * (1 if quick else 2)]
     families["interruption"] = [a for _, _, a in speech(1.0, 4.0)][: 4 if quick else 12]
     rng = np.random.default_rng(11)
     families["none"] = [
@@ -876,6 +929,9 @@ async def run(
     if "asr" in sections:
         print("asr ...", flush=True)
         out["recognition (telephone round trip)"] = bench_asr(quick)
+    if "primer" in sections:
+        print("primer ...", flush=True)
+        out["the recogniser's plain and primed readings"] = bench_primer(quick)
     if "levels" in sections:
         print("levels ...", flush=True)
         out["hold levels on the VAD's evidence (no recogniser)"] = bench_levels(quick)
@@ -912,7 +968,7 @@ async def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    all_sections = "asr,levels,latency,pause,barge,interaction,echo,load"
+    all_sections = "asr,primer,levels,latency,pause,barge,interaction,echo,load"
     parser.add_argument("--sections", default=all_sections)
     parser.add_argument("--quick", action="store_true", help="fewer items per section")
     parser.add_argument("--calls", default="4,8,16", help="concurrent calls for the load section")

@@ -378,6 +378,51 @@ def test_controller_a_word_the_recogniser_is_unsure_of_does_not_take_the_floor(
         assert kinds == [ctl.SpeechStarted, ctl.Interrupt, ctl.Resume, ctl.Discard]
 
 
+def _barge(words: str, primed: str | None, windows: int = 16) -> tuple[list, list]:
+    """A sound over the bot, every request answered at once with ``words`` and, when the
+    request asks for it, the primed reading ``primed``; the decisions and the requests."""
+    c = ctl.TurnController()
+    c.bot_audible_until(10_000 * MS)
+    t, out, asked = 0, [], []
+    for p in [SPEECH] * windows + [QUIET] * 12:  # too long to be released as a short sound
+        t += WINDOW
+        for d in c.window(t, p, 0.0, -20.0):
+            out.append(d)
+            if isinstance(d, ctl.Transcribe):
+                asked.append(d)
+                out += c.transcript(d.segment, d.end, words, primed=primed if d.primed else None)
+    return out, asked
+
+
+@pytest.mark.parametrize(
+    ("primed", "commits", "reason"),
+    [
+        ("Ha ha, ooh.", 0, "vocal"),
+        ("Uh-huh.", 0, "backchannel"),
+        ("", 0, "noise"),
+        ("Two.", 1, None),
+    ],
+)
+def test_controller_words_gone_when_read_primed_do_not_take_the_floor(
+    primed: str, commits: int, reason: str | None
+) -> None:
+    """ "Two!" for a sneeze, which the primed reading writes as a sound: released; words that
+    stay words when primed take the floor."""
+    out, asked = _barge("Two!", primed)
+    # Over the bot every reading is primed; after a commit the words are a turn's, read plainly.
+    assert asked[0].primed and all(r.primed for r in asked) == (commits == 0)
+    assert len([d for d in out if isinstance(d, ctl.InterruptConfirmed)]) == commits
+    assert [r.reason for r in out if isinstance(r, ctl.Resume)] == ([reason] if reason else [])
+
+
+def test_controller_reads_primed_only_over_the_bot() -> None:
+    d = Driver(lambda s, e: "Ten of clubs.")
+    d.run([QUIET] * 5 + [SPEECH] * 30 + [QUIET] * 20)
+    asked = d.of(ctl.Transcribe)
+    assert asked and not any(r.primed for r in asked)
+    assert d.of(ctl.EndOfTurn)
+
+
 # ---------------------------------------------------------------- the hold's two levels
 
 

@@ -160,7 +160,8 @@ def test_nlu_takes_a_request_to_wait_out_of_the_words() -> None:
 @pytest.mark.parametrize(
     "text",
     ["Hahaha.", "Ha ha ha ha", "Oh, oh,", "W-H-H-H-", "Ooh-hoo!", "Oof!", "Hmm.", "Mm.",
-     "Ahem.", "Achoo!", "(coughs)", "[laughter]", "*sigh*", "U- U- U-", "Phew."],
+     "Ahem.", "Achoo!", "(coughs)", "[laughter]", "*sigh*", "U- U- U-", "Phew.", "Um, uh, uh,",
+     "Umm...", "Uhm."],
 )  # fmt: skip
 def test_nlu_vocal_sounds_are_not_words(text: str) -> None:
     assert nlu.is_vocal_sound(text)
