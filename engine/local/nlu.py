@@ -110,9 +110,23 @@ _HOLD = (
     "one second", "one sec", "one moment", "hold on", "hang on", "bear with me",
 )  # fmt: skip
 _HOLD_WORDS = sorted((phrase.split() for phrase in _HOLD), key=len, reverse=True)  # longest first
-#: Whisper's habitual output for silence, breath or noise: not a caller's words.
+#: Whisper's habitual output for silence, breath or noise: not a caller's words ("And..." is
+#: what it makes of a bark or a knock with no bot speech to read it against).
 _HALLUCINATIONS = frozenset(
-    {"you", "thank you", "thanks for watching", "bye", "the", "i", "so", "oh", "uh", "um", "hmm"}
+    {
+        "you",
+        "thank you",
+        "thanks for watching",
+        "bye",
+        "the",
+        "i",
+        "so",
+        "and",
+        "oh",
+        "uh",
+        "um",
+        "hmm",
+    }
 )
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")

@@ -94,6 +94,8 @@ def test_nlu_matches_intents_by_longest_phrase() -> None:
     [
         ("", None, Completeness.EMPTY),
         ("Thank you.", None, Completeness.EMPTY),  # Whisper's habit on silence
+        ("And...", None, Completeness.EMPTY),  # ...and on a bark
+        ("And then?", None, Completeness.COMPLETE),
         ("I'd like a table for", None, Completeness.INCOMPLETE),
         ("Another engineer rushed toward the door...", None, Completeness.INCOMPLETE),
         ("Where is my order?", None, Completeness.COMPLETE),
