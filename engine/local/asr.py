@@ -39,6 +39,7 @@ import numpy as np
 from engine.local.heap import cap_primitive_cache
 
 __all__ = [
+    "PRIMED_WORDS",
     "PRIMER",
     "AsrRequest",
     "Recognizer",
@@ -58,6 +59,10 @@ RATE = 16000
 #: "Tuesday.") still read as words. It holds only the sounds' spellings, no word a caller
 #: might say to take the floor.
 PRIMER = "Hmm. Mm-hmm. Uh-huh. Ha ha. Oh. Ah. Ugh."
+#: The primed reading is decoded only where the plain one has words, and no more than this
+#: many: a sentence over the bot is a turn either way, and decoding it twice cost the overload
+#: benchmark's callers, who talk over the bot's replies, 50-150 ms at p90 with 28 calls.
+PRIMED_WORDS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +72,9 @@ class AsrRequest:
 
     audio: np.ndarray
     prompt: str = ""
-    #: Also read it primed for sounds that are not words (:data:`PRIMER`): a sound over the
-    #: bot, whose words decide whether the caller takes the floor.
+    #: Also read it primed for sounds that are not words (:data:`PRIMER`), if its plain reading
+    #: has a few words (:data:`PRIMED_WORDS`): a sound over the bot, whose words decide whether
+    #: the caller takes the floor.
     primed: bool = False
 
 
@@ -85,7 +91,7 @@ class Transcription:
     text: str
     no_speech: float = 0.0
     logprob: float = 0.0
-    #: The primed reading, when it was asked for (:attr:`AsrRequest.primed`).
+    #: The primed reading, when it was asked for (:attr:`AsrRequest.primed`) and decoded.
     primed: str | None = None
 
     @property
@@ -170,7 +176,11 @@ class WhisperRecognizer:
             groups.setdefault(len(prompt), []).append(i)
         encoded = self.model.encode(self._ct2.StorageView.from_array(feats), to_cpu=True)
         readings = self._decode(requests, encoded, list(groups.values()), prompts)
-        primed = [i for i, r in enumerate(requests) if r.primed]
+        primed = [
+            i
+            for i, r in enumerate(requests)
+            if r.primed and 0 < len(readings[i][0].split()) <= PRIMED_WORDS
+        ]
         second = self._decode(requests, encoded, [primed], [self._primer] * len(requests))
         return [
             Transcription(text, no_speech, logprob, second[i][0] if i in second else None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.local import nlu
-from engine.local.asr import AsrRequest, WhisperRecognizer
+from engine.local.asr import PRIMED_WORDS, AsrRequest, WhisperRecognizer
 from tests.conftest import load_pcm
 from tests.local.localkit import phone
 
@@ -67,3 +67,12 @@ def test_primed_reading_writes_vocal_sounds_as_sounds(whisper: WhisperRecognizer
     for (path, words), heard in zip(clips.items(), whisper.transcribe(requests), strict=True):
         primed = heard.primed or ""
         assert (not nlu.is_vocal_sound(primed) and bool(nlu.words(primed))) == words, (path, heard)
+
+
+def test_a_long_reading_is_not_read_again_primed(whisper: WhisperRecognizer) -> None:
+    """A sentence over the bot is a turn whatever the primer makes of it: decoding it twice
+    only costs time (see PRIMED_WORDS)."""
+    sentence = _heard("speech/librispeech-arm-mlek/another_door.wav")
+    (heard,) = whisper.transcribe([AsrRequest(sentence, primed=True)])
+    assert len(heard.text.split()) > PRIMED_WORDS
+    assert heard.primed is None
