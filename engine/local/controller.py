@@ -559,7 +559,10 @@ class TurnController:
         count = len(nlu.words(text))
         if count >= 2 and count > cfg.max_words_per_s * spoken_s:
             return "noise"
-        if seg.primed is not None:  # read again primed to write non-words as such: words still?
+        if seg.primed is not None and seg.text_until >= seg.last_speech:
+            # Read again primed to write non-words as such: words still? Only a reading of the
+            # whole sound counts: primed, the first syllables of a sentence still going on
+            # ("Lord, ...", "For the ...") read as "Ah" or "Uh" too often to release on.
             if nlu.completeness(seg.primed) is nlu.Completeness.EMPTY:
                 return "noise"
             if nlu.is_backchannel(seg.primed) and seg.speech_samples <= cfg.samples(

@@ -415,6 +415,24 @@ def test_controller_words_gone_when_read_primed_do_not_take_the_floor(
     assert [r.reason for r in out if isinstance(r, ctl.Resume)] == ([reason] if reason else [])
 
 
+def test_controller_a_primed_reading_of_speech_still_going_on_does_not_release() -> None:
+    """Primed, the first syllables of a sentence read as "Ah." too; a reading the speech has
+    gone on past does not release, and the words commit when they take the floor."""
+    c = ctl.TurnController()
+    c.bot_audible_until(10_000 * MS)
+    t, out, due = 0, [], []
+    for k in range(60):  # 1.9 s of speech, then a pause
+        t += WINDOW
+        out += c.window(t, SPEECH if k < 60 - 12 else QUIET, 0.0, -20.0)
+        for d in [d for d in out if isinstance(d, ctl.Transcribe) and d not in due]:
+            due.append(d)
+        for d in [d for d in due if d.end + 4 * WINDOW == t]:  # answered 128 ms later
+            words = "Lord," if d.end < 30 * WINDOW else "Lord, but I am glad to see you."
+            out += c.transcript(d.segment, d.end, words, primed="Ah.")
+    assert not any(isinstance(d, ctl.Resume) for d in out)
+    assert any(isinstance(d, ctl.InterruptConfirmed) for d in out)
+
+
 def test_controller_reads_primed_only_over_the_bot() -> None:
     d = Driver(lambda s, e: "Ten of clubs.")
     d.run([QUIET] * 5 + [SPEECH] * 30 + [QUIET] * 20)
