@@ -545,12 +545,14 @@ class TurnController:
     def _verdict(self, seg: _Segment) -> str:
         """What the words so far make of the sound: "floor" (a turn), "vocal" (a laugh, a
         cough), "noise" (no words, doubted words, or more words than the sound could hold),
-        "unsure" (a word or two the recogniser is not sure of), or "backchannel"."""
+        "unsure" (a word or two the recogniser is not sure of), "backchannel", or "" (words
+        the primed reading of a sound still going on takes back: not judged yet)."""
         cfg = self.config
         text = seg.text
         if nlu.completeness(text, self.expectation) is nlu.Completeness.EMPTY or seg.doubtful:
             return "noise"
-        if nlu.is_backchannel(text) and seg.speech_samples <= cfg.samples(cfg.backchannel_max_ms):
+        short = seg.speech_samples <= cfg.samples(cfg.backchannel_max_ms)
+        if nlu.is_backchannel(text) and short:
             return "backchannel"
         if nlu.is_vocal_sound(text):
             return "vocal"
@@ -559,18 +561,23 @@ class TurnController:
         count = len(nlu.words(text))
         if count >= 2 and count > cfg.max_words_per_s * spoken_s:
             return "noise"
-        if seg.primed is not None and seg.text_until >= seg.last_speech:
-            # Read again primed to write non-words as such: words still? Only a reading of the
-            # whole sound counts: primed, the first syllables of a sentence still going on
-            # ("Lord, ...", "For the ...") read as "Ah" or "Uh" too often to release on.
-            if nlu.completeness(seg.primed) is nlu.Completeness.EMPTY:
+        primed = seg.primed
+        if primed is not None and (
+            nlu.completeness(primed) is nlu.Completeness.EMPTY
+            or nlu.is_backchannel(primed)
+            or nlu.is_vocal_sound(primed)
+        ):
+            # Read again primed to write non-words as such, the words are gone. That holds
+            # them back from the floor at once; it releases only on a reading of the whole
+            # sound: primed, the first syllables of a sentence still going on ("Lord, ...",
+            # "For the ...") read as "Ah" too often. Until then, no judgement ("").
+            if seg.text_until < seg.last_speech:
+                return ""
+            if nlu.completeness(primed) is nlu.Completeness.EMPTY:
                 return "noise"
-            if nlu.is_backchannel(seg.primed) and seg.speech_samples <= cfg.samples(
-                cfg.backchannel_max_ms
-            ):
+            if nlu.is_backchannel(primed) and short:
                 return "backchannel"
-            if nlu.is_vocal_sound(seg.primed):
-                return "vocal"
+            return "vocal"
         if not seg.sure and count < cfg.sure_words:
             return "unsure"  # "What?" from a bark: a word or two the recogniser doubts
         return "floor"

@@ -437,9 +437,12 @@ def bench_primer(quick: bool) -> list[str]:
     for name, clips in families.items():
         heard = [AsrRequest(np.concatenate([pre, lk.phone(c)]), primed=True) for c in clips]
         out = asr.transcribe(heard)
+        # Where the plain reading has no words or many, no primed one is decoded (PRIMED_WORDS):
+        # the plain reading stands, as it does in the engine.
+        second = [t.text if t.primed is None else t.primed for t in out]
         plain = sum(not words(t.text) for t in out)
-        primed = sum(not words(t.primed or "") for t in out)
-        kept = [t.primed for t in out if words(t.primed or "")]
+        primed = sum(not words(t) for t in second)
+        kept = [t for t in second if words(t)]
         lines.append(
             f"  {name:12} {len(clips):3}  not words: plain {plain:2}  primed {primed:2}"
             f"   words primed: {'; '.join(str(k)[:24] for k in kept[:6])}"

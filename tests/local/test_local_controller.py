@@ -415,22 +415,38 @@ def test_controller_words_gone_when_read_primed_do_not_take_the_floor(
     assert [r.reason for r in out if isinstance(r, ctl.Resume)] == ([reason] if reason else [])
 
 
-def test_controller_a_primed_reading_of_speech_still_going_on_does_not_release() -> None:
-    """Primed, the first syllables of a sentence read as "Ah." too; a reading the speech has
-    gone on past does not release, and the words commit when they take the floor."""
+def _held_sound(readings: Callable[[int], tuple[str, str]], speech: int = 48) -> list:
+    """A sound over the bot of ``speech`` windows and then a pause, each request answered
+    128 ms later with ``readings(end)``: (plain words, primed words)."""
     c = ctl.TurnController()
     c.bot_audible_until(10_000 * MS)
     t, out, due = 0, [], []
-    for k in range(60):  # 1.9 s of speech, then a pause
+    for k in range(speech + 12):
         t += WINDOW
-        out += c.window(t, SPEECH if k < 60 - 12 else QUIET, 0.0, -20.0)
+        out += c.window(t, SPEECH if k < speech else QUIET, 0.0, -20.0)
         for d in [d for d in out if isinstance(d, ctl.Transcribe) and d not in due]:
             due.append(d)
-        for d in [d for d in due if d.end + 4 * WINDOW == t]:  # answered 128 ms later
-            words = "Lord," if d.end < 30 * WINDOW else "Lord, but I am glad to see you."
-            out += c.transcript(d.segment, d.end, words, primed="Ah.")
+        for d in [d for d in due if d.end + 4 * WINDOW == t]:
+            plain, primed = readings(d.end)
+            out += c.transcript(d.segment, d.end, plain, primed=primed)
+    return out
+
+
+def test_controller_a_primed_reading_of_speech_still_going_on_does_not_release() -> None:
+    """Primed, the first syllables of a sentence read as "Ah." too: a reading the speech has
+    gone on past neither releases nor commits, and the sentence commits when it is read."""
+    sentence = "Lord, but I am glad to see you."
+    out = _held_sound(lambda end: ("Lord,", "Ah.") if end < 30 * WINDOW else (sentence, sentence))
     assert not any(isinstance(d, ctl.Resume) for d in out)
     assert any(isinstance(d, ctl.InterruptConfirmed) for d in out)
+
+
+def test_controller_a_primed_reading_holds_invented_words_back_from_the_floor() -> None:
+    """A laugh read "I love!" while it goes on, "Ha ha" primed: no commit on the partial, and
+    the reading of the whole laugh releases it."""
+    out = _held_sound(lambda end: ("I love!", "Ha ha."), speech=20)
+    assert not any(isinstance(d, ctl.InterruptConfirmed) for d in out)
+    assert [d.reason for d in out if isinstance(d, ctl.Resume)] == ["vocal"]
 
 
 def test_controller_reads_primed_only_over_the_bot() -> None:
