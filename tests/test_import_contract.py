@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PURE = (
     "engine/remote/errors.py",
     "engine/remote/floor.py",
+    "engine/vocal.py",
     "engine/remote/gemini_protocol.py",
     "engine/remote/keypad.py",
     "engine/remote/moshi_protocol.py",

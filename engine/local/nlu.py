@@ -17,11 +17,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 
+from engine.vocal import is_vocal_sound, words
+
 __all__ = [
     "Completeness",
     "Expectation",
     "completeness",
     "is_backchannel",
+    "is_vocal_sound",
     "is_repeat_request",
     "match_intent",
     "parse_date",
@@ -128,27 +131,6 @@ _HALLUCINATIONS = frozenset(
         "hmm",
     }
 )
-
-_WORD_RE = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
-#: Sounds a voice makes that are not words, as a recogniser spells them: laughter ("hahaha",
-#: "heh"), vowels, hums and fillers ("oh", "ooh", "ahh", "hmm", "mm", "um"), coughs and
-#: sneezes ("oof", "ugh", "achoo", "ahem"), and runs of bare consonants ("w-h-h-h", "f"). A
-#: property of English spelling, not of any recording: throat clearing and sighs come out the
-#: same way.
-_VOCAL_RE = re.compile(
-    r"[aeiouh]*[aeiou][aeiouh]*|h*m+h*m*|u+h?m+|[b-df-hj-np-tv-z]|"
-    r"oof|ugh|ow|ouch|achoo|atchoo|ahem|phew|whew|pfft|psst|sh+|tsk|eek|brr+|argh|erm|hmph|"
-    r"whoa|wo+w|w?hoo+"
-)
-#: Words of ``_VOCAL_RE``'s vowel-and-h shape that are words.
-_NOT_VOCAL = frozenset({"a", "i", "he", "hi", "hue", "hoe", "hie", "ohio", "eau"})
-#: Whisper's annotations for sounds it did not take for words: "(coughs)", "[laughter]", "*sigh*".
-_ANNOTATION_RE = re.compile(r"[\[(*][^\])*]*[\])*]")
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words with punctuation removed (apostrophes and hyphens inside words kept)."""
-    return _WORD_RE.findall(text.lower().replace("’", "'"))
 
 
 def _contains(ws: list[str], phrase: str) -> bool:
@@ -443,17 +425,6 @@ def is_backchannel(text: str) -> bool:
     listening, not taking the turn."""
     ws = words(text)
     return 0 < len(ws) <= 3 and all(w in _BACKCHANNELS for w in ws)
-
-
-def is_vocal_sound(text: str) -> bool:
-    """Every word is a vocal sound that is not a word (a laugh, a cough, "hmm"; see
-    ``_VOCAL_RE``), or the recogniser marked the sound as such: not a turn, whatever its length."""
-    if _ANNOTATION_RE.search(text) and not words(_ANNOTATION_RE.sub(" ", text)):
-        return True
-    ws = words(text)
-    return bool(ws) and all(
-        w not in _NOT_VOCAL and all(_VOCAL_RE.fullmatch(part) for part in w.split("-")) for w in ws
-    )
 
 
 class Completeness(enum.Enum):

@@ -5,28 +5,17 @@ Pure text rules, for a transcript the vendor's recogniser wrote of a sound made 
 ("[cough]", "(laughs)", "*sigh*"), the words recognisers make of noise ("Thank you.", "you"), a
 non-lexical vocal sound ("hmm", "ha ha", "ugh") or a backchannel ("uh-huh", "yeah, right") do
 not take the floor; anything else does. The same judgement as the embedded engine's
-(``engine/local/nlu.py``: ``is_vocal_sound``, ``is_backchannel``, its empty utterances), kept
-here because a hosted engine must not load the embedded engine's package (its model threads).
+(``engine/local/nlu.py``: ``is_backchannel``, its empty utterances), kept here because a
+hosted engine must not load the embedded engine's package (its model threads); the spelling
+of vocal sounds is shared with it (:mod:`engine.vocal`).
 """
 
 from __future__ import annotations
 
-import re
+from engine.vocal import is_vocal_sound, without_annotations, words
 
 __all__ = ["takes_floor"]
 
-_WORD_RE = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
-#: A recogniser's note of a sound it did not take for words.
-_ANNOTATION_RE = re.compile(r"[\[(*][^\])*]*[\])*]")
-#: Vowels and h (laughter, "oh", "ahh"), hums ("hmm", "mm"), single letters, and the usual
-#: spellings of coughs, sneezes and sighs.
-_VOCAL_RE = re.compile(
-    r"[aeiouh]*[aeiou][aeiouh]*|h*m+h*m*|[b-df-hj-np-tv-z]|"
-    r"oof|ugh|ow|ouch|achoo|atchoo|ahem|phew|whew|pfft|psst|sh+|tsk|eek|brr+|argh|erm|hmph|"
-    r"whoa|wo+w|w?hoo+"
-)
-#: Words of the vowel-and-h shape that are words.
-_NOT_VOCAL = frozenset({"a", "i", "he", "hi", "hue", "hoe", "hie", "ohio", "eau"})
 #: What recognisers write for a noise or a breath.
 _NOISE_WORDS = frozenset(
     {"you", "thank you", "thanks for watching", "bye", "the", "so", "i", "uh", "um"}
@@ -42,15 +31,9 @@ _BACKCHANNEL_WORDS = 3
 def takes_floor(text: str) -> bool:
     """True when ``text`` (a caller's transcript) says the sound was a turn, not a cough, a
     laugh, noise or a backchannel."""
-    if not _words(_ANNOTATION_RE.sub(" ", text)):
+    if not words(without_annotations(text)):
         return False  # nothing, or only the recogniser's notes of sounds
-    words = _words(text)
-    if " ".join(words) in _NOISE_WORDS:
+    ws = words(text)
+    if " ".join(ws) in _NOISE_WORDS or is_vocal_sound(text):
         return False
-    if all(w not in _NOT_VOCAL and all(map(_VOCAL_RE.fullmatch, w.split("-"))) for w in words):
-        return False
-    return not (len(words) <= _BACKCHANNEL_WORDS and all(w in _BACKCHANNELS for w in words))
-
-
-def _words(text: str) -> list[str]:
-    return _WORD_RE.findall(text.lower().replace("’", "'"))
+    return not (len(ws) <= _BACKCHANNEL_WORDS and all(w in _BACKCHANNELS for w in ws))
