@@ -39,6 +39,7 @@ from engine.local.controller import TurnConfig
 from engine.local.flow import Flow, FlowInvalid, FlowRunner, load_flow
 from engine.local.heap import fix_mmap_threshold
 from engine.local.session import LocalSession, Responder, Workers
+from engine.local.threads import single_threaded_blas
 from engine.local.tts import PhraseCache, Synthesizer, load_synthesizer, split_phrases
 from engine.local.vad import RATE, WINDOW, SileroVad, VadState
 from engine.local.workers import AsrWorker, TtsWorker, VadModel, VadWorker
@@ -103,6 +104,7 @@ class LocalEngine(Engine):
     ) -> None:
         t0 = time.perf_counter()
         fix_mmap_threshold()  # before the models load (see engine.local.heap)
+        single_threaded_blas()  # no spinning BLAS team beside each request (engine.local.threads)
         self.turn_config = TurnConfig(**dict(turn or {}))
         self.echo = echo
         self.prerender = prerender

@@ -32,9 +32,11 @@ import os
 import socket
 import statistics
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -186,9 +188,10 @@ def _responses_ms(turns: list[tuple[int, int]], result: object) -> list[float | 
     return out
 
 
-def _call_round(port: int, n: int) -> list[tuple[int, list[float | None]]]:
+def _call_round(port: int, n: int) -> tuple[list[tuple[int, list[float | None]]], float]:
     """The callers' process: ``n`` calls at once (staggered by 0.2 s) to the gateway on
-    ``port``; per call its INVITE status and its turns' response times."""
+    ``port``; per call its INVITE status and its turns' response times, and the CPU seconds
+    the callers took."""
     sent, turns = _overload_frames()
 
     async def one(i: int) -> tuple[int, list[float | None]]:
@@ -199,12 +202,31 @@ def _call_round(port: int, n: int) -> list[tuple[int, list[float | None]]]:
     async def every() -> list[tuple[int, list[float | None]]]:
         return await asyncio.gather(*(one(i) for i in range(n)))
 
-    return asyncio.run(every())
+    cpu0 = time.process_time()
+    results = asyncio.run(every())
+    return results, time.process_time() - cpu0
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds per thread in this process (Linux ``/proc``), by the Python thread's name;
+    threads Python did not start (the model runtimes' own pools) add up as "native"."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        name = names.get(int(task.name), "native")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 async def overload_round(
     engine: object, n: int, capacity: int | None, callers: ProcessPoolExecutor
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """``n`` callers at once, placed from the ``callers`` process, against a fresh gateway."""
     registry = CallRegistry()
     gateway = SipGateway(
@@ -216,10 +238,15 @@ async def overload_round(
         gateway.admission.capacity = {"local": capacity}
     await gateway.start()
     load0 = os.getloadavg()[0]
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    asr = engine.workers.asr  # type: ignore[attr-defined]
+    asr0 = (asr.requests, asr.calls, asr.busy_s, asr.queued_s)
+    cpu0, wall0, threads0 = time.process_time(), time.perf_counter(), _thread_cpu()
     loop = asyncio.get_running_loop()
-    results = await loop.run_in_executor(callers, _call_round, gateway.port, n)
+    results, callers_cpu = await loop.run_in_executor(callers, _call_round, gateway.port, n)
     cpu_s = time.process_time() - cpu0
+    threads = {k: v - threads0.get(k, 0.0) for k, v in _thread_cpu().items()}
+    asr1 = (asr.requests, asr.calls, asr.busy_s, asr.queued_s)
+    requests, passes, busy_s, queued_s = (b - a for a, b in zip(asr0, asr1, strict=True))
     cpu = cpu_s / (time.perf_counter() - wall0)
     load1 = os.getloadavg()[0]
     await gateway.stop()
@@ -237,6 +264,9 @@ async def overload_round(
         "cpu_pct": 100 * cpu,
         "cpu_s_per_call": cpu_s / n,
         "load": max(load0, load1),
+        "callers_cpu_s_per_call": callers_cpu / n,
+        "asr": (requests / n, requests / max(1, passes), busy_s / n, queued_s / max(1, requests)),
+        "threads": {k: v / n for k, v in sorted(threads.items(), key=lambda kv: -kv[1]) if v},
     }
 
 
@@ -253,12 +283,24 @@ async def overload(counts: list[int], capacity: int | None, repeats: int, admiss
               f"{'p50 ms':>7} {'p90 ms':>7} {'CPU %':>6} {'CPU s/call':>10} "
               f"{'load':>5}")  # fmt: skip
 
-        def show(row: dict[str, float]) -> None:
+        def show(row: dict[str, Any]) -> None:
             print(f"{row['callers']:7.0f} {row['capacity'] or '-':>8} {row['refused_503']:4.0f} "
                   f"{row['answered']:8.0f} {row['unanswered_turns']:10.0f} {row['p50_ms']:7.0f} "
                   f"{row['p90_ms']:7.0f} {row['cpu_pct']:6.0f} {row['cpu_s_per_call']:10.2f} "
                 f"{row['load']:5.1f}",
                   flush=True)  # fmt: skip
+            per_thread = ", ".join(f"{k} {v:.2f}" for k, v in row["threads"].items())
+            print(
+                f"        CPU s per call by thread: {per_thread}; the callers' process "
+                f"{row['callers_cpu_s_per_call']:.2f}",
+                flush=True,
+            )
+            per_call, per_pass, busy, queued = row["asr"]
+            print(
+                f"        recognition: {per_call:.1f} requests per call, {per_pass:.1f} per pass, "
+                f"{busy:.2f} s of passes per call, {1000 * queued:.0f} ms queued per request",
+                flush=True,
+            )
 
         if capacity is None:
             capacity = 0
