@@ -120,6 +120,7 @@ class WhisperRecognizer:
         model_dir: str | Path | None = None,
         *,
         threads: int = 1,
+        passes: int = 1,
         compute_type: str = "int8",
         window_s: float = 6.0,
         tail_s: float = 1.0,
@@ -137,7 +138,11 @@ class WhisperRecognizer:
             raise FileNotFoundError(f"no CTranslate2 Whisper model in {path}")
         self._ct2 = ctranslate2
         self.model = ctranslate2.models.Whisper(
-            str(path), device="cpu", compute_type=compute_type, intra_threads=threads
+            str(path),
+            device="cpu",
+            compute_type=compute_type,
+            intra_threads=threads,
+            inter_threads=passes,  # passes from that many threads at once (AsrWorker)
         )
         tokenizer_file = path / "tokenizer.json"
         hf = tokenizers.Tokenizer.from_file(str(tokenizer_file))

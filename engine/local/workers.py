@@ -74,37 +74,46 @@ class VadStream:
 
 
 class _Thread:
-    """A daemon thread draining a queue; subclasses implement :meth:`_work`."""
+    """Daemon threads (one unless ``threads`` says more) draining one queue; subclasses
+    implement :meth:`_work`."""
 
     name = "worker"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 1) -> None:
+        if threads < 1:
+            raise ValueError(f"{self.name}: threads must be at least 1, not {threads}")
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
         self._stop = False
-        self._thread: threading.Thread | None = None
+        self._count = threads
+        self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stats = threading.Lock()
         #: Seconds spent in model calls, and how many calls (for the benchmark).
         self.busy_s = 0.0
         self.calls = 0
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Deliver results on ``loop``; starts the thread on first use."""
+        """Deliver results on ``loop``; starts the threads on first use."""
         if self._loop is not None and self._loop is not loop and not self._loop.is_closed():
             if self._loop.is_running():
                 raise RuntimeError("a local engine serves one event loop")
         self._loop = loop
-        if self._thread is None or not self._thread.is_alive():
+        self._threads = [t for t in self._threads if t.is_alive()]
+        if not self._threads:
             self._stop = False
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
+        while len(self._threads) < self._count:
+            name = self.name if not self._threads else f"{self.name}-{len(self._threads) + 1}"
+            thread = threading.Thread(target=self._run, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop = True
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
 
     def _put(self, item: Any) -> None:
         self._queue.append(item)
@@ -123,8 +132,13 @@ class _Thread:
         return, not held by the idle thread until the next batch."""
         queue = self._queue
         items = []
-        while queue and len(items) < self._max_items():
-            items.append(queue.popleft())
+        while len(items) < self._max_items():
+            try:
+                items.append(queue.popleft())
+            except IndexError:  # empty, or another thread of this worker took the last
+                break
+        if not items:
+            return
         try:
             self._work(items)
         except Exception:  # one bad batch must not kill the worker for every call
@@ -226,12 +240,19 @@ def _deliver_all(results: dict[VadStream, list[VadResult]]) -> None:
 
 
 class AsrWorker(_Thread):
-    """Runs the recogniser on batches of requests; each result goes to its callback."""
+    """Runs the recogniser on batches of requests; each result goes to its callback.
+
+    With ``threads`` > 1, that many passes run at once (the recogniser must allow it, as
+    CTranslate2 does with as many replicas): callers' turns come in bursts, and one thread
+    making passes one after another left the other core idle while requests queued (the
+    overload benchmark's callers, all answering at once, waited 239 ms per request at 40
+    calls with the gateway's process at 98 % of one core of two).
+    """
 
     name = "overtalk-asr"
 
-    def __init__(self, recognizer: Recognizer, max_batch: int = 8) -> None:
-        super().__init__()
+    def __init__(self, recognizer: Recognizer, max_batch: int = 8, threads: int = 1) -> None:
+        super().__init__(threads)
         self.recognizer = recognizer
         self.max_batch = max_batch
         #: Recognition time per pass, seconds (for metrics and the benchmark).
@@ -254,8 +275,7 @@ class AsrWorker(_Thread):
         self, items: list[tuple[AsrRequest, Callable[[Transcription | None, float], None], float]]
     ) -> None:
         t0 = time.perf_counter()
-        self.requests += len(items)
-        self.queued_s += sum(t0 - queued for _, _, queued in items)
+        queued_s = sum(t0 - queued for _, _, queued in items)
         try:
             texts: Sequence[Transcription | None] = self.recognizer.transcribe(
                 [r for r, _, _ in items]
@@ -264,9 +284,12 @@ class AsrWorker(_Thread):
             log.exception("x recognition failed for %d requests", len(items))
             texts = [None] * len(items)
         elapsed = time.perf_counter() - t0
-        self.busy_s += elapsed
-        self.calls += 1
-        self.last_s = elapsed
+        with self._stats:
+            self.busy_s += elapsed
+            self.calls += 1
+            self.requests += len(items)
+            self.queued_s += queued_s
+            self.last_s = elapsed
         for (_, done, _), text in zip(items, texts, strict=True):
             self._call_soon(done, text, elapsed)
 

@@ -14,6 +14,8 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
+from gateway.carriers.sip.errors import RemoteProtocolError
+from gateway.carriers.sip.media_clock import PortPool
 from gateway.carriers.sip.message import SipMessage
 from gateway.carriers.sip.rtp import RtpError, RtpPacket
 from gateway.carriers.sip.sdp import SessionDescription
@@ -21,14 +23,27 @@ from gateway.carriers.sip.sdp import SessionDescription
 __all__ = ["CallResult", "SipCaller"]
 
 FRAME = 0.020
+#: The callers' RTP/RTCP pairs come from here (bound, so never another socket's port): with
+#: RTP on an ephemeral port, the gateway's RTCP to RTP + 1 reached whichever socket held that
+#: port, once another call's SIP socket.
+CALLER_PORTS = (41000, 49000)
 
 
 class _Inbox(asyncio.DatagramProtocol):
+    """SIP responses as parsed messages; a datagram that is not one is dropped."""
+
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.queue: asyncio.Queue[SipMessage] = asyncio.Queue()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.queue.put_nowait(data)
+        try:
+            self.queue.put_nowait(SipMessage.parse(data))
+        except RemoteProtocolError:
+            pass
+
+
+class _Drain(asyncio.DatagramProtocol):
+    """The gateway's RTCP: received so the port is taken, and not looked at."""
 
 
 class _RtpIn(asyncio.DatagramProtocol):
@@ -61,9 +76,12 @@ class CallResult:
 class SipCaller:
     """Places calls to ``gateway`` (host, port) over UDP; see the module docstring."""
 
-    def __init__(self, gateway: tuple[str, int], to: str = "+15551230000") -> None:
+    def __init__(
+        self, gateway: tuple[str, int], to: str = "+15551230000", ports: PortPool | None = None
+    ) -> None:
         self.gateway = gateway
         self.to = to
+        self.ports = ports or PortPool("127.0.0.1", *CALLER_PORTS)
 
     async def call(self, frames: list[bytes], *, answer_wait: float = 20.0) -> CallResult:
         """One call that sends ``frames`` (160 bytes of mu-law each) and hangs up."""
@@ -72,16 +90,16 @@ class SipCaller:
         inbox = _Inbox()
         rtp_in = _RtpIn()
         sip, _ = await loop.create_datagram_endpoint(lambda: inbox, local_addr=("127.0.0.1", 0))
-        rtp, _ = await loop.create_datagram_endpoint(lambda: rtp_in, local_addr=("127.0.0.1", 0))
+        rtp_port, rtp_sock, rtcp_sock = self.ports.allocate()
+        rtp, _ = await loop.create_datagram_endpoint(lambda: rtp_in, sock=rtp_sock)
+        rtcp, _ = await loop.create_datagram_endpoint(_Drain, sock=rtcp_sock)
         port = sip.get_extra_info("sockname")[1]
-        rtp_port = rtp.get_extra_info("sockname")[1]
         dialog = _Dialog(self.gateway, port, self.to)
         try:
             sip.sendto(dialog.request("INVITE", 1, _offer(rtp_port)), self.gateway)
             deadline = loop.time() + answer_wait
             while True:
-                data = await asyncio.wait_for(inbox.queue.get(), max(0.01, deadline - loop.time()))
-                msg = SipMessage.parse(data)
+                msg = await asyncio.wait_for(inbox.queue.get(), max(0.01, deadline - loop.time()))
                 if msg.is_request:
                     continue
                 if msg.cseq.method == "INVITE" and msg.status >= 200:
@@ -105,7 +123,7 @@ class SipCaller:
             sip.sendto(dialog.request("BYE", 2), self.gateway)
             with contextlib.suppress(TimeoutError):
                 while True:
-                    msg = SipMessage.parse(await asyncio.wait_for(inbox.queue.get(), 5.0))
+                    msg = await asyncio.wait_for(inbox.queue.get(), 5.0)
                     if not msg.is_request and msg.cseq.method == "BYE":
                         break
             return result
@@ -113,6 +131,8 @@ class SipCaller:
             result.arrivals = rtp_in.arrivals
             sip.close()
             rtp.close()
+            rtcp.close()
+            self.ports.release(rtp_port)
 
 
 class _Dialog:

@@ -370,11 +370,13 @@ def bench_asr(quick: bool) -> list[str]:
     items = [(t, lk.phone(a)) for _, t, a in speech()]
     configs = [
         ("default: 6 s window, timestamps", {}),
+        ("4 s window, timestamps", {"window_s": 4.0}),
+        ("3 s window, timestamps", {"window_s": 3.0}),
         ("10 s window, no timestamps", {"window_s": 10.0, "timestamps": False}),
         ("30 s window (Whisper's own)", {"window_s": 30.0, "timestamps": False}),
     ]
     lines = []
-    for label, options in configs[: 1 if quick else 3]:
+    for label, options in configs[: 1 if quick else 5]:
         asr = WhisperRecognizer(**options)  # type: ignore[arg-type]
         asr.transcribe([AsrRequest(np.zeros(8000, np.float32))])
         errors = words = 0

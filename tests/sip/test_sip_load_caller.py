@@ -29,6 +29,41 @@ async def test_load_caller_sees_busy_with_retry_after(start_gateway: StartGatewa
     assert (result.status, result.retry_after) == (503, "30")
 
 
+async def test_load_caller_keeps_rtcp_to_itself_and_drops_non_sip(
+    start_gateway: StartGateway,
+) -> None:
+    """The gateway's RTCP goes to the caller's RTP port + 1: the caller holds that port, and
+    a datagram on its SIP socket that is not SIP (RTCP, garbage) is dropped, not raised."""
+    import socket
+
+    from gateway.carriers.sip.media_clock import PortPool
+    from gateway.tools.sipcaller import _Inbox
+
+    inbox = _Inbox()
+    inbox.datagram_received(b"\x81\xc8\x00\x0c" + bytes(48), ("127.0.0.1", 9))
+    inbox.datagram_received(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", ("127.0.0.1", 9))
+    assert inbox.queue.qsize() == 1 and inbox.queue.get_nowait().status == 200
+
+    class Watched(PortPool):
+        def allocate(self) -> tuple[int, socket.socket, socket.socket]:
+            port, rtp, rtcp = super().allocate()
+            taken.append(port)
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            with probe:
+                try:
+                    probe.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    return port, rtp, rtcp
+            raise AssertionError(f"RTCP port {port + 1} was free during the call")
+
+    taken: list[int] = []
+    gateway, _, _ = await start_gateway()
+    ports = Watched("127.0.0.1", 41000, 49000)
+    result = await SipCaller(("127.0.0.1", gateway.port), ports=ports).call([b"\xff" * 160] * 5)
+    assert result.status == 200 and taken and taken[0] % 2 == 0
+    assert not ports.in_use  # released with the call
+
+
 def test_soak_flatness_measures_rise_after_warmup() -> None:
     rss = [50, 80, 100, 104, 103, 108, 106, 105, 107, 109]
     flat = flatness([{"rss_mib": float(v)} for v in rss])
